@@ -1,0 +1,34 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One entry of the audit trail, written in the same transaction as the change it records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub at: DateTime<Utc>,
+    /// `req-<uuid>` of the API request that caused the change.
+    pub request_id: String,
+    pub project_id: Option<String>,
+    pub user_id: Option<String>,
+    /// What happened, dotted: `image.create`, `image.upload`, `image.delete`, `member.update`, ...
+    pub action: String,
+    /// The resource acted on, e.g. `image:<uuid>`.
+    pub resource: String,
+    /// `success` or `failure`.
+    pub result: String,
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    pub fn new(request_id: &str, action: &str, resource: String) -> AuditEvent {
+        AuditEvent {
+            at: Utc::now(),
+            request_id: request_id.to_string(),
+            project_id: None,
+            user_id: None,
+            action: action.to_string(),
+            resource,
+            result: "success".to_string(),
+            detail: None,
+        }
+    }
+}

@@ -1,0 +1,20 @@
+use thiserror::Error;
+
+/// Errors of the catalog layer. Backends map their driver errors into these.
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    /// The record does not exist (or is deleted).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique key already exists, or a compare-and-set guard did not hold.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The request cannot be expressed (bad URL, bad marker, ...).
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The database is unreachable or failed; the operation may be retried.
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

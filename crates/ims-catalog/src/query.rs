@@ -1,0 +1,153 @@
+//! A parsed image list request, independent of SQL dialect.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::{ImageStatus, MemberStatus, Visibility};
+
+/// Who is asking: decides which images are visible.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Viewer {
+    /// The caller's project; `None` for an anonymous caller (sees public images only).
+    pub project_id: Option<String>,
+    /// Admins see every image (see [`ImageQuery`] for the exact rule).
+    pub is_admin: bool,
+}
+
+/// Column an image list can be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Name,
+    Status,
+    ContainerFormat,
+    DiskFormat,
+    Size,
+    Id,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl SortKey {
+    pub fn parse(s: &str) -> Option<SortKey> {
+        Some(match s {
+            "name" => SortKey::Name,
+            "status" => SortKey::Status,
+            "container_format" => SortKey::ContainerFormat,
+            "disk_format" => SortKey::DiskFormat,
+            "size" => SortKey::Size,
+            "id" => SortKey::Id,
+            "created_at" => SortKey::CreatedAt,
+            "updated_at" => SortKey::UpdatedAt,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortDir {
+    Asc,
+    Desc,
+}
+
+/// Comparison operator of a time filter (`gt:2024-01-01T00:00:00Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeOp {
+    Gt,
+    Gte,
+    Eq,
+    Neq,
+    Lt,
+    Lte,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeFilter {
+    pub op: TimeOp,
+    pub at: DateTime<Utc>,
+}
+
+/// Which visibility the caller asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisibilityFilter {
+    /// One visibility (still subject to what the viewer may see).
+    Only(Visibility),
+    /// `visibility=all`: every visibility the viewer may see, community included.
+    All,
+}
+
+/// Which membership answers make a shared image appear (`member_status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberStatusFilter {
+    Only(MemberStatus),
+    All,
+}
+
+/// An image list request.
+///
+/// Visibility rule (Glance's), applied before every other filter, to images not `deleted`:
+/// - a non-admin viewer with a project sees images it owns, `public` images, `community` images (only when
+///   the visibility filter is `community` or `all`, or it owns them), and `shared` images of which its
+///   project is a member whose status matches `member_status` (default `accepted`);
+/// - an anonymous viewer sees `public` images only;
+/// - an admin sees every image, but community images it does not own only when the visibility filter is
+///   `community` or `all`.
+///
+/// All filters combine with AND. `tags` needs every tag; `properties` needs every key to have that value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageQuery {
+    pub viewer: Viewer,
+    pub visibility: Option<VisibilityFilter>,
+    /// Default (`None`) means accepted.
+    pub member_status: Option<MemberStatusFilter>,
+    /// Values for `name`; an image matches when its name is any of them (`in:` gives several).
+    pub names: Vec<String>,
+    pub ids: Vec<Uuid>,
+    pub owner: Option<String>,
+    pub statuses: Vec<ImageStatus>,
+    pub disk_formats: Vec<String>,
+    pub container_formats: Vec<String>,
+    pub protected: Option<bool>,
+    /// Default (`None`) hides images with `os_hidden = true`.
+    pub os_hidden: Option<bool>,
+    pub tags: Vec<String>,
+    pub properties: Vec<(String, String)>,
+    pub size_min: Option<i64>,
+    pub size_max: Option<i64>,
+    pub created_at: Vec<TimeFilter>,
+    pub updated_at: Vec<TimeFilter>,
+    /// Sort order; the implementation appends `id` (in the direction of the last key) as a tie-breaker
+    /// so that paging is stable. Empty means `created_at desc`.
+    pub sort: Vec<(SortKey, SortDir)>,
+    /// Return images after this one in the sort order. The marker must be visible to the viewer,
+    /// else the list fails with `CatalogError::Invalid`.
+    pub marker: Option<Uuid>,
+    pub limit: u32,
+}
+
+impl ImageQuery {
+    /// A query with no filters for `viewer`, returning at most `limit` images.
+    pub fn new(viewer: Viewer, limit: u32) -> ImageQuery {
+        ImageQuery {
+            viewer,
+            visibility: None,
+            member_status: None,
+            names: vec![],
+            ids: vec![],
+            owner: None,
+            statuses: vec![],
+            disk_formats: vec![],
+            container_formats: vec![],
+            protected: None,
+            os_hidden: None,
+            tags: vec![],
+            properties: vec![],
+            size_min: None,
+            size_max: None,
+            created_at: vec![],
+            updated_at: vec![],
+            sort: vec![],
+            marker: None,
+            limit,
+        }
+    }
+}

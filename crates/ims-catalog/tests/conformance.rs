@@ -1,0 +1,102 @@
+//! The catalog conformance suite: every backend of `ims_catalog::Catalog` must pass every check.
+//!
+//! Each check is an `async fn check_xxx(backend: &Backend)` in one of the modules below, written only against
+//! the `Catalog` trait objects (plus the backend's audit probe). `conformance_suite!(name, constructor)`
+//! generates one `#[tokio::test]` per check for a backend; adding a backend (PostgreSQL) is one more
+//! invocation at the bottom of this file.
+
+#[path = "conformance/audit.rs"]
+mod audit;
+#[path = "conformance/filters.rs"]
+mod filters;
+#[path = "conformance/identity.rs"]
+mod identity;
+#[path = "conformance/images.rs"]
+mod images;
+#[path = "conformance/members.rs"]
+mod members;
+#[path = "conformance/sorting.rs"]
+mod sorting;
+#[path = "conformance/support.rs"]
+mod support;
+#[path = "conformance/visibility.rs"]
+mod visibility;
+
+use std::sync::Arc;
+
+use ims_catalog::sqlite::SqliteCatalog;
+use support::Backend;
+
+/// Generates `mod $backend { #[tokio::test] async fn check_xxx() ... }` running every check on a fresh
+/// backend made by `$connect: impl Fn() -> impl Future<Output = Backend>`.
+macro_rules! conformance_suite {
+    ($backend:ident, $connect:expr) => {
+        conformance_suite!(@checks $backend, $connect;
+            images::check_create_and_get_round_trip,
+            images::check_create_refuses_existing_id,
+            images::check_get_missing_is_not_found,
+            images::check_save_replaces_everything,
+            images::check_save_is_compare_and_set,
+            images::check_save_missing_is_not_found,
+            images::check_concurrent_saves_one_wins,
+            images::check_delete_hides_image_and_retires_id,
+            images::check_usage_counts_live_images,
+            images::check_live_manifests,
+            visibility::check_visibility_project_viewer,
+            visibility::check_visibility_member_status,
+            visibility::check_visibility_anonymous,
+            visibility::check_visibility_admin,
+            visibility::check_marker_must_be_visible,
+            filters::check_filter_names_ids_owner,
+            filters::check_filter_statuses_and_formats,
+            filters::check_filter_protected_and_os_hidden,
+            filters::check_filter_tags_and_properties,
+            filters::check_filter_size,
+            filters::check_filter_times,
+            filters::check_filters_combine,
+            sorting::check_default_sort_is_newest_first,
+            sorting::check_sort_every_key_both_directions,
+            sorting::check_paging_by_marker_single_keys,
+            sorting::check_paging_by_marker_multiple_keys,
+            sorting::check_paging_with_filters,
+            sorting::check_unknown_marker_is_invalid,
+            members::check_members_lifecycle,
+            members::check_member_add_needs_live_image,
+            identity::check_projects,
+            identity::check_users,
+            identity::check_roles,
+            identity::check_tokens,
+            identity::check_delete_project,
+            audit::check_writes_are_audited,
+            audit::check_failed_writes_are_not_audited,
+        );
+    };
+    (@checks $backend:ident, $connect:expr; $($module:ident :: $check:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    let backend: $crate::support::Backend = ($connect)().await;
+                    $crate::$module::$check(&backend).await;
+                }
+            )*
+        }
+    };
+}
+
+/// A SQLite file in a fresh temporary directory (in a subdirectory that does not exist yet).
+async fn sqlite_file() -> Backend {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("data").join("ims.db").display());
+    let db = SqliteCatalog::connect(&url).await.expect("open SQLite file");
+    Backend::new(db.clone().into_catalog(), Arc::new(db), Some(dir))
+}
+
+/// A private in-memory SQLite database.
+async fn sqlite_memory() -> Backend {
+    let db = SqliteCatalog::connect("sqlite::memory:").await.expect("open SQLite in memory");
+    Backend::new(db.clone().into_catalog(), Arc::new(db), None)
+}
+
+conformance_suite!(sqlite_file, crate::sqlite_file);
+conformance_suite!(sqlite_memory, crate::sqlite_memory);

@@ -1,0 +1,213 @@
+//! The `ims` command: the clap tree and dispatch. The work is in `commands/`, `output.rs`,
+//! `progress.rs` and `serve.rs`.
+
+mod commands;
+mod output;
+mod progress;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use commands::admin::{ProjectCommand, TokenCommand, UserCommand};
+use commands::image::{
+    CreateArgs, DeleteArgs, DownloadArgs, IdArg, ListArgs, TagArgs, UpdateArgs, UploadArgs,
+};
+use commands::member::{MemberArgs, MemberOptionalArgs};
+use commands::{ClientOpts, Ctx};
+
+/// IMS: an image management service for clouds.
+#[derive(Debug, Parser)]
+#[command(name = "ims", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the IMS server.
+    Serve(serve::ServeArgs),
+    /// Manage images (OpenStack Images API v2).
+    Image {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
+    /// Manage projects, users and tokens (admin).
+    Admin {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Show the user, project and role of the current token.
+    Whoami {
+        #[command(flatten)]
+        opts: ClientOpts,
+    },
+    // `img`: offline disk-format tools (info, convert, check, compare) go here as
+    // `Img(img::ImgCommand)`, dispatched to `img::run`.
+}
+
+#[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Create an image (and upload its data with --file).
+    Create(CreateArgs),
+    /// List images (all pages unless --limit).
+    List(ListArgs),
+    /// Show an image.
+    Show(IdArg),
+    /// Change an image's attributes and properties.
+    Update(UpdateArgs),
+    /// Delete images.
+    Delete(DeleteArgs),
+    /// Upload an image's data from a file (`-` for stdin).
+    Upload(UploadArgs),
+    /// Download an image's data to a file or stdout, verifying its md5.
+    Download(DownloadArgs),
+    /// Add or remove an image's tags.
+    #[command(subcommand)]
+    Tag(TagCommand),
+    /// Share an image with projects, and answer shares.
+    #[command(subcommand)]
+    Member(MemberCommand),
+    /// Deactivate an image: its data can no longer be downloaded (admin).
+    Deactivate(IdArg),
+    /// Reactivate a deactivated image (admin).
+    Reactivate(IdArg),
+}
+
+#[derive(Debug, Subcommand)]
+enum TagCommand {
+    /// Add a tag to an image.
+    Add(TagArgs),
+    /// Remove a tag from an image.
+    Remove(TagArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum MemberCommand {
+    /// Share the image with a project.
+    Add(MemberArgs),
+    /// Stop sharing the image with a project.
+    Remove(MemberArgs),
+    /// List the projects the image is shared with.
+    List(IdArg),
+    /// Show one membership (default: the caller's project).
+    Show(MemberOptionalArgs),
+    /// Accept an image shared with your project.
+    Accept(MemberOptionalArgs),
+    /// Reject an image shared with your project.
+    Reject(MemberOptionalArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Projects (tenants).
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Bearer tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", commands::error_message(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    use commands::{admin, image, member};
+    match cli.command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Image { opts, command } => {
+            let ctx = Ctx::new(&opts)?;
+            match command {
+                ImageCommand::Create(a) => image::create(&ctx, a).await,
+                ImageCommand::List(a) => image::list(&ctx, a).await,
+                ImageCommand::Show(a) => image::show(&ctx, a).await,
+                ImageCommand::Update(a) => image::update(&ctx, a).await,
+                ImageCommand::Delete(a) => image::delete(&ctx, a).await,
+                ImageCommand::Upload(a) => image::upload(&ctx, a).await,
+                ImageCommand::Download(a) => image::download(&ctx, a).await,
+                ImageCommand::Tag(TagCommand::Add(a)) => image::tag_add(&ctx, a).await,
+                ImageCommand::Tag(TagCommand::Remove(a)) => image::tag_remove(&ctx, a).await,
+                ImageCommand::Member(m) => match m {
+                    MemberCommand::Add(a) => member::add(&ctx, a).await,
+                    MemberCommand::Remove(a) => member::remove(&ctx, a).await,
+                    MemberCommand::List(a) => member::list(&ctx, a).await,
+                    MemberCommand::Show(a) => member::show(&ctx, a).await,
+                    MemberCommand::Accept(a) => member::answer(&ctx, a, ims_client::MemberStatus::Accepted).await,
+                    MemberCommand::Reject(a) => member::answer(&ctx, a, ims_client::MemberStatus::Rejected).await,
+                },
+                ImageCommand::Deactivate(a) => image::deactivate(&ctx, a).await,
+                ImageCommand::Reactivate(a) => image::reactivate(&ctx, a).await,
+            }
+        }
+        Command::Admin { opts, command } => {
+            let ctx = Ctx::new(&opts)?;
+            match command {
+                AdminCommand::Project(c) => admin::project(&ctx, c).await,
+                AdminCommand::User(c) => admin::user(&ctx, c).await,
+                AdminCommand::Token(c) => admin::token(&ctx, c).await,
+            }
+        }
+        Command::Whoami { opts } => {
+            let ctx = Ctx::new(&opts)?;
+            admin::whoami(&ctx).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_tree_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_client_options_work_at_any_depth() {
+        let cli = Cli::try_parse_from([
+            "ims", "image", "--url", "http://h:1", "member", "list", "IMG", "--output", "json", "--token", "t",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Image { opts, command: ImageCommand::Member(MemberCommand::List(a)) } => {
+                assert_eq!(opts.url, "http://h:1");
+                assert_eq!(opts.token.as_deref(), Some("t"));
+                assert_eq!(opts.output, output::OutputFormat::Json);
+                assert_eq!(a.id, "IMG");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn download_short_o_is_the_file() {
+        let cli = Cli::try_parse_from(["ims", "image", "download", "IMG", "-o", "out.raw", "--output", "json"]).unwrap();
+        match cli.command {
+            Command::Image { opts, command: ImageCommand::Download(a) } => {
+                assert_eq!(a.file.as_deref(), Some(std::path::Path::new("out.raw")));
+                assert_eq!(opts.output, output::OutputFormat::Json);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

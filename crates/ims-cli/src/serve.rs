@@ -1,0 +1,104 @@
+//! `ims serve`: runs one IMS node.
+//!
+//! Settings come from defaults, then the TOML file (`--config`/`IMS_CONFIG`), then `IMS_*`
+//! environment variables, then flags: clap reads each flag or its variable, and only values given
+//! there override the file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use ims_server::{Node, Overrides, Settings};
+use tokio::net::TcpListener;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "IMS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address of the HTTP API [default: 127.0.0.1:9292].
+    #[arg(long, env = "IMS_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Data directory for the embedded defaults [default: ./ims-data].
+    #[arg(long, env = "IMS_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Catalog URL: sqlite://PATH [default: <data-dir>/ims.db] or postgres://...
+    #[arg(long, env = "IMS_DATABASE_URL")]
+    database: Option<String>,
+    /// Chunk store URL: file:///PATH [default: <data-dir>/store], s3://bucket?endpoint=..., memory://
+    #[arg(long, env = "IMS_STORE_URL")]
+    store: Option<String>,
+    /// Address of the NBD server (off unless set).
+    #[arg(long, env = "IMS_NBD_LISTEN")]
+    nbd_listen: Option<SocketAddr>,
+    /// Largest image file accepted, in bytes [default: 1 TiB].
+    #[arg(long, env = "IMS_IMAGE_SIZE_CAP")]
+    image_size_cap: Option<u64>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "IMS_LOG_FORMAT")]
+    log_format: Option<String>,
+    /// Base URL clients use to reach this node, for links in responses.
+    #[arg(long, env = "IMS_PUBLIC_URL")]
+    public_url: Option<String>,
+}
+
+impl ServeArgs {
+    /// The settings these arguments select: file (or defaults), then environment and flags.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let mut settings = match &self.config {
+            Some(path) => Settings::from_file(path)?,
+            None => Settings::default(),
+        };
+        settings.apply(Overrides {
+            listen: self.listen,
+            data_dir: self.data_dir.clone(),
+            database: self.database.clone(),
+            store: self.store.clone(),
+            nbd_listen: self.nbd_listen,
+            // Secrets come from the environment only, never from a flag visible in `ps`.
+            admin_token: std::env::var("IMS_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
+            image_size_cap: self.image_size_cap,
+            log_format: self.log_format.clone(),
+            public_url: self.public_url.clone(),
+        });
+        Ok(settings)
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = args.settings()?;
+    init_logging(&settings.log_format);
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let node = Node::open(settings).await?;
+    if let Some(token) = &node.generated_admin_token {
+        eprintln!("Created the admin project, user and token. Admin token: {token}");
+    }
+    node.serve(listener, shutdown_signal()).await
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("IMS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

@@ -1,0 +1,250 @@
+//! Projects, users, roles and bearer tokens: authentication and the admin use cases.
+
+use ims_catalog::{AuditEvent, Catalog, CatalogError, Project, Role, Token, User};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{Caller, CoreError, Policy, RequestContext, Result};
+
+/// Name of the project and user created on first start.
+pub const BOOTSTRAP_NAME: &str = "admin";
+
+/// A token as handed to its holder: the secret appears only here, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub token: Token,
+    pub secret: String,
+}
+
+/// A user with its role in each project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRoles {
+    pub user: User,
+    pub roles: Vec<(String, Role)>,
+}
+
+#[derive(Clone)]
+pub struct IdentityService {
+    catalog: Catalog,
+}
+
+/// Hex SHA-256 of a token secret: what the catalog stores.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+fn new_secret() -> String {
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("ims{}", hex::encode(bytes))
+}
+
+impl IdentityService {
+    pub fn new(catalog: Catalog) -> IdentityService {
+        IdentityService { catalog }
+    }
+
+    /// On an empty catalog, creates the `admin` project and user with an admin token whose secret is
+    /// `admin_token` (or a random one). Returns the secret when it created one, `None` when the catalog
+    /// already had projects. If `admin_token` is given and the catalog exists, makes sure that token is
+    /// valid for the admin user (so a fixed `IMS_ADMIN_TOKEN` keeps working across restarts).
+    pub async fn bootstrap(&self, admin_token: Option<&str>) -> Result<Option<String>> {
+        let ctx = RequestContext::new(format!("req-{}", Uuid::new_v4()), None);
+        let identity = &self.catalog.identity;
+        if identity.is_empty().await? {
+            let now = crate::now();
+            let project = Project { id: Uuid::new_v4().simple().to_string(), name: BOOTSTRAP_NAME.into(), created_at: now };
+            let user = User { id: Uuid::new_v4().simple().to_string(), name: BOOTSTRAP_NAME.into(), created_at: now };
+            identity.create_project(&project, &ctx.event("project.create", format!("project:{}", project.id))).await?;
+            identity.create_user(&user, &ctx.event("user.create", format!("user:{}", user.id))).await?;
+            identity
+                .assign_role(&user.id, &project.id, Role::Admin, &ctx.event("role.assign", format!("user:{}", user.id)))
+                .await?;
+            let secret = admin_token.map(str::to_string).unwrap_or_else(new_secret);
+            self.store_token(&ctx, &user.id, &project.id, &secret).await?;
+            return Ok(Some(secret));
+        }
+        if let Some(secret) = admin_token {
+            if identity.find_token(&hash_secret(secret)).await.is_err() {
+                let user = identity.find_user(BOOTSTRAP_NAME).await?;
+                let project = identity.find_project(BOOTSTRAP_NAME).await?;
+                self.store_token(&ctx, &user.id, &project.id, secret).await?;
+            }
+        }
+        Ok(None)
+    }
+
+    /// The caller a bearer token stands for. `Unauthenticated` for unknown, revoked or expired tokens,
+    /// or a token whose user no longer has a role in its project.
+    pub async fn authenticate(&self, secret: &str) -> Result<Caller> {
+        let invalid = || CoreError::Unauthenticated("The request you have made requires authentication.".into());
+        let identity = &self.catalog.identity;
+        let token = match identity.find_token(&hash_secret(secret)).await {
+            Ok(t) => t,
+            Err(CatalogError::NotFound(_)) => return Err(invalid()),
+            Err(e) => return Err(e.into()),
+        };
+        if token.revoked || token.expires_at.is_some_and(|at| at <= crate::now()) {
+            return Err(invalid());
+        }
+        let role = identity.role_of(&token.user_id, &token.project_id).await?.ok_or_else(invalid)?;
+        let user = identity.get_user(&token.user_id).await.map_err(|_| invalid())?;
+        let project = identity.get_project(&token.project_id).await.map_err(|_| invalid())?;
+        Ok(Caller { user_id: user.id, user_name: user.name, project_id: project.id, project_name: project.name, role })
+    }
+
+    pub async fn create_project(&self, ctx: &RequestContext, name: &str) -> Result<Project> {
+        Policy::check_admin(ctx)?;
+        check_name("project", name)?;
+        let project = Project { id: Uuid::new_v4().simple().to_string(), name: name.to_string(), created_at: crate::now() };
+        self.catalog
+            .identity
+            .create_project(&project, &ctx.event("project.create", format!("project:{}", project.id)))
+            .await
+            .map_err(|e| conflict_named(e, "project", name))?;
+        Ok(project)
+    }
+
+    pub async fn list_projects(&self, ctx: &RequestContext) -> Result<Vec<Project>> {
+        Policy::check_admin(ctx)?;
+        Ok(self.catalog.identity.list_projects().await?)
+    }
+
+    /// A project by id or, failing that, by name.
+    pub async fn get_project(&self, ctx: &RequestContext, id_or_name: &str) -> Result<Project> {
+        Policy::check_admin(ctx)?;
+        self.find_project(id_or_name).await
+    }
+
+    /// Deletes a project that owns no images.
+    pub async fn delete_project(&self, ctx: &RequestContext, id_or_name: &str) -> Result<()> {
+        Policy::check_admin(ctx)?;
+        let project = self.find_project(id_or_name).await?;
+        if ctx.project_id() == Some(project.id.as_str()) {
+            return Err(CoreError::Conflict("A project cannot delete itself.".into()));
+        }
+        self.catalog
+            .identity
+            .delete_project(&project.id, &ctx.event("project.delete", format!("project:{}", project.id)))
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a user with `role` in `project` and issues its first token.
+    pub async fn create_user(
+        &self,
+        ctx: &RequestContext,
+        name: &str,
+        project: &str,
+        role: Role,
+    ) -> Result<(User, Project, IssuedToken)> {
+        Policy::check_admin(ctx)?;
+        check_name("user", name)?;
+        let project = self.find_project(project).await?;
+        let user = User { id: Uuid::new_v4().simple().to_string(), name: name.to_string(), created_at: crate::now() };
+        let identity = &self.catalog.identity;
+        identity
+            .create_user(&user, &ctx.event("user.create", format!("user:{}", user.id)))
+            .await
+            .map_err(|e| conflict_named(e, "user", name))?;
+        identity
+            .assign_role(&user.id, &project.id, role, &ctx.event("role.assign", format!("user:{}", user.id)))
+            .await?;
+        let token = self.store_token(ctx, &user.id, &project.id, &new_secret()).await?;
+        Ok((user, project, token))
+    }
+
+    pub async fn list_users(&self, ctx: &RequestContext) -> Result<Vec<UserRoles>> {
+        Policy::check_admin(ctx)?;
+        let identity = &self.catalog.identity;
+        let mut out = Vec::new();
+        for user in identity.list_users().await? {
+            let roles = identity.roles_of_user(&user.id).await?;
+            out.push(UserRoles { user, roles });
+        }
+        Ok(out)
+    }
+
+    /// Issues a new token for a user in a project where it holds a role.
+    pub async fn create_token(&self, ctx: &RequestContext, user: &str, project: &str) -> Result<IssuedToken> {
+        Policy::check_admin(ctx)?;
+        let user = self.find_user(user).await?;
+        let project = self.find_project(project).await?;
+        if self.catalog.identity.role_of(&user.id, &project.id).await?.is_none() {
+            return Err(CoreError::Invalid(format!("User {} has no role in project {}", user.name, project.name)));
+        }
+        self.store_token(ctx, &user.id, &project.id, &new_secret()).await
+    }
+
+    pub async fn revoke_token(&self, ctx: &RequestContext, token_id: &str) -> Result<()> {
+        Policy::check_admin(ctx)?;
+        self.catalog
+            .identity
+            .revoke_token(token_id, &ctx.event("token.revoke", format!("token:{token_id}")))
+            .await
+            .map_err(|e| match e {
+                CatalogError::NotFound(_) => CoreError::NotFound(format!("Token {token_id} not found")),
+                other => other.into(),
+            })
+    }
+
+    async fn store_token(&self, ctx: &RequestContext, user_id: &str, project_id: &str, secret: &str) -> Result<IssuedToken> {
+        let token = Token {
+            id: Uuid::new_v4().simple().to_string(),
+            secret_hash: hash_secret(secret),
+            user_id: user_id.to_string(),
+            project_id: project_id.to_string(),
+            created_at: crate::now(),
+            expires_at: None,
+            revoked: false,
+        };
+        let event: AuditEvent = ctx.event("token.create", format!("token:{}", token.id));
+        self.catalog.identity.create_token(&token, &event).await?;
+        Ok(IssuedToken { token, secret: secret.to_string() })
+    }
+
+    async fn find_project(&self, id_or_name: &str) -> Result<Project> {
+        let identity = &self.catalog.identity;
+        match identity.get_project(id_or_name).await {
+            Ok(p) => Ok(p),
+            Err(CatalogError::NotFound(_)) => identity
+                .find_project(id_or_name)
+                .await
+                .map_err(|_| CoreError::NotFound(format!("Project {id_or_name} not found"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn find_user(&self, id_or_name: &str) -> Result<User> {
+        let identity = &self.catalog.identity;
+        match identity.get_user(id_or_name).await {
+            Ok(u) => Ok(u),
+            Err(CatalogError::NotFound(_)) => identity
+                .find_user(id_or_name)
+                .await
+                .map_err(|_| CoreError::NotFound(format!("User {id_or_name} not found"))),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::Invalid(format!(
+            "invalid {what} name {name:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+fn conflict_named(e: CatalogError, what: &str, name: &str) -> CoreError {
+    match e {
+        CatalogError::Conflict(_) => CoreError::Conflict(format!("A {what} named {name} already exists")),
+        other => other.into(),
+    }
+}

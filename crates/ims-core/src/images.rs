@@ -1,0 +1,288 @@
+//! The image use cases: create, show, list, update, delete, tag, deactivate.
+
+use std::collections::BTreeMap;
+
+use ims_catalog::{Catalog, Image, ImageQuery, ImageStatus, Member, Visibility};
+use ims_store::ChunkStore;
+use uuid::Uuid;
+
+use crate::limits::{ImageLimits, CONTAINER_FORMATS, DISK_FORMATS, MAX_STRING, RESERVED_PREFIX};
+use crate::patch::{apply_patch, PatchOp};
+use crate::{CoreError, Policy, RequestContext, Result};
+
+/// What a caller may give when creating an image.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewImage {
+    pub id: Option<Uuid>,
+    pub name: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub protected: bool,
+    pub os_hidden: bool,
+    pub disk_format: Option<String>,
+    pub container_format: Option<String>,
+    pub min_disk: i64,
+    pub min_ram: i64,
+    pub owner: Option<String>,
+    pub tags: Vec<String>,
+    pub properties: BTreeMap<String, String>,
+}
+
+/// Image use cases, each authorized by [`Policy`].
+#[derive(Clone)]
+pub struct ImageService {
+    pub(crate) catalog: Catalog,
+    pub(crate) store: ChunkStore,
+    pub(crate) limits: ImageLimits,
+}
+
+impl ImageService {
+    pub fn new(catalog: Catalog, store: ChunkStore, limits: ImageLimits) -> ImageService {
+        ImageService { catalog, store, limits }
+    }
+
+    pub fn limits(&self) -> &ImageLimits {
+        &self.limits
+    }
+
+    /// Creates a queued image owned by the caller's project (or `new.owner`, for admins).
+    pub async fn create(&self, ctx: &RequestContext, new: NewImage) -> Result<Image> {
+        Policy::check_create(ctx)?;
+        let caller = Policy::require_caller(ctx)?;
+        let owner = new.owner.clone().unwrap_or_else(|| caller.project_id.clone());
+        Policy::check_owner(ctx, &owner)?;
+        if let Some(key) = new.properties.keys().find(|k| k.starts_with(RESERVED_PREFIX)) {
+            return Err(reserved(key));
+        }
+        let visibility = new.visibility.unwrap_or(Visibility::Shared);
+        Policy::check_visibility(ctx, visibility)?;
+
+        let mut image = Image::new(new.id.unwrap_or_else(Uuid::new_v4), &owner, crate::now());
+        image.name = new.name;
+        image.visibility = visibility;
+        image.protected = new.protected;
+        image.os_hidden = new.os_hidden;
+        image.disk_format = new.disk_format;
+        image.container_format = new.container_format;
+        image.min_disk = new.min_disk;
+        image.min_ram = new.min_ram;
+        image.tags = new.tags.into_iter().collect();
+        image.properties = new.properties;
+        self.validate(&image)?;
+        self.catalog
+            .images
+            .create(&image, &ctx.event("image.create", format!("image:{}", image.id)))
+            .await
+            .map_err(|e| match e {
+                ims_catalog::CatalogError::Conflict(_) => {
+                    CoreError::Conflict(format!("Image with identifier {} already exists!", image.id))
+                }
+                other => other.into(),
+            })?;
+        Ok(image)
+    }
+
+    /// The image, if the caller may see it; otherwise `NotFound` (never revealing that it exists).
+    pub async fn get(&self, ctx: &RequestContext, id: Uuid) -> Result<Image> {
+        let not_found = || CoreError::NotFound(format!("No image found with ID {id}"));
+        let image = self.catalog.images.get(id).await.map_err(|e| match e {
+            ims_catalog::CatalogError::NotFound(_) => not_found(),
+            other => other.into(),
+        })?;
+        let membership = self.membership(ctx, &image).await?;
+        if Policy::can_see(ctx, &image, membership.as_ref()) {
+            Ok(image)
+        } else {
+            Err(not_found())
+        }
+    }
+
+    /// The caller project's membership of a shared image it does not own, if any.
+    pub(crate) async fn membership(&self, ctx: &RequestContext, image: &Image) -> Result<Option<Member>> {
+        let Some(project) = ctx.project_id() else { return Ok(None) };
+        if image.visibility != Visibility::Shared || project == image.owner {
+            return Ok(None);
+        }
+        match self.catalog.members.get(image.id, project).await {
+            Ok(m) => Ok(Some(m)),
+            Err(ims_catalog::CatalogError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Lists images visible to the caller; `query.viewer` is replaced by the caller's.
+    pub async fn list(&self, ctx: &RequestContext, mut query: ImageQuery) -> Result<Vec<Image>> {
+        query.viewer = ctx.viewer();
+        self.catalog.images.list(&query).await.map_err(|e| match e {
+            ims_catalog::CatalogError::Invalid(m) if m.contains("marker") => {
+                CoreError::Invalid(format!("Invalid marker. Image {} could not be found.",
+                    query.marker.map(|m| m.to_string()).unwrap_or_default()))
+            }
+            other => other.into(),
+        })
+    }
+
+    /// Applies JSON-patch style operations atomically: all apply or none.
+    pub async fn update(&self, ctx: &RequestContext, id: Uuid, ops: &[PatchOp]) -> Result<Image> {
+        let current = self.get(ctx, id).await?;
+        Policy::check_modify(ctx, &current)?;
+        let mut image = current.clone();
+        apply_patch(ctx, &mut image, ops)?;
+        if image.visibility != current.visibility {
+            Policy::check_visibility(ctx, image.visibility)?;
+        }
+        if image.owner != current.owner {
+            Policy::check_owner(ctx, &image.owner)?;
+        }
+        self.validate(&image)?;
+        image.updated_at = crate::now();
+        self.catalog
+            .images
+            .save(&image, &[current.status], &ctx.event("image.update", format!("image:{id}")))
+            .await?;
+        Ok(image)
+    }
+
+    /// Deletes the image: its record becomes `deleted` and its manifest is dropped (chunks are reclaimed
+    /// by the garbage collector).
+    pub async fn delete(&self, ctx: &RequestContext, id: Uuid) -> Result<()> {
+        let mut image = self.get(ctx, id).await?;
+        Policy::check_delete(ctx, &image)?;
+        let from = image.status;
+        if from == ImageStatus::Deleted {
+            return Err(CoreError::NotFound(format!("No image found with ID {id}")));
+        }
+        image.status = ImageStatus::Deleted;
+        image.updated_at = crate::now();
+        self.catalog.images.save(&image, &[from], &ctx.event("image.delete", format!("image:{id}"))).await?;
+        if let Some(manifest) = &image.manifest_id {
+            if let Err(e) = self.store.delete_manifest(manifest).await {
+                tracing::warn!(image = %id, error = %e, "manifest left for garbage collection");
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a tag (idempotent).
+    pub async fn add_tag(&self, ctx: &RequestContext, id: Uuid, tag: &str) -> Result<()> {
+        let mut image = self.get(ctx, id).await?;
+        Policy::check_modify(ctx, &image)?;
+        check_string("tag", tag)?;
+        if image.tags.contains(tag) {
+            return Ok(());
+        }
+        image.tags.insert(tag.to_string());
+        self.validate(&image)?;
+        self.save_metadata(ctx, image, "image.tag.add").await
+    }
+
+    /// Removes a tag; `NotFound` if the image does not have it.
+    pub async fn remove_tag(&self, ctx: &RequestContext, id: Uuid, tag: &str) -> Result<()> {
+        let mut image = self.get(ctx, id).await?;
+        Policy::check_modify(ctx, &image)?;
+        if !image.tags.remove(tag) {
+            return Err(CoreError::NotFound(format!("Tag {tag} not found")));
+        }
+        self.save_metadata(ctx, image, "image.tag.remove").await
+    }
+
+    /// active → deactivated (admin). Deactivating a deactivated image is a no-op.
+    pub async fn deactivate(&self, ctx: &RequestContext, id: Uuid) -> Result<()> {
+        self.set_activation(ctx, id, ImageStatus::Deactivated, "image.deactivate").await
+    }
+
+    /// deactivated → active (admin). Reactivating an active image is a no-op.
+    pub async fn reactivate(&self, ctx: &RequestContext, id: Uuid) -> Result<()> {
+        self.set_activation(ctx, id, ImageStatus::Active, "image.reactivate").await
+    }
+
+    async fn set_activation(&self, ctx: &RequestContext, id: Uuid, to: ImageStatus, action: &str) -> Result<()> {
+        let mut image = self.get(ctx, id).await?;
+        Policy::check_deactivate(ctx)?;
+        let from = image.status;
+        if from == to {
+            return Ok(());
+        }
+        if !matches!(from, ImageStatus::Active | ImageStatus::Deactivated) {
+            return Err(CoreError::Conflict(format!(
+                "Not allowed to {} image in status '{from}'",
+                if to == ImageStatus::Active { "reactivate" } else { "deactivate" }
+            )));
+        }
+        image.status = to;
+        image.updated_at = crate::now();
+        self.catalog.images.save(&image, &[from], &ctx.event(action, format!("image:{id}"))).await?;
+        Ok(())
+    }
+
+    async fn save_metadata(&self, ctx: &RequestContext, mut image: Image, action: &str) -> Result<()> {
+        image.updated_at = crate::now();
+        let status = image.status;
+        self.catalog.images.save(&image, &[status], &ctx.event(action, format!("image:{}", image.id))).await?;
+        Ok(())
+    }
+
+    /// Checks every value and limit of an image record about to be stored.
+    fn validate(&self, image: &Image) -> Result<()> {
+        if let Some(name) = &image.name {
+            if name.chars().count() > MAX_STRING {
+                return Err(CoreError::Invalid(format!("name is longer than {MAX_STRING} characters")));
+            }
+        }
+        if let Some(f) = &image.disk_format {
+            if !DISK_FORMATS.contains(&f.as_str()) {
+                return Err(CoreError::Invalid(format!(
+                    "Invalid disk format '{f}' for image. Valid formats: {}",
+                    DISK_FORMATS.join(", ")
+                )));
+            }
+        }
+        if let Some(f) = &image.container_format {
+            if !CONTAINER_FORMATS.contains(&f.as_str()) {
+                return Err(CoreError::Invalid(format!(
+                    "Invalid container format '{f}' for image. Valid formats: {}",
+                    CONTAINER_FORMATS.join(", ")
+                )));
+            }
+        }
+        if image.min_disk < 0 || image.min_ram < 0 {
+            return Err(CoreError::Invalid("min_disk and min_ram must be non-negative integers".into()));
+        }
+        for tag in &image.tags {
+            check_string("tag", tag)?;
+        }
+        if image.tags.len() > self.limits.max_tags {
+            return Err(CoreError::TooLarge(format!(
+                "Maximum number of tags exceeded: an image may have at most {}",
+                self.limits.max_tags
+            )));
+        }
+        for (key, value) in &image.properties {
+            check_string("property name", key)?;
+            check_string("property value", value)?;
+        }
+        if image.properties.len() > self.limits.max_properties {
+            return Err(CoreError::TooLarge(format!(
+                "Maximum number of properties exceeded: an image may have at most {}",
+                self.limits.max_properties
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The refusal for a property key in the service's reserved namespace.
+pub(crate) fn reserved(key: &str) -> CoreError {
+    CoreError::Forbidden(format!(
+        "Attribute '{key}' is reserved: properties starting with {RESERVED_PREFIX} belong to the service."
+    ))
+}
+
+pub(crate) fn check_string(what: &str, s: &str) -> Result<()> {
+    if s.is_empty() && what != "property value" {
+        return Err(CoreError::Invalid(format!("{what} must not be empty")));
+    }
+    if s.chars().count() > MAX_STRING {
+        return Err(CoreError::Invalid(format!("{what} is longer than {MAX_STRING} characters")));
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+/// Limits every image must respect, configurable by the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// Largest file accepted for one image, in bytes (Glance's `image_size_cap`, default 1 TiB).
+    pub max_image_size: u64,
+    /// Extra properties per image (Glance's `image_property_quota`).
+    pub max_properties: usize,
+    /// Tags per image (`image_tag_quota`).
+    pub max_tags: usize,
+    /// Members per image (`image_member_quota`).
+    pub max_members: usize,
+}
+
+impl Default for ImageLimits {
+    fn default() -> ImageLimits {
+        ImageLimits { max_image_size: 1 << 40, max_properties: 128, max_tags: 128, max_members: 128 }
+    }
+}
+
+/// Longest name, tag, property key or property value accepted.
+pub const MAX_STRING: usize = 255;
+
+/// `disk_format` values accepted (Glance's, plus the IMS formats).
+pub const DISK_FORMATS: &[&str] = &[
+    "ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop", "zvhd", "zvhd2", "qcow", "qed",
+];
+
+/// `container_format` values accepted.
+pub const CONTAINER_FORMATS: &[&str] = &["ami", "ari", "aki", "bare", "ovf", "ova", "docker", "compressed"];
+
+/// Property keys that belong to the service (Glance reserves `os_glance_`).
+pub const RESERVED_PREFIX: &str = "os_glance_";

@@ -1,0 +1,223 @@
+//! Uploading an image's data: streamed into the chunk store while md5 and sha512 are computed on
+//! another thread, so that neither the file nor a hash pass ever needs the whole image at once.
+
+use std::sync::mpsc;
+use std::thread;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use ims_catalog::{Image, ImageStatus};
+use md5::{Digest, Md5};
+use sha2::Sha512;
+use uuid::Uuid;
+
+use crate::images::ImageService;
+use crate::{CoreError, Policy, RequestContext, Result};
+
+/// The hash algorithm recorded in `os_hash_algo`.
+pub const HASH_ALGO: &str = "sha512";
+
+/// The digests of an uploaded file.
+struct Digests {
+    md5: String,
+    sha512: String,
+}
+
+/// Computes md5 and sha512 on a dedicated thread fed through a bounded channel.
+struct Hasher {
+    tx: Option<mpsc::SyncSender<Bytes>>,
+    worker: Option<thread::JoinHandle<Digests>>,
+}
+
+impl Hasher {
+    fn start() -> Hasher {
+        let (tx, rx) = mpsc::sync_channel::<Bytes>(32);
+        let worker = thread::Builder::new()
+            .name("ims-hash".into())
+            .spawn(move || {
+                let mut md5 = Md5::new();
+                let mut sha = Sha512::new();
+                for data in rx {
+                    md5.update(&data);
+                    sha.update(&data);
+                }
+                Digests { md5: hex::encode(md5.finalize()), sha512: hex::encode(sha.finalize()) }
+            })
+            .expect("spawning a thread");
+        Hasher { tx: Some(tx), worker: Some(worker) }
+    }
+
+    /// Queues bytes for hashing; waits (off the async threads) when the hasher is behind.
+    async fn update(&mut self, data: Bytes) {
+        let tx = self.tx.as_ref().expect("hasher is open").clone();
+        match tx.try_send(data) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Full(data)) => {
+                let _ = tokio::task::spawn_blocking(move || tx.send(data)).await;
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    async fn finish(mut self) -> Digests {
+        drop(self.tx.take());
+        let worker = self.worker.take().expect("hasher is open");
+        tokio::task::spawn_blocking(move || worker.join().expect("hash thread does not panic"))
+            .await
+            .expect("join")
+    }
+}
+
+impl Drop for Hasher {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+    }
+}
+
+impl ImageService {
+    /// Stores `body` as the image's data and makes the image active.
+    ///
+    /// The image must be `queued` (else `Conflict`) with both formats set (else `Invalid`). While data
+    /// streams the image is `saving`; on any failure (body error, size mismatch with `declared_size`,
+    /// size cap exceeded, store failure, client gone) it returns to `queued` with no data attached.
+    /// The work runs in its own task, so it completes or rolls back even if the caller stops waiting.
+    pub async fn upload<S, E>(
+        &self,
+        ctx: &RequestContext,
+        id: Uuid,
+        declared_size: Option<u64>,
+        body: S,
+    ) -> Result<Image>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let mut image = self.get(ctx, id).await?;
+        Policy::check_modify(ctx, &image)?;
+        if image.status != ImageStatus::Queued {
+            return Err(CoreError::Conflict(format!(
+                "Image status transition from {} to saving is not allowed",
+                image.status
+            )));
+        }
+        image.status.check_transition(ImageStatus::Saving, &image)?;
+        let cap = self.limits.max_image_size;
+        if let Some(size) = declared_size {
+            if size > cap {
+                return Err(too_large(cap));
+            }
+        }
+        image.status = ImageStatus::Saving;
+        image.updated_at = crate::now();
+        self.catalog
+            .images
+            .save(&image, &[ImageStatus::Queued], &ctx.event("image.upload.start", format!("image:{id}")))
+            .await?;
+
+        let service = self.clone();
+        let task_ctx = ctx.clone();
+        let task = tokio::spawn(async move {
+            let outcome = service.receive(image.clone(), declared_size, body).await;
+            match outcome {
+                Ok(stored) => service.activate(&task_ctx, stored).await,
+                Err(e) => {
+                    service.requeue(&task_ctx, image, &e).await;
+                    Err(e)
+                }
+            }
+        });
+        task.await.map_err(|e| CoreError::Unavailable(format!("upload task failed: {e}")))?
+    }
+
+    /// Streams the body into the store; returns the image with its data fields filled in.
+    async fn receive<S, E>(&self, mut image: Image, declared_size: Option<u64>, mut body: S) -> Result<Image>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let cap = self.limits.max_image_size;
+        let limit = declared_size.map_or(cap, |d| d.min(cap));
+        let mut writer = self.store.writer();
+        let mut hasher = Hasher::start();
+        let mut received: u64 = 0;
+        while let Some(next) = body.next().await {
+            let data = next.map_err(|e| CoreError::Invalid(format!("upload interrupted: {e}")))?;
+            received += data.len() as u64;
+            if received > limit {
+                return Err(match declared_size {
+                    Some(d) if received > d && d <= cap => size_mismatch(d, received),
+                    _ => too_large(cap),
+                });
+            }
+            hasher.update(data.clone()).await;
+            writer.write(data).await?;
+        }
+        if let Some(d) = declared_size {
+            if d != received {
+                return Err(size_mismatch(d, received));
+            }
+        }
+        let summary = writer.finish().await?;
+        let digests = hasher.finish().await;
+        let manifest_id = self.store.save_manifest(&summary.manifest).await?;
+        tracing::info!(
+            image = %image.id,
+            bytes = received,
+            chunks = summary.chunks_total,
+            new_chunks = summary.chunks_new,
+            deduplicated = summary.chunks_deduplicated,
+            stored = summary.bytes_stored,
+            "image data stored"
+        );
+        image.size = Some(received as i64);
+        image.checksum = Some(digests.md5);
+        image.os_hash_algo = Some(HASH_ALGO.to_string());
+        image.os_hash_value = Some(digests.sha512);
+        image.manifest_id = Some(manifest_id);
+        if matches!(image.disk_format.as_deref(), Some("raw") | Some("iso")) {
+            image.virtual_size = Some(received as i64);
+        }
+        Ok(image)
+    }
+
+    /// saving → active, with the data fields. If the image changed meanwhile (deleted), the data is dropped.
+    async fn activate(&self, ctx: &RequestContext, mut image: Image) -> Result<Image> {
+        image.status = ImageStatus::Active;
+        image.updated_at = crate::now();
+        let event = ctx.event("image.upload", format!("image:{}", image.id));
+        if let Err(e) = self.catalog.images.save(&image, &[ImageStatus::Saving], &event).await {
+            if let Some(m) = &image.manifest_id {
+                let _ = self.store.delete_manifest(m).await;
+            }
+            return Err(match e {
+                ims_catalog::CatalogError::Conflict(_) | ims_catalog::CatalogError::NotFound(_) => {
+                    CoreError::Conflict(format!("Image {} was changed or deleted during upload", image.id))
+                }
+                other => other.into(),
+            });
+        }
+        Ok(image)
+    }
+
+    /// saving → queued after a failed upload, recording why.
+    async fn requeue(&self, ctx: &RequestContext, mut image: Image, error: &CoreError) {
+        image.status = ImageStatus::Queued;
+        image.updated_at = crate::now();
+        let mut event = ctx.event("image.upload", format!("image:{}", image.id));
+        event.result = "failure".into();
+        event.detail = Some(error.to_string());
+        if let Err(e) = self.catalog.images.save(&image, &[ImageStatus::Saving], &event).await {
+            tracing::warn!(image = %image.id, error = %e, "could not return image to queued after failed upload");
+        }
+    }
+}
+
+fn too_large(cap: u64) -> CoreError {
+    CoreError::TooLarge(format!("Image exceeds the storage quota: the maximum image size is {cap} bytes"))
+}
+
+fn size_mismatch(declared: u64, received: u64) -> CoreError {
+    CoreError::Invalid(format!(
+        "Upload size mismatch: x-openstack-image-size says {declared} bytes but {received} bytes were sent"
+    ))
+}

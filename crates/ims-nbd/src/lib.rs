@@ -1,0 +1,1 @@
+//! NBD protocol server (read-only image exports, read-write volume exports). Built with the compute issue.

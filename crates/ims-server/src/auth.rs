@@ -1,0 +1,37 @@
+//! Request context extraction: the request id and the caller behind `X-Auth-Token`.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use ims_core::RequestContext;
+
+use crate::error::ApiError;
+use crate::request_id::RequestId;
+use crate::state::AppState;
+
+/// The context of an authenticated request. Rejects requests without a valid token with 401.
+pub struct Ctx(pub RequestContext);
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Ctx, ApiError> {
+        let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        let token = parts
+            .headers
+            .get("x-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let Some(token) = token else {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "The request you have made requires authentication.",
+            )
+            .with_header("www-authenticate", "X-Auth-Token"));
+        };
+        let caller = state.services.identity.authenticate(token).await.map_err(|e| {
+            ApiError::from(e).with_header("www-authenticate", "X-Auth-Token")
+        })?;
+        Ok(Ctx(RequestContext::new(request_id, Some(caller))))
+    }
+}

@@ -1,0 +1,40 @@
+//! `/v2/info/*`: import methods, stores, and the caller's usage.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::auth::Ctx;
+use crate::error::ApiResult;
+use crate::state::AppState;
+
+/// The store every image lives in (one chunk store per deployment).
+pub const STORE_ID: &str = "local";
+
+pub async fn import(_ctx: Ctx) -> Json<Value> {
+    Json(json!({
+        "import-methods": {
+            "description": "Import methods available.",
+            "type": "array",
+            "value": Vec::<String>::new(),
+        }
+    }))
+}
+
+pub async fn stores(_ctx: Ctx) -> Json<Value> {
+    Json(json!({
+        "stores": [{"id": STORE_ID, "description": "Deduplicated, compressed chunk store", "default": true}]
+    }))
+}
+
+pub async fn usage(State(state): State<AppState>, Ctx(ctx): Ctx) -> ApiResult<Json<Value>> {
+    let usage = state.services.images.usage(&ctx).await?;
+    Ok(Json(json!({
+        "usage": {
+            "image_size_total": {"limit": -1, "usage": usage.total_size},
+            "image_count_total": {"limit": -1, "usage": usage.image_count},
+            "image_stage_total": {"limit": -1, "usage": 0},
+            "image_count_uploading": {"limit": -1, "usage": usage.uploading_count}
+        }
+    })))
+}

@@ -1,0 +1,30 @@
+//! Every route of the Images API v2.
+
+use axum::routing::{get, post, put};
+use axum::Router;
+
+use super::{actions, data, images, info, members, schemas, tags, versions};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(versions::multiple_choices))
+        .route("/versions", get(versions::list))
+        .route("/v2", get(versions::multiple_choices))
+        .route("/v2/", get(versions::multiple_choices))
+        .route("/v2/images", get(images::list).post(images::create))
+        .route("/v2/images/{id}", get(images::show).patch(images::update).delete(images::delete))
+        .route("/v2/images/{id}/file", put(data::upload).get(data::download))
+        .route("/v2/images/{id}/tags/{tag}", put(tags::add).delete(tags::remove))
+        .route("/v2/images/{id}/members", get(members::list).post(members::add))
+        .route(
+            "/v2/images/{id}/members/{member}",
+            get(members::show).put(members::update).delete(members::remove),
+        )
+        .route("/v2/images/{id}/actions/deactivate", post(actions::deactivate))
+        .route("/v2/images/{id}/actions/reactivate", post(actions::reactivate))
+        .route("/v2/schemas/{name}", get(schemas::show))
+        .route("/v2/info/import", get(info::import))
+        .route("/v2/info/stores", get(info::stores))
+        .route("/v2/info/usage", get(info::usage))
+}

@@ -1,0 +1,291 @@
+//! `ManifestWriter`: streams one file into the store.
+//!
+//! Pipeline (all stages bounded, so memory stays a few tens of MiB whatever the file size):
+//!
+//! ```text
+//! write() ──(coalesced ≥1 MiB, queue of 4)──▶ chunker thread ──(queue of 2 chunks)──▶ store task
+//!                                             (FastCDC cut points, no copy)           up to 8 chunks at once, each:
+//!                                                                                     zero check + blake3 (blocking pool),
+//!                                                                                     head, zstd (blocking pool), put
+//! ```
+//! The store task yields chunk results in file order and assembles the manifest.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::cdc::{Chunker, Segments};
+use crate::chunk::{encode, id_of_segments, segments_are_zero};
+use crate::{ChunkId, ChunkStore, Extent, Manifest, StoreError};
+
+/// Writes are coalesced (without copying) until this many bytes before being handed to the chunker thread.
+const COALESCE_BYTES: usize = 1024 * 1024;
+/// Coalesced batches queued for the chunker thread.
+const INPUT_QUEUE: usize = 4;
+/// Cut chunks queued between the chunker thread and the store task.
+const CHUNK_QUEUE: usize = 2;
+/// Chunks being hashed, compressed or stored at once.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// What a finished write produced.
+#[derive(Debug, Clone, Default)]
+pub struct WriteSummary {
+    /// The manifest of the file written (not yet saved: see [`ChunkStore::save_manifest`]).
+    pub manifest: Manifest,
+    /// Data chunks referenced by the manifest (`chunks_new + chunks_deduplicated`; zero extents excluded).
+    pub chunks_total: u64,
+    /// Chunks whose objects this write created.
+    pub chunks_new: u64,
+    /// Chunks that were already stored (by an earlier write, or earlier in this file) and were not written again.
+    pub chunks_deduplicated: u64,
+    /// Bytes of the file that are zero extents (not stored).
+    pub zero_bytes: u64,
+    /// Physical bytes of the chunk objects this write created (after compression, headers included).
+    pub bytes_stored: u64,
+}
+
+/// Writes one file into a [`ChunkStore`]; obtained from [`ChunkStore::writer`].
+///
+/// Feed the file with [`write`](Self::write), then call [`finish`](Self::finish). Dropping the writer without
+/// `finish` abandons the write: its background tasks stop, no manifest is produced, and chunks already stored
+/// stay for garbage collection. After any error the writer is failed: every later call returns an error.
+pub struct ManifestWriter {
+    store: ChunkStore,
+    pending: Vec<Bytes>,
+    pending_len: usize,
+    pipeline: Option<Pipeline>,
+    failed: bool,
+}
+
+struct Pipeline {
+    input: mpsc::Sender<Input>,
+    task: JoinHandle<Result<WriteSummary, StoreError>>,
+}
+
+enum Input {
+    Data(Vec<Bytes>),
+    Finish,
+}
+
+enum Cut {
+    Chunk { offset: u64, data: Segments },
+    End { size: u64 },
+}
+
+enum Outcome {
+    Chunk { extent: Extent, kind: Kind },
+    End { size: u64 },
+}
+
+enum Kind {
+    Zero,
+    Deduplicated,
+    New { stored: u64 },
+}
+
+impl ManifestWriter {
+    pub(crate) fn new(store: ChunkStore) -> ManifestWriter {
+        ManifestWriter { store, pending: Vec::new(), pending_len: 0, pipeline: None, failed: false }
+    }
+
+    /// Feeds the next bytes of the file (any size, including empty; in order).
+    ///
+    /// Applies backpressure: returns once the data has been accepted into the bounded pipeline, not once
+    /// it is stored (errors storing it surface from a later `write` or from `finish`). Must be called inside a
+    /// tokio runtime (the first call starts the pipeline).
+    pub async fn write(&mut self, data: Bytes) -> Result<(), StoreError> {
+        if self.failed {
+            return Err(failed_before());
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.pending_len += data.len();
+        self.pending.push(data);
+        if self.pending_len >= COALESCE_BYTES {
+            let batch = std::mem::take(&mut self.pending);
+            self.pending_len = 0;
+            self.send(Input::Data(batch)).await?;
+        }
+        Ok(())
+    }
+
+    /// Cuts the final chunk, waits until every chunk object is durably stored, and returns the manifest and
+    /// statistics. The manifest is not saved: pass it to [`ChunkStore::save_manifest`]. An empty file gives
+    /// an empty manifest (size 0, no extents).
+    pub async fn finish(mut self) -> Result<WriteSummary, StoreError> {
+        if self.failed {
+            return Err(failed_before());
+        }
+        if !self.pending.is_empty() {
+            let batch = std::mem::take(&mut self.pending);
+            self.pending_len = 0;
+            self.send(Input::Data(batch)).await?;
+        }
+        if self.pipeline.is_none() {
+            return Ok(WriteSummary::default());
+        }
+        self.send(Input::Finish).await?;
+        let pipeline = self.pipeline.take().expect("started above");
+        drop(pipeline.input);
+        let summary = join(pipeline.task).await?;
+        tracing::debug!(
+            size = summary.manifest.size,
+            chunks_total = summary.chunks_total,
+            chunks_new = summary.chunks_new,
+            chunks_deduplicated = summary.chunks_deduplicated,
+            zero_bytes = summary.zero_bytes,
+            bytes_stored = summary.bytes_stored,
+            "chunk store write finished"
+        );
+        Ok(summary)
+    }
+
+    async fn send(&mut self, input: Input) -> Result<(), StoreError> {
+        let pipeline = self.pipeline.get_or_insert_with(|| Pipeline::start(self.store.clone()));
+        if pipeline.input.send(input).await.is_ok() {
+            return Ok(());
+        }
+        // The pipeline stopped early: its task holds the reason.
+        self.failed = true;
+        let pipeline = self.pipeline.take().expect("present");
+        Err(match join(pipeline.task).await {
+            Err(e) => e,
+            Ok(_) => StoreError::Backend("chunk pipeline stopped unexpectedly".into()),
+        })
+    }
+}
+
+impl Drop for ManifestWriter {
+    fn drop(&mut self) {
+        // Abandoned: stop storing. The chunker thread exits when it sees its input channel closed.
+        if let Some(pipeline) = &self.pipeline {
+            pipeline.task.abort();
+        }
+    }
+}
+
+fn failed_before() -> StoreError {
+    StoreError::Invalid("this write already failed; start a new one".into())
+}
+
+async fn join(task: JoinHandle<Result<WriteSummary, StoreError>>) -> Result<WriteSummary, StoreError> {
+    task.await.map_err(|e| StoreError::from_join("chunk store", e))?
+}
+
+impl Pipeline {
+    fn start(store: ChunkStore) -> Pipeline {
+        let (input, input_rx) = mpsc::channel(INPUT_QUEUE);
+        let (cut_tx, cut_rx) = mpsc::channel(CHUNK_QUEUE);
+        let chunker = tokio::task::spawn_blocking(move || run_chunker(input_rx, cut_tx));
+        let task = tokio::spawn(async move {
+            let result = run_store(store, cut_rx).await;
+            if result.is_ok() {
+                // The chunker has already finished (it sent End); surface a panic if it had one.
+                chunker.await.map_err(|e| StoreError::from_join("chunker", e))?;
+            }
+            result
+        });
+        Pipeline { input, task }
+    }
+}
+
+/// The chunker thread: copies input into its buffer and cuts chunks. Returns without `End` if the write
+/// was abandoned (input closed without `Finish`) or the store task stopped.
+fn run_chunker(mut input: mpsc::Receiver<Input>, cuts: mpsc::Sender<Cut>) {
+    let mut chunker = Chunker::new();
+    let mut offset = 0u64;
+    let mut emit = |data: Segments| {
+        let length: u64 = data.iter().map(|s| s.len() as u64).sum();
+        let ok = cuts.blocking_send(Cut::Chunk { offset, data }).is_ok();
+        offset += length;
+        ok
+    };
+    let mut size = 0u64;
+    while let Some(message) = input.blocking_recv() {
+        match message {
+            Input::Data(pieces) => {
+                for piece in pieces {
+                    size += piece.len() as u64;
+                    if !chunker.push(piece, &mut emit) {
+                        return;
+                    }
+                }
+            }
+            Input::Finish => {
+                if chunker.finish(&mut emit) {
+                    let _ = cuts.blocking_send(Cut::End { size });
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// The store task: processes chunks concurrently, in order, and assembles the manifest.
+async fn run_store(store: ChunkStore, cuts: mpsc::Receiver<Cut>) -> Result<WriteSummary, StoreError> {
+    let seen = Arc::new(Mutex::new(HashSet::new()));
+    let cuts = futures::stream::unfold(cuts, |mut rx| async move { rx.recv().await.map(|cut| (cut, rx)) });
+    let mut outcomes = std::pin::pin!(cuts.map(|cut| process(store.clone(), seen.clone(), cut)).buffered(CHUNKS_IN_FLIGHT));
+    let mut summary = WriteSummary::default();
+    while let Some(outcome) = outcomes.next().await {
+        match outcome? {
+            Outcome::Chunk { extent, kind } => {
+                match kind {
+                    Kind::Zero => summary.zero_bytes += u64::from(extent.length),
+                    Kind::Deduplicated => summary.chunks_deduplicated += 1,
+                    Kind::New { stored } => {
+                        summary.chunks_new += 1;
+                        summary.bytes_stored += stored;
+                    }
+                }
+                summary.manifest.extents.push(extent);
+            }
+            Outcome::End { size } => {
+                summary.manifest.size = size;
+                summary.chunks_total = summary.chunks_new + summary.chunks_deduplicated;
+                debug_assert!(summary.manifest.validate().is_ok());
+                return Ok(summary);
+            }
+        }
+    }
+    Err(StoreError::Backend("write abandoned before finish".into()))
+}
+
+async fn process(store: ChunkStore, seen: Arc<Mutex<HashSet<ChunkId>>>, cut: Cut) -> Result<Outcome, StoreError> {
+    let (offset, data) = match cut {
+        Cut::End { size } => return Ok(Outcome::End { size }),
+        Cut::Chunk { offset, data } => (offset, data),
+    };
+    let length: usize = data.iter().map(Bytes::len).sum();
+    let length = u32::try_from(length).expect("chunks are at most MAX_CHUNK bytes");
+    let (data, id) = tokio::task::spawn_blocking(move || {
+        let id = (!segments_are_zero(&data)).then(|| id_of_segments(&data));
+        (data, id)
+    })
+    .await
+    .map_err(|e| StoreError::from_join("chunk hashing", e))?;
+    let Some(id) = id else {
+        return Ok(Outcome::Chunk { extent: Extent { offset, length, chunk: None }, kind: Kind::Zero });
+    };
+    let first_in_file = seen.lock().expect("seen set poisoned").insert(id);
+    let kind = if !first_in_file || store.has_chunk(&id).await? {
+        Kind::Deduplicated
+    } else {
+        let payload = tokio::task::spawn_blocking(move || encode(&data))
+            .await
+            .map_err(|e| StoreError::from_join("chunk compression", e))?;
+        let stored = payload.content_length() as u64;
+        store
+            .objects()
+            .put(&id.object_path(), payload)
+            .await
+            .map_err(|e| StoreError::Backend(format!("storing chunk {id} (file offset {offset}): {e}")))?;
+        Kind::New { stored }
+    };
+    Ok(Outcome::Chunk { extent: Extent { offset, length, chunk: Some(id) }, kind })
+}

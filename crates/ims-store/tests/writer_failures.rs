@@ -1,0 +1,139 @@
+//! Backend failures surface from the writer; abandoned writes stop cleanly.
+
+mod common;
+
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use common::*;
+use futures::stream::BoxStream;
+use ims_store::{ChunkStore, StoreError};
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{
+    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
+    PutPayload, PutResult,
+};
+
+/// An in-memory store whose puts fail after `allowed` successes.
+#[derive(Debug)]
+struct FailingPuts {
+    inner: InMemory,
+    allowed: usize,
+    puts: AtomicUsize,
+}
+
+impl fmt::Display for FailingPuts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FailingPuts")
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FailingPuts {
+    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+        if self.puts.fetch_add(1, Ordering::SeqCst) >= self.allowed {
+            return Err(object_store::Error::Generic { store: "FailingPuts", source: "disk full".into() });
+        }
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    async fn delete(&self, location: &Path) -> object_store::Result<()> {
+        self.inner.delete(location).await
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.inner.copy(from, to).await
+    }
+    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
+        self.inner.copy_if_not_exists(from, to).await
+    }
+}
+
+#[tokio::test]
+async fn a_failing_put_fails_the_write() {
+    let objects = Arc::new(FailingPuts { inner: InMemory::new(), allowed: 2, puts: AtomicUsize::new(0) });
+    let store = ChunkStore::new(objects);
+    let data = Bytes::from(random_bytes(40 * MIB, 41));
+    let mut writer = store.writer();
+    let mut error = None;
+    for piece in data.chunks(MIB / 2) {
+        if let Err(e) = writer.write(Bytes::copy_from_slice(piece)).await {
+            error = Some(e);
+            break;
+        }
+    }
+    let error = match error {
+        // The pipeline buffers a few MiB, so a short file may only fail at finish.
+        None => writer.finish().await.unwrap_err(),
+        Some(e) => {
+            // After a failure the writer stays failed.
+            assert!(writer.write(Bytes::from_static(b"more")).await.is_err());
+            e
+        }
+    };
+    assert!(matches!(&error, StoreError::Backend(m) if m.contains("disk full")), "{error:?}");
+}
+
+#[tokio::test]
+async fn a_short_write_failing_at_finish() {
+    let objects = Arc::new(FailingPuts { inner: InMemory::new(), allowed: 0, puts: AtomicUsize::new(0) });
+    let store = ChunkStore::new(objects);
+    let mut writer = store.writer();
+    writer.write(Bytes::from(random_bytes(1000, 1))).await.unwrap();
+    let error = writer.finish().await.unwrap_err();
+    assert!(matches!(&error, StoreError::Backend(m) if m.contains("disk full")), "{error:?}");
+}
+
+#[tokio::test]
+async fn dropping_a_writer_abandons_it() {
+    let t = memory_store();
+    let mut writer = t.store.writer();
+    writer.write(Bytes::from(random_bytes(12 * MIB, 42))).await.unwrap();
+    drop(writer);
+    // Background work stops: the number of chunk objects settles without a manifest.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let settled = chunk_objects(&t.store).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(chunk_objects(&t.store).await, settled);
+    assert!(t.store.objects().list(Some(&Path::from("manifests"))).next_item().await.is_none());
+}
+
+#[tokio::test]
+async fn an_empty_write_gives_an_empty_manifest() {
+    let t = memory_store();
+    let summary = t.store.writer().finish().await.unwrap();
+    assert_eq!(summary.manifest.size, 0);
+    assert!(summary.manifest.extents.is_empty());
+    let mut w = t.store.writer();
+    w.write(Bytes::new()).await.unwrap();
+    assert_eq!(w.finish().await.unwrap().manifest.size, 0);
+}
+
+trait NextItem {
+    async fn next_item(self) -> Option<object_store::Result<ObjectMeta>>;
+}
+
+impl NextItem for BoxStream<'static, object_store::Result<ObjectMeta>> {
+    async fn next_item(mut self) -> Option<object_store::Result<ObjectMeta>> {
+        futures::StreamExt::next(&mut self).await
+    }
+}
