@@ -8,7 +8,8 @@ use std::fs::OpenOptions;
 use std::path::Path;
 
 pub use crate::write::{
-    can_write, needs_seekable, Qcow2Compression, Target, VhdSubformat, VmdkSubformat, WriteOptions, ZvhdOptions,
+    can_write, needs_seekable, Qcow2Compression, Target, VhdSubformat, VmdkSubformat, WriteOptions,
+    ZvhdOptions,
 };
 use crate::{DiskImage, Format, FormatError, Result};
 
@@ -26,7 +27,9 @@ pub fn convert(
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
     if !can_write(dst_format) {
-        return Err(FormatError::Unsupported(format!("IMS cannot write {dst_format} images")));
+        return Err(FormatError::Unsupported(format!(
+            "IMS cannot write {dst_format} images"
+        )));
     }
     crate::write::write_image(src, dst_format, out, opts, progress)
 }
@@ -41,9 +44,16 @@ pub fn convert_to_file(
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
     if !can_write(dst_format) {
-        return Err(FormatError::Unsupported(format!("IMS cannot write {dst_format} images")));
+        return Err(FormatError::Unsupported(format!(
+            "IMS cannot write {dst_format} images"
+        )));
     }
-    let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     let result = convert(src, dst_format, Target::Seekable(&file), opts, progress).and_then(|n| {
         file.sync_all()?;
         Ok(n)

@@ -2,7 +2,8 @@
 //!
 //! Run with `cargo bench -p ims-store` (or `cargo run --release --bench chunking -p ims-store`).
 //! Prints two numbers: the chunk store alone, and the chunk store while another thread computes md5 + sha512
-//! of the same stream (what the image upload path does). Optional argument: size in MiB (default 512).
+//! of the same stream (what the image upload path does). Optional argument: size in MiB (default 512);
+//! `IMS_BENCH_ONLY=store` or `IMS_BENCH_ONLY=hashes` runs one of the two.
 //! On a shared machine the wall-clock number depends on the other load; the CPU time per byte does not
 //! (much), so the bench also prints the throughput the measured CPU cost allows when every core is ours.
 
@@ -98,7 +99,11 @@ async fn main() {
     let size = mib * MIB;
     let data = generate(size);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let only = std::env::var("IMS_BENCH_ONLY").ok();
     for (label, with_hashes) in [("chunk store", false), ("chunk store + md5/sha512 thread", true)] {
+        if only.as_deref().is_some_and(|o| o != if with_hashes { "hashes" } else { "store" }) {
+            continue;
+        }
         let (secs, cpu, s) = run(&data, with_hashes).await;
         println!(
             "{label}: {mib} MiB in {secs:.2} s = {:.0} MB/s ({:.0} MiB/s); CPU {cpu:.2} s = {:.2} ns/byte \

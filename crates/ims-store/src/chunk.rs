@@ -177,9 +177,15 @@ impl Encoder {
         let mut cursor = Cursor::new(out);
         cursor.set_position(1);
         let written = self.cctx.compress2(&mut cursor, src);
-        let out = cursor.into_inner();
+        let mut out = cursor.into_inner();
         match written {
-            Ok(n) if n <= limit && out.len() == 1 + n => Some(out),
+            Ok(n) if n <= limit && out.len() == 1 + n => {
+                // The buffer was sized for the worst case; don't keep the slack alive with the object.
+                if out.capacity() - out.len() > 64 * 1024 {
+                    out.shrink_to_fit();
+                }
+                Some(out)
+            }
             _ => {
                 // Probably "destination too small"; start the next frame from a clean session.
                 let _ = self.cctx.reset(ResetDirective::SessionOnly);

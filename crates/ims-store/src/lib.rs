@@ -7,6 +7,7 @@
 
 pub mod cdc;
 pub mod chunk;
+mod cpu;
 mod error;
 mod manifest;
 mod reader;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::chunk::decode;
-use crate::{ChunkId, ChunkStore, Manifest, StoreError};
+use crate::{cpu, ChunkId, ChunkStore, Manifest, StoreError};
 
 /// Chunks fetched and decoded at once by one read.
 const CHUNKS_IN_FLIGHT: usize = 6;
@@ -97,8 +97,7 @@ async fn fetch_chunk(store: &ChunkStore, id: ChunkId, offset: u64, length: usize
         }
         Err(e) => return Err(StoreError::Backend(format!("reading chunk {id} at file offset {offset}: {e}"))),
     };
-    tokio::task::spawn_blocking(move || decode(object, &id, length))
-        .await
-        .map_err(|e| StoreError::from_join("chunk decoding", e))?
+    cpu::run("chunk decoding", move || decode(object, &id, length))
+        .await?
         .map_err(|e| StoreError::Corrupt(format!("chunk {id} at file offset {offset}: {e}")))
 }

@@ -5,8 +5,8 @@
 //! ```text
 //! write() ──(coalesced ≥1 MiB, queue of 4)──▶ chunker thread ──(queue of 2 chunks)──▶ store task
 //!                                             (FastCDC cut points, no copy)           up to 8 chunks at once, each:
-//!                                                                                     zero check + blake3 (blocking pool),
-//!                                                                                     head, zstd (blocking pool), put
+//!                                                                                     zero check + blake3 (blocking pool, ≤1/core),
+//!                                                                                     head, zstd (blocking pool, ≤1/core), put
 //! ```
 //! The store task yields chunk results in file order and assembles the manifest.
 
@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::cdc::{Chunker, Segments};
 use crate::chunk::{encode, id_of_segments, segments_are_zero};
-use crate::{ChunkId, ChunkStore, Extent, Manifest, StoreError};
+use crate::{cpu, ChunkId, ChunkStore, Extent, Manifest, StoreError};
 
 /// Writes are coalesced (without copying) until this many bytes before being handed to the chunker thread.
 const COALESCE_BYTES: usize = 1024 * 1024;
@@ -263,12 +263,11 @@ async fn process(store: ChunkStore, seen: Arc<Mutex<HashSet<ChunkId>>>, cut: Cut
     };
     let length: usize = data.iter().map(Bytes::len).sum();
     let length = u32::try_from(length).expect("chunks are at most MAX_CHUNK bytes");
-    let (data, id) = tokio::task::spawn_blocking(move || {
+    let (data, id) = cpu::run("chunk hashing", move || {
         let id = (!segments_are_zero(&data)).then(|| id_of_segments(&data));
         (data, id)
     })
-    .await
-    .map_err(|e| StoreError::from_join("chunk hashing", e))?;
+    .await?;
     let Some(id) = id else {
         return Ok(Outcome::Chunk { extent: Extent { offset, length, chunk: None }, kind: Kind::Zero });
     };
@@ -276,9 +275,7 @@ async fn process(store: ChunkStore, seen: Arc<Mutex<HashSet<ChunkId>>>, cut: Cut
     let kind = if !first_in_file || store.has_chunk(&id).await? {
         Kind::Deduplicated
     } else {
-        let payload = tokio::task::spawn_blocking(move || encode(&data))
-            .await
-            .map_err(|e| StoreError::from_join("chunk compression", e))?;
+        let payload = cpu::run("chunk compression", move || encode(&data)).await?;
         let stored = payload.content_length() as u64;
         store
             .objects()

@@ -29,10 +29,14 @@ impl Compressor {
     /// Creates the state for `codec`.
     pub(crate) fn new(codec: Codec) -> Result<Compressor> {
         Ok(match codec {
-            Codec::Deflate4k { level } => {
-                Compressor::Flate(Compress::new_with_window_bits(Compression::new(level.min(9)), false, 12))
+            Codec::Deflate4k { level } => Compressor::Flate(Compress::new_with_window_bits(
+                Compression::new(level.min(9)),
+                false,
+                12,
+            )),
+            Codec::Zlib { level } => {
+                Compressor::Flate(Compress::new(Compression::new(level.min(9)), true))
             }
-            Codec::Zlib { level } => Compressor::Flate(Compress::new(Compression::new(level.min(9)), true)),
             Codec::Zstd { level } => Compressor::Zstd(Box::new(
                 zstd::bulk::Compressor::new(level)
                     .map_err(|e| FormatError::Unsupported(format!("zstd compressor: {e}")))?,
@@ -44,9 +48,9 @@ impl Compressor {
     pub(crate) fn compress(&mut self, data: &[u8]) -> Result<Vec<u8>> {
         match self {
             Compressor::Flate(c) => deflate_all(c, data),
-            Compressor::Zstd(c) => {
-                c.compress(data).map_err(|e| FormatError::Io(std::io::Error::other(format!("zstd: {e}"))))
-            }
+            Compressor::Zstd(c) => c
+                .compress(data)
+                .map_err(|e| FormatError::Io(std::io::Error::other(format!("zstd: {e}")))),
         }
     }
 }
@@ -55,11 +59,17 @@ impl Compressor {
 fn deflate_all(c: &mut Compress, data: &[u8]) -> Result<Vec<u8>> {
     c.reset();
     // zlib's deflateBound for the default settings, plus slack for the zlib header and trailer.
-    let bound = data.len().saturating_add(data.len() / 1000).saturating_add(64);
+    let bound = data
+        .len()
+        .saturating_add(data.len() / 1000)
+        .saturating_add(64);
     let mut out: Vec<u8> = Vec::with_capacity(bound);
     loop {
-        let consumed = usize::try_from(c.total_in()).map_err(|_| internal("deflate input count"))?;
-        let rest = data.get(consumed..).ok_or_else(|| internal("deflate consumed past input"))?;
+        let consumed =
+            usize::try_from(c.total_in()).map_err(|_| internal("deflate input count"))?;
+        let rest = data
+            .get(consumed..)
+            .ok_or_else(|| internal("deflate consumed past input"))?;
         if out.len() == out.capacity() {
             out.reserve(out.capacity().max(4096));
         }
@@ -75,7 +85,9 @@ fn deflate_all(c: &mut Compress, data: &[u8]) -> Result<Vec<u8>> {
 
 /// An error for a broken internal invariant: reported, never a panic.
 pub(crate) fn internal(what: &str) -> FormatError {
-    FormatError::Io(std::io::Error::other(format!("internal error in writer: {what}")))
+    FormatError::Io(std::io::Error::other(format!(
+        "internal error in writer: {what}"
+    )))
 }
 
 /// True when every byte of `buf` is zero. Written to vectorize: ORs 64-byte chunks.
@@ -96,12 +108,16 @@ mod tests {
 
     #[test]
     fn deflate4k_inflates_with_a_4k_window() {
-        let data: Vec<u8> = (0..65536u32).map(|i| (i * 7 % 251) as u8 ^ (i / 5000) as u8).collect();
+        let data: Vec<u8> = (0..65536u32)
+            .map(|i| (i * 7 % 251) as u8 ^ (i / 5000) as u8)
+            .collect();
         let mut c = Compressor::new(Codec::Deflate4k { level: 6 }).unwrap();
         let packed = c.compress(&data).unwrap();
         let mut d = Decompress::new_with_window_bits(false, 12);
         let mut out = vec![0u8; data.len()];
-        let st = d.decompress(&packed, &mut out, FlushDecompress::Finish).unwrap();
+        let st = d
+            .decompress(&packed, &mut out, FlushDecompress::Finish)
+            .unwrap();
         assert_eq!(st, Status::StreamEnd);
         assert_eq!(out, data);
         // The state is reusable.

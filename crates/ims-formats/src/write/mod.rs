@@ -3,7 +3,8 @@
 //! One entry point, [`write_image`], picks the writer for a [`Format`] and its [`WriteOptions`].
 //! Every writer:
 //! - asks [`DiskImage::block_status`] first and never reads what is zero or unallocated, and drops
-//!   units that read as all zeros, so the output is as sparse as the format allows;
+//!   units that read as all zeros, so the output is as sparse as the format allows; on a seekable
+//!   target, zero 64 KiB pieces inside stored blocks are left as file holes too;
 //! - streams: memory stays bounded (a few MiB per worker thread plus per-format tables that grow
 //!   with the virtual size, never with the data), never a whole image;
 //! - reads and compresses on all cores (see [`WriteOptions::threads`]) and writes in order;
@@ -14,8 +15,8 @@
 //! ([`std::io::Write`], e.g. a pipe or an upload body). [`needs_seekable`] tells which a format needs.
 
 pub(crate) mod codec;
-pub(crate) mod pipeline;
 mod ids;
+pub(crate) mod pipeline;
 mod qcow2;
 mod raw;
 pub(crate) mod seq;
@@ -119,7 +120,13 @@ pub fn needs_seekable(format: Format, opts: &WriteOptions) -> bool {
 pub fn can_write(format: Format) -> bool {
     matches!(
         format,
-        Format::Raw | Format::Qcow2 | Format::Vmdk | Format::Vhd | Format::Vhdx | Format::Zvhd | Format::Zvhd2
+        Format::Raw
+            | Format::Qcow2
+            | Format::Vmdk
+            | Format::Vhd
+            | Format::Vhdx
+            | Format::Zvhd
+            | Format::Zvhd2
     )
 }
 
@@ -148,28 +155,51 @@ pub fn write_image(
         (Format::Raw, Target::Seekable(out)) => raw::write_sparse(src, out, threads, progress),
         (Format::Raw, Target::Stream(out)) => raw::write_stream(src, out, threads, progress),
         (Format::Qcow2, Target::Seekable(out)) => {
-            let q = qcow2::Qcow2Options { cluster_size: opts.qcow2_cluster_size, compression: opts.qcow2_compression };
+            let q = qcow2::Qcow2Options {
+                cluster_size: opts.qcow2_cluster_size,
+                compression: opts.qcow2_compression,
+            };
             qcow2::write(src, out, &q, threads, progress)
         }
-        (Format::Vmdk, Target::Seekable(out)) if opts.vmdk_subformat == VmdkSubformat::MonolithicSparse => {
+        (Format::Vmdk, Target::Seekable(out))
+            if opts.vmdk_subformat == VmdkSubformat::MonolithicSparse =>
+        {
             vmdk::write_monolithic_sparse(src, out, threads, progress)
         }
-        (Format::Vmdk, target) => with_stream(target, |w| vmdk::write_stream_optimized(src, w, threads, progress)),
+        (Format::Vmdk, target) => with_stream(target, |w| {
+            vmdk::write_stream_optimized(src, w, threads, progress)
+        }),
         (Format::Vhd, Target::Seekable(out)) if opts.vhd_subformat == VhdSubformat::Dynamic => {
             vhd::write_dynamic(src, out, threads, progress)
         }
-        (Format::Vhd, Target::Seekable(out)) => vhd::write_fixed_sparse(src, out, threads, progress),
+        (Format::Vhd, Target::Seekable(out)) => {
+            vhd::write_fixed_sparse(src, out, threads, progress)
+        }
         (Format::Vhd, Target::Stream(out)) => vhd::write_fixed_stream(src, out, threads, progress),
-        (Format::Vhdx, Target::Seekable(out)) => vhdx::write(src, out, opts.vhdx_block_size, threads, progress),
+        (Format::Vhdx, Target::Seekable(out)) => {
+            vhdx::write(src, out, opts.vhdx_block_size, threads, progress)
+        }
         (Format::Zvhd, target) => {
-            let z = ZvhdOptions { threads, ..opts.zvhd.clone() };
-            with_stream(target, |w| crate::zvhd::write_with_progress(src, w, &z, progress))
+            let z = ZvhdOptions {
+                threads,
+                ..opts.zvhd.clone()
+            };
+            with_stream(target, |w| {
+                crate::zvhd::write_with_progress(src, w, &z, progress)
+            })
         }
         (Format::Zvhd2, target) => {
-            let z = ZvhdOptions { threads, ..opts.zvhd.clone() };
-            with_stream(target, |w| crate::zvhd2::write_with_progress(src, w, &z, progress))
+            let z = ZvhdOptions {
+                threads,
+                ..opts.zvhd.clone()
+            };
+            with_stream(target, |w| {
+                crate::zvhd2::write_with_progress(src, w, &z, progress)
+            })
         }
-        (other, _) => Err(FormatError::Unsupported(format!("IMS does not write {other} images"))),
+        (other, _) => Err(FormatError::Unsupported(format!(
+            "IMS does not write {other} images"
+        ))),
     }
 }
 

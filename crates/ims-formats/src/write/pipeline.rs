@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 
 use super::codec::{internal, is_zero, Codec, Compressor};
@@ -79,15 +80,24 @@ pub(crate) fn run(
     let threads = effective_threads(threads);
     let mut planner = Planner::new(src, spec.unit_size);
     let job_bytes = spec.unit_size.max(JOB_BYTES);
-    let window = usize::try_from((INFLIGHT_BYTES / job_bytes).clamp(2, 4 * threads as u64 + 2)).unwrap_or(2);
+    let window =
+        usize::try_from((INFLIGHT_BYTES / job_bytes).clamp(2, 4 * threads as u64 + 2)).unwrap_or(2);
     let mut emit = |done: Done| -> Result<()> {
         for unit in &done.units {
-            let raw = done.buf.get(unit.start..unit.end).ok_or_else(|| internal("unit range"))?;
+            let raw = done
+                .buf
+                .get(unit.start..unit.end)
+                .ok_or_else(|| internal("unit range"))?;
             let payload = match &unit.compressed {
                 Some(c) => Payload::Compressed(c),
                 None => Payload::Raw(raw),
             };
-            sink(Unit { index: unit.index, payload, raw_len: raw.len(), crc: unit.crc })?;
+            sink(Unit {
+                index: unit.index,
+                payload,
+                raw_len: raw.len(),
+                crc: unit.crc,
+            })?;
         }
         progress(done.end.min(vsize));
         Ok(())
@@ -104,10 +114,12 @@ pub(crate) fn run(
     let (done_tx, done_rx) = mpsc::channel::<(u64, Result<Done>)>();
     let job_rx = Mutex::new(job_rx);
     let job_rx = &job_rx;
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..threads {
             let done_tx = done_tx.clone();
-            scope.spawn(move || worker(src, spec, job_rx, done_tx));
+            scope.spawn(move || worker(src, spec, job_rx, done_tx, stop));
         }
         drop(done_tx);
         // `job_tx` is dropped when this closure returns, on success or error: workers then stop.
@@ -120,7 +132,9 @@ pub(crate) fn run(
                 while !exhausted && next_seq - next_emit < window as u64 {
                     match planner.next_job()? {
                         Some(job) => {
-                            job_tx.send((next_seq, job)).map_err(|_| internal("workers stopped"))?;
+                            job_tx
+                                .send((next_seq, job))
+                                .map_err(|_| internal("workers stopped"))?;
                             next_seq += 1;
                         }
                         None => exhausted = true,
@@ -137,6 +151,10 @@ pub(crate) fn run(
                 }
             }
         })();
+        if result.is_err() {
+            // Queued jobs are skipped, not processed.
+            stop.store(true, Ordering::Relaxed);
+        }
         drop(job_tx);
         result
     })?;
@@ -147,7 +165,9 @@ pub(crate) fn run(
 /// The number of worker threads for a request of `threads` (0 = all cores).
 pub(crate) fn effective_threads(threads: usize) -> usize {
     if threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         threads.min(256)
     }
@@ -162,6 +182,7 @@ fn worker(
     spec: &UnitSpec,
     jobs: &Mutex<mpsc::Receiver<(u64, Job)>>,
     done: mpsc::Sender<(u64, Result<Done>)>,
+    stop: &AtomicBool,
 ) {
     let mut comp = match make_compressor(spec) {
         Ok(c) => c,
@@ -179,6 +200,9 @@ fn worker(
             Err(_) => return,
         };
         let Ok((seq, job)) = next else { return };
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
         let result = catch_unwind(AssertUnwindSafe(|| process(src, spec, comp.as_mut(), job)))
             .unwrap_or_else(|_| Err(internal("a worker thread panicked")));
         let failed = result.is_err();
@@ -211,17 +235,30 @@ struct Done {
     end: u64,
 }
 
-fn process(src: &dyn DiskImage, spec: &UnitSpec, mut comp: Option<&mut Compressor>, job: Job) -> Result<Done> {
+fn process(
+    src: &dyn DiskImage,
+    spec: &UnitSpec,
+    mut comp: Option<&mut Compressor>,
+    job: Job,
+) -> Result<Done> {
     let us = spec.unit_size;
     let vsize = src.virtual_size();
-    let start = job.first.checked_mul(us).ok_or_else(|| internal("job offset"))?;
-    let span = job.count.checked_mul(us).ok_or_else(|| internal("job length"))?;
+    let start = job
+        .first
+        .checked_mul(us)
+        .ok_or_else(|| internal("job offset"))?;
+    let span = job
+        .count
+        .checked_mul(us)
+        .ok_or_else(|| internal("job length"))?;
     let end = start.checked_add(span).ok_or_else(|| internal("job end"))?;
     let readable = vsize.saturating_sub(start).min(span);
     let buf_len = if spec.pad_last { span } else { readable };
     let mut buf = vec![0u8; usize::try_from(buf_len).map_err(|_| internal("job size"))?];
     let read_len = usize::try_from(readable).map_err(|_| internal("job size"))?;
-    let target = buf.get_mut(..read_len).ok_or_else(|| internal("job buffer"))?;
+    let target = buf
+        .get_mut(..read_len)
+        .ok_or_else(|| internal("job buffer"))?;
     src.read_at(target, start)?;
     let mut units = Vec::new();
     let us_usize = usize::try_from(us).map_err(|_| internal("unit size"))?;
@@ -231,7 +268,11 @@ fn process(src: &dyn DiskImage, spec: &UnitSpec, mut comp: Option<&mut Compresso
         }
         let index = job.first + i as u64;
         let off = i * us_usize;
-        let crc = if spec.checksum { crc32fast::hash(raw) } else { 0 };
+        let crc = if spec.checksum {
+            crc32fast::hash(raw)
+        } else {
+            0
+        };
         let compressed = match comp.as_deref_mut() {
             Some(c) => {
                 let packed = c.compress(raw)?;
@@ -243,9 +284,19 @@ fn process(src: &dyn DiskImage, spec: &UnitSpec, mut comp: Option<&mut Compresso
             }
             None => None,
         };
-        units.push(DoneUnit { index, start: off, end: off + raw.len(), compressed, crc });
+        units.push(DoneUnit {
+            index,
+            start: off,
+            end: off + raw.len(),
+            compressed,
+            crc,
+        });
     }
-    Ok(Done { buf, units, end: end.min(vsize) })
+    Ok(Done {
+        buf,
+        units,
+        end: end.min(vsize),
+    })
 }
 
 /// Turns block status into jobs: cluster-aligned runs of units that hold data, in order.
@@ -276,7 +327,9 @@ impl<'a> Planner<'a> {
         while self.runs.is_empty() && self.scanned < self.vsize {
             self.scan_window()?;
         }
-        let Some((first, end)) = self.runs.pop_front() else { return Ok(None) };
+        let Some((first, end)) = self.runs.pop_front() else {
+            return Ok(None);
+        };
         let count = (end - first).min(self.max_units);
         if first + count < end {
             self.runs.push_front((first + count, end));
@@ -295,7 +348,10 @@ impl<'a> Planner<'a> {
         let mut covered = start;
         for ext in extents {
             // Defensive: a reader returning extents out of range or out of order is an error.
-            let ext_end = ext.offset.checked_add(ext.length).ok_or_else(|| bad_status(start))?;
+            let ext_end = ext
+                .offset
+                .checked_add(ext.length)
+                .ok_or_else(|| bad_status(start))?;
             if ext.offset != covered || ext_end > end || ext.length == 0 {
                 return Err(bad_status(ext.offset));
             }
@@ -319,5 +375,7 @@ impl<'a> Planner<'a> {
 }
 
 fn bad_status(offset: u64) -> FormatError {
-    FormatError::Corrupt(format!("source block status does not cover the disk at offset {offset}"))
+    FormatError::Corrupt(format!(
+        "source block status does not cover the disk at offset {offset}"
+    ))
 }

@@ -46,7 +46,10 @@ pub(crate) fn write(
     }
     let cluster_bits = cs.trailing_zeros();
     // qemu counts qcow2 disks in whole sectors and would drop a partial last one: round up.
-    let vsize = src.virtual_size().checked_next_multiple_of(512).ok_or_else(|| internal("size"))?;
+    let vsize = src
+        .virtual_size()
+        .checked_next_multiple_of(512)
+        .ok_or_else(|| internal("size"))?;
     let l2_entries = cs / 8;
     let clusters = vsize.div_ceil(cs);
     let l1_size = clusters.div_ceil(l2_entries);
@@ -73,7 +76,13 @@ pub(crate) fn write(
         Qcow2Compression::Deflate => Codec::Deflate4k { level: 6 },
         Qcow2Compression::Zstd => Codec::Zstd { level: 3 },
     });
-    let spec = UnitSpec { unit_size: cs, pad_last: true, codec, raw_if_not_smaller: true, checksum: false };
+    let spec = UnitSpec {
+        unit_size: cs,
+        pad_last: true,
+        codec,
+        raw_if_not_smaller: true,
+        checksum: false,
+    };
     pipeline::run(src, &spec, threads, progress, &mut |unit| {
         let l1_index = unit.index / l2_entries;
         let slot = usize::try_from(unit.index % l2_entries).map_err(|_| internal("L2 index"))?;
@@ -112,7 +121,8 @@ pub(crate) fn write(
         l1_size: u32::try_from(l1_size).map_err(|_| internal("L1 size"))?,
         l1_at,
         table_at,
-        table_clusters: u32::try_from(table_clusters).map_err(|_| internal("refcount table size"))?,
+        table_clusters: u32::try_from(table_clusters)
+            .map_err(|_| internal("refcount table size"))?,
         zstd: opts.compression == Some(Qcow2Compression::Zstd),
     });
     out.write_all_at(&header, header_at)?;
@@ -120,7 +130,11 @@ pub(crate) fn write(
     Ok(end)
 }
 
-fn flush_l2(out: &dyn WriteAt, l1: &mut [u64], (l1_index, at, entries): (u64, u64, Vec<u64>)) -> Result<()> {
+fn flush_l2(
+    out: &dyn WriteAt,
+    l1: &mut [u64],
+    (l1_index, at, entries): (u64, u64, Vec<u64>),
+) -> Result<()> {
     let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_be_bytes()).collect();
     write_trimmed(out, &bytes, at)?;
     let i = usize::try_from(l1_index).map_err(|_| internal("L1 index"))?;
@@ -131,7 +145,10 @@ fn flush_l2(out: &dyn WriteAt, l1: &mut [u64], (l1_index, at, entries): (u64, u6
 /// Writes a table into a freshly allocated area, leaving its all-zero tail as a hole (the file was
 /// truncated at the start, so unwritten bytes read as zeros).
 fn write_trimmed(out: &dyn WriteAt, bytes: &[u8], at: u64) -> Result<()> {
-    let used = bytes.iter().rposition(|&b| b != 0).map_or(0, |i| (i + 1).next_multiple_of(512).min(bytes.len()));
+    let used = bytes
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |i| (i + 1).next_multiple_of(512).min(bytes.len()));
     if let Some(head) = bytes.get(..used).filter(|h| !h.is_empty()) {
         out.write_all_at(head, at)?;
     }
@@ -142,9 +159,13 @@ fn write_trimmed(out: &dyn WriteAt, bytes: &[u8], at: u64) -> Result<()> {
 fn compressed_entry(at: u64, len: u64, cluster_bits: u32) -> Result<u64> {
     let x = 62 - (cluster_bits - 8);
     if len == 0 || at >= 1u64 << x {
-        return Err(FormatError::Unsupported("QCOW2 file grows past the compressed-offset range".into()));
+        return Err(FormatError::Unsupported(
+            "QCOW2 file grows past the compressed-offset range".into(),
+        ));
     }
-    let last = at.checked_add(len - 1).ok_or_else(|| internal("compressed end"))?;
+    let last = at
+        .checked_add(len - 1)
+        .ok_or_else(|| internal("compressed end"))?;
     let extra_sectors = (last >> 9) - (at >> 9);
     if extra_sectors >= 1u64 << (cluster_bits - 8) {
         return Err(internal("compressed cluster too long"));
@@ -200,17 +221,29 @@ impl<'a> Alloc<'a> {
     fn new(cs: u64, out: &'a dyn WriteAt) -> Result<Alloc<'a>> {
         let per_block = cs / REFCOUNT_BYTES;
         let n = usize::try_from(per_block).map_err(|_| internal("refcount block"))?;
-        Ok(Alloc { out, cs, per_block, end: 0, cur: 0, counts: vec![0; n], blocks: Vec::new() })
+        Ok(Alloc {
+            out,
+            cs,
+            per_block,
+            end: 0,
+            cur: 0,
+            counts: vec![0; n],
+            blocks: Vec::new(),
+        })
     }
 
     fn align_end(&self) -> Result<u64> {
-        self.end.checked_next_multiple_of(self.cs).ok_or_else(|| internal("file offset"))
+        self.end
+            .checked_next_multiple_of(self.cs)
+            .ok_or_else(|| internal("file offset"))
     }
 
     /// A whole new cluster at the end of the file.
     fn cluster(&mut self) -> Result<u64> {
         let at = self.align_end()?;
-        self.end = at.checked_add(self.cs).ok_or_else(|| internal("file offset"))?;
+        self.end = at
+            .checked_add(self.cs)
+            .ok_or_else(|| internal("file offset"))?;
         self.inc(at / self.cs)?;
         Ok(at)
     }
@@ -235,7 +268,10 @@ impl<'a> Alloc<'a> {
         if cluster / self.per_block != self.cur {
             return 0;
         }
-        usize::try_from(cluster % self.per_block).ok().and_then(|i| self.counts.get(i).copied()).unwrap_or(0)
+        usize::try_from(cluster % self.per_block)
+            .ok()
+            .and_then(|i| self.counts.get(i).copied())
+            .unwrap_or(0)
     }
 
     /// Adds one reference to `cluster`, writing out refcount blocks that are complete.
@@ -252,8 +288,13 @@ impl<'a> Alloc<'a> {
                 }
             }
             let i = usize::try_from(c % self.per_block).map_err(|_| internal("refcount index"))?;
-            let slot = self.counts.get_mut(i).ok_or_else(|| internal("refcount slot"))?;
-            *slot = slot.checked_add(1).ok_or_else(|| internal("refcount overflow"))?;
+            let slot = self
+                .counts
+                .get_mut(i)
+                .ok_or_else(|| internal("refcount slot"))?;
+            *slot = slot
+                .checked_add(1)
+                .ok_or_else(|| internal("refcount overflow"))?;
         }
         Ok(())
     }
@@ -264,7 +305,9 @@ impl<'a> Alloc<'a> {
         let used = self.counts.iter().any(|&c| c != 0);
         let at = if used {
             let at = self.align_end()?;
-            self.end = at.checked_add(self.cs).ok_or_else(|| internal("file offset"))?;
+            self.end = at
+                .checked_add(self.cs)
+                .ok_or_else(|| internal("file offset"))?;
             self.write_block(at)?;
             Some(at)
         } else {
@@ -312,7 +355,9 @@ impl<'a> Alloc<'a> {
         }
         loop {
             let at = self.align_end()?;
-            self.end = at.checked_add(self.cs).ok_or_else(|| internal("file offset"))?;
+            self.end = at
+                .checked_add(self.cs)
+                .ok_or_else(|| internal("file offset"))?;
             let block = at / self.cs / self.per_block;
             if block == self.cur {
                 self.inc(at / self.cs)?;

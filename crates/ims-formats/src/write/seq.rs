@@ -16,7 +16,11 @@ const SEQ_BUF: usize = 1 << 20;
 impl<'a> SeqWriter<'a> {
     /// A writer starting at offset 0 of `out`.
     pub(crate) fn new(out: &'a dyn WriteAt) -> SeqWriter<'a> {
-        SeqWriter { out, pos: 0, buf: Vec::with_capacity(SEQ_BUF) }
+        SeqWriter {
+            out,
+            pos: 0,
+            buf: Vec::with_capacity(SEQ_BUF),
+        }
     }
 }
 
@@ -27,7 +31,10 @@ impl Write for SeqWriter<'_> {
         }
         if data.len() >= SEQ_BUF {
             self.out.write_all_at(data, self.pos)?;
-            self.pos = self.pos.checked_add(data.len() as u64).ok_or_else(|| io::Error::other("offset overflow"))?;
+            self.pos = self
+                .pos
+                .checked_add(data.len() as u64)
+                .ok_or_else(|| io::Error::other("offset overflow"))?;
             return Ok(data.len());
         }
         self.buf.extend_from_slice(data);
@@ -37,7 +44,10 @@ impl Write for SeqWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         if !self.buf.is_empty() {
             self.out.write_all_at(&self.buf, self.pos)?;
-            self.pos = self.pos.checked_add(self.buf.len() as u64).ok_or_else(|| io::Error::other("offset overflow"))?;
+            self.pos = self
+                .pos
+                .checked_add(self.buf.len() as u64)
+                .ok_or_else(|| io::Error::other("offset overflow"))?;
             self.buf.clear();
         }
         Ok(())
@@ -54,7 +64,10 @@ pub(crate) struct Counted<'a> {
 impl<'a> Counted<'a> {
     /// Wraps `out`; positions start at 0.
     pub(crate) fn new(out: &'a mut dyn Write) -> Counted<'a> {
-        Counted { inner: BufWriter::with_capacity(1 << 20, out), pos: 0 }
+        Counted {
+            inner: BufWriter::with_capacity(1 << 20, out),
+            pos: 0,
+        }
     }
 
     /// Bytes written so far.
@@ -65,7 +78,10 @@ impl<'a> Counted<'a> {
     /// Writes all of `data`.
     pub(crate) fn put(&mut self, data: &[u8]) -> io::Result<()> {
         self.inner.write_all(data)?;
-        self.pos = self.pos.checked_add(data.len() as u64).ok_or_else(|| io::Error::other("offset overflow"))?;
+        self.pos = self
+            .pos
+            .checked_add(data.len() as u64)
+            .ok_or_else(|| io::Error::other("offset overflow"))?;
         Ok(())
     }
 

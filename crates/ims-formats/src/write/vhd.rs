@@ -29,9 +29,13 @@ const BAT_AT: u64 = 1536;
 const VHD_EPOCH: u64 = 946_684_800;
 
 fn sized(vsize: u64) -> Result<u64> {
-    let size = vsize.checked_next_multiple_of(SECTOR).ok_or_else(|| internal("size"))?;
+    let size = vsize
+        .checked_next_multiple_of(SECTOR)
+        .ok_or_else(|| internal("size"))?;
     if size / SECTOR > MAX_SECTORS {
-        return Err(FormatError::Unsupported(format!("a {vsize}-byte disk is too large for VHD (about 2040 GiB at most)")));
+        return Err(FormatError::Unsupported(format!(
+            "a {vsize}-byte disk is too large for VHD (about 2040 GiB at most)"
+        )));
     }
     Ok(size)
 }
@@ -67,7 +71,9 @@ fn geometry(size: u64) -> (u16, u8, u8) {
 }
 
 fn checksum(bytes: &[u8]) -> u32 {
-    !bytes.iter().fold(0u32, |acc, &b| acc.wrapping_add(u32::from(b)))
+    !bytes
+        .iter()
+        .fold(0u32, |acc, &b| acc.wrapping_add(u32::from(b)))
 }
 
 /// The 512-byte footer.
@@ -77,7 +83,10 @@ fn footer(disk_type: u32, data_offset: u64, size: u64) -> [u8; 512] {
     b[8..12].copy_from_slice(&2u32.to_be_bytes()); // features: reserved bit
     b[12..16].copy_from_slice(&0x0001_0000u32.to_be_bytes());
     b[16..24].copy_from_slice(&data_offset.to_be_bytes());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     b[24..28].copy_from_slice(&(now.saturating_sub(VHD_EPOCH) as u32).to_be_bytes());
     b[28..32].copy_from_slice(b"qem2");
     b[32..36].copy_from_slice(&0x0001_0000u32.to_be_bytes());
@@ -110,7 +119,12 @@ fn dynamic_header(entries: u32) -> [u8; 1024] {
 }
 
 /// Writes `src` as a dynamic VHD to `out` (truncated first). Returns the file length.
-pub(crate) fn write_dynamic(src: &dyn DiskImage, out: &dyn WriteAt, threads: usize, progress: &dyn Fn(u64)) -> Result<u64> {
+pub(crate) fn write_dynamic(
+    src: &dyn DiskImage,
+    out: &dyn WriteAt,
+    threads: usize,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
     let size = sized(src.virtual_size())?;
     let entries = size.div_ceil(BLOCK);
     let entries32 = u32::try_from(entries).map_err(|_| internal("BAT size"))?;
@@ -122,23 +136,37 @@ pub(crate) fn write_dynamic(src: &dyn DiskImage, out: &dyn WriteAt, threads: usi
     out.write_all_at(&dynamic_header(entries32), HEADER_AT)?;
     let bitmap = [0xffu8; BITMAP as usize];
     let mut next = first_block;
-    let spec = UnitSpec { unit_size: BLOCK, pad_last: true, codec: None, raw_if_not_smaller: false, checksum: false };
+    let spec = UnitSpec {
+        unit_size: BLOCK,
+        pad_last: true,
+        codec: None,
+        raw_if_not_smaller: false,
+        checksum: false,
+    };
     pipeline::run(src, &spec, threads, progress, &mut |unit| {
         let (Payload::Raw(data) | Payload::Compressed(data)) = unit.payload;
         let sector = u32::try_from(next / SECTOR)
             .ok()
             .filter(|&s| s != u32::MAX)
-            .ok_or_else(|| FormatError::Unsupported("VHD file grows past what its table addresses".into()))?;
+            .ok_or_else(|| {
+                FormatError::Unsupported("VHD file grows past what its table addresses".into())
+            })?;
         out.write_all_at(&bitmap, next)?;
         write_skipping_zeros(out, data, next + BITMAP)?;
-        next = next.checked_add(BITMAP + BLOCK).ok_or_else(|| internal("file offset"))?;
+        next = next
+            .checked_add(BITMAP + BLOCK)
+            .ok_or_else(|| internal("file offset"))?;
         let slot = usize::try_from(unit.index).map_err(|_| internal("BAT index"))?;
         *bat.get_mut(slot).ok_or_else(|| internal("BAT slot"))? = sector;
         Ok(())
     })?;
     let table: Vec<u8> = bat.iter().flat_map(|e| e.to_be_bytes()).collect();
     let mut padded = table;
-    padded.resize(usize::try_from((entries * 4).next_multiple_of(SECTOR)).map_err(|_| internal("BAT size"))?, 0xff);
+    padded.resize(
+        usize::try_from((entries * 4).next_multiple_of(SECTOR))
+            .map_err(|_| internal("BAT size"))?,
+        0xff,
+    );
     out.write_all_at(&padded, BAT_AT)?;
     out.write_all_at(&foot, next)?;
     let end = next + SECTOR;
@@ -147,11 +175,22 @@ pub(crate) fn write_dynamic(src: &dyn DiskImage, out: &dyn WriteAt, threads: usi
 }
 
 const UNIT: u64 = 64 << 10;
-const FIXED_SPEC: UnitSpec = UnitSpec { unit_size: UNIT, pad_last: false, codec: None, raw_if_not_smaller: false, checksum: false };
+const FIXED_SPEC: UnitSpec = UnitSpec {
+    unit_size: UNIT,
+    pad_last: false,
+    codec: None,
+    raw_if_not_smaller: false,
+    checksum: false,
+};
 
 /// Writes `src` as a fixed VHD to `out` (truncated first), leaving holes for zeros. Returns the
 /// file length.
-pub(crate) fn write_fixed_sparse(src: &dyn DiskImage, out: &dyn WriteAt, threads: usize, progress: &dyn Fn(u64)) -> Result<u64> {
+pub(crate) fn write_fixed_sparse(
+    src: &dyn DiskImage,
+    out: &dyn WriteAt,
+    threads: usize,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
     let size = sized(src.virtual_size())?;
     out.set_len(0)?;
     out.set_len(size)?;
@@ -165,16 +204,28 @@ pub(crate) fn write_fixed_sparse(src: &dyn DiskImage, out: &dyn WriteAt, threads
 }
 
 /// Writes `src` as a fixed VHD to a sequential sink. Returns the bytes written.
-pub(crate) fn write_fixed_stream(src: &dyn DiskImage, out: &mut dyn Write, threads: usize, progress: &dyn Fn(u64)) -> Result<u64> {
+pub(crate) fn write_fixed_stream(
+    src: &dyn DiskImage,
+    out: &mut dyn Write,
+    threads: usize,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
     let size = sized(src.virtual_size())?;
     let mut w = Counted::new(out);
     pipeline::run(src, &FIXED_SPEC, threads, progress, &mut |unit| {
         let (Payload::Raw(data) | Payload::Compressed(data)) = unit.payload;
-        w.zeros((unit.index * UNIT).checked_sub(w.pos()).ok_or_else(|| internal("units out of order"))?)?;
+        w.zeros(
+            (unit.index * UNIT)
+                .checked_sub(w.pos())
+                .ok_or_else(|| internal("units out of order"))?,
+        )?;
         w.put(data)?;
         Ok(())
     })?;
-    w.zeros(size.checked_sub(w.pos()).ok_or_else(|| internal("output past the end"))?)?;
+    w.zeros(
+        size.checked_sub(w.pos())
+            .ok_or_else(|| internal("output past the end"))?,
+    )?;
     w.put(&footer(DISK_FIXED, u64::MAX, size))?;
     Ok(w.finish()?)
 }
@@ -194,6 +245,9 @@ mod tests {
         let f = footer(DISK_FIXED, u64::MAX, 1 << 20);
         let mut zeroed = f;
         zeroed[64..68].fill(0);
-        assert_eq!(u32::from_be_bytes([f[64], f[65], f[66], f[67]]), checksum(&zeroed));
+        assert_eq!(
+            u32::from_be_bytes([f[64], f[65], f[66], f[67]]),
+            checksum(&zeroed)
+        );
     }
 }

@@ -32,16 +32,54 @@ const fn guid(d1: u32, d2: u16, d3: u16, d4: [u8; 8]) -> [u8; 16] {
     let a = d1.to_le_bytes();
     let b = d2.to_le_bytes();
     let c = d3.to_le_bytes();
-    [a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4], d4[5], d4[6], d4[7]]
+    [
+        a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d4[0], d4[1], d4[2], d4[3], d4[4], d4[5],
+        d4[6], d4[7],
+    ]
 }
 
-const BAT_GUID: [u8; 16] = guid(0x2DC2_7766, 0xF623, 0x4200, [0x9D, 0x64, 0x11, 0x5E, 0x9B, 0xFD, 0x4A, 0x08]);
-const METADATA_GUID: [u8; 16] = guid(0x8B7C_A206, 0x4790, 0x4B9A, [0xB8, 0xFE, 0x57, 0x5F, 0x05, 0x0F, 0x88, 0x6E]);
-const FILE_PARAMETERS: [u8; 16] = guid(0xCAA1_6737, 0xFA36, 0x4D43, [0xB3, 0xB6, 0x33, 0xF0, 0xAA, 0x44, 0xE7, 0x6B]);
-const VIRTUAL_DISK_SIZE: [u8; 16] = guid(0x2FA5_4224, 0xCD1B, 0x4876, [0xB2, 0x11, 0x5D, 0xBE, 0xD8, 0x3B, 0xF4, 0xB8]);
-const PAGE83_DATA: [u8; 16] = guid(0xBECA_12AB, 0xB2E6, 0x4523, [0x93, 0xEF, 0xC3, 0x09, 0xE0, 0x00, 0xC7, 0x46]);
-const LOGICAL_SECTOR_SIZE: [u8; 16] = guid(0x8141_BF1D, 0xA96F, 0x4709, [0xBA, 0x47, 0xF2, 0x33, 0xA8, 0xFA, 0xAB, 0x5F]);
-const PHYSICAL_SECTOR_SIZE: [u8; 16] = guid(0xCDA3_48C7, 0x445D, 0x4471, [0x9C, 0xC9, 0xE9, 0x88, 0x52, 0x51, 0xC5, 0x56]);
+const BAT_GUID: [u8; 16] = guid(
+    0x2DC2_7766,
+    0xF623,
+    0x4200,
+    [0x9D, 0x64, 0x11, 0x5E, 0x9B, 0xFD, 0x4A, 0x08],
+);
+const METADATA_GUID: [u8; 16] = guid(
+    0x8B7C_A206,
+    0x4790,
+    0x4B9A,
+    [0xB8, 0xFE, 0x57, 0x5F, 0x05, 0x0F, 0x88, 0x6E],
+);
+const FILE_PARAMETERS: [u8; 16] = guid(
+    0xCAA1_6737,
+    0xFA36,
+    0x4D43,
+    [0xB3, 0xB6, 0x33, 0xF0, 0xAA, 0x44, 0xE7, 0x6B],
+);
+const VIRTUAL_DISK_SIZE: [u8; 16] = guid(
+    0x2FA5_4224,
+    0xCD1B,
+    0x4876,
+    [0xB2, 0x11, 0x5D, 0xBE, 0xD8, 0x3B, 0xF4, 0xB8],
+);
+const PAGE83_DATA: [u8; 16] = guid(
+    0xBECA_12AB,
+    0xB2E6,
+    0x4523,
+    [0x93, 0xEF, 0xC3, 0x09, 0xE0, 0x00, 0xC7, 0x46],
+);
+const LOGICAL_SECTOR_SIZE: [u8; 16] = guid(
+    0x8141_BF1D,
+    0xA96F,
+    0x4709,
+    [0xBA, 0x47, 0xF2, 0x33, 0xA8, 0xFA, 0xAB, 0x5F],
+);
+const PHYSICAL_SECTOR_SIZE: [u8; 16] = guid(
+    0xCDA3_48C7,
+    0x445D,
+    0x4471,
+    [0x9C, 0xC9, 0xE9, 0x88, 0x52, 0x51, 0xC5, 0x56],
+);
 
 /// Block size qemu would choose for a disk of `size` bytes.
 fn default_block_size(size: u64) -> u64 {
@@ -64,17 +102,28 @@ pub(crate) fn write(
     threads: usize,
     progress: &dyn Fn(u64),
 ) -> Result<u64> {
-    let size = src.virtual_size().checked_next_multiple_of(LOGICAL_SECTOR).ok_or_else(|| internal("size"))?;
+    let size = src
+        .virtual_size()
+        .checked_next_multiple_of(LOGICAL_SECTOR)
+        .ok_or_else(|| internal("size"))?;
     if size > MAX_SIZE {
-        return Err(FormatError::Unsupported(format!("a {size}-byte disk is too large for VHDX (64 TiB at most)")));
+        return Err(FormatError::Unsupported(format!(
+            "a {size}-byte disk is too large for VHDX (64 TiB at most)"
+        )));
     }
     let bs = block_size.unwrap_or_else(|| default_block_size(size));
     if !bs.is_power_of_two() || !(MIB..=256 * MIB).contains(&bs) {
-        return Err(FormatError::Unsupported(format!("VHDX block size {bs} is not a power of two from 1 MiB to 256 MiB")));
+        return Err(FormatError::Unsupported(format!(
+            "VHDX block size {bs} is not a power of two from 1 MiB to 256 MiB"
+        )));
     }
     let chunk_ratio = (1u64 << 23) * LOGICAL_SECTOR / bs;
     let data_blocks = size.div_ceil(bs);
-    let bat_entries = if data_blocks == 0 { 0 } else { data_blocks + (data_blocks - 1) / chunk_ratio };
+    let bat_entries = if data_blocks == 0 {
+        0
+    } else {
+        data_blocks + (data_blocks - 1) / chunk_ratio
+    };
     let bat_len = (bat_entries * 8).next_multiple_of(MIB).max(MIB);
     let first_block = BAT_AT + bat_len;
 
@@ -90,13 +139,24 @@ pub(crate) fn write(
     out.write_all_at(&metadata(bs, size)?, METADATA_AT)?;
 
     let mut next = first_block;
-    let spec = UnitSpec { unit_size: bs, pad_last: true, codec: None, raw_if_not_smaller: false, checksum: false };
+    let spec = UnitSpec {
+        unit_size: bs,
+        pad_last: true,
+        codec: None,
+        raw_if_not_smaller: false,
+        checksum: false,
+    };
     pipeline::run(src, &spec, threads, progress, &mut |unit| {
         let (Payload::Raw(data) | Payload::Compressed(data)) = unit.payload;
         write_skipping_zeros(out, data, next)?;
         let slot = unit.index + unit.index / chunk_ratio;
-        out.write_all_at(&(next | PAYLOAD_FULLY_PRESENT).to_le_bytes(), BAT_AT + slot * 8)?;
-        next = next.checked_add(bs).ok_or_else(|| internal("file offset"))?;
+        out.write_all_at(
+            &(next | PAYLOAD_FULLY_PRESENT).to_le_bytes(),
+            BAT_AT + slot * 8,
+        )?;
+        next = next
+            .checked_add(bs)
+            .ok_or_else(|| internal("file offset"))?;
         Ok(())
     })?;
     out.set_len(next)?;
@@ -131,7 +191,10 @@ fn region_table(bat_len: u64) -> Result<Vec<u8>> {
     let mut b = vec![0u8; 64 << 10];
     b[0..4].copy_from_slice(b"regi");
     b[8..12].copy_from_slice(&2u32.to_le_bytes());
-    let entries = [(BAT_GUID, BAT_AT, bat_len), (METADATA_GUID, METADATA_AT, METADATA_LEN)];
+    let entries = [
+        (BAT_GUID, BAT_AT, bat_len),
+        (METADATA_GUID, METADATA_AT, METADATA_LEN),
+    ];
     for (i, (id, at, len)) in entries.into_iter().enumerate() {
         let e = 16 + i * 32;
         b[e..e + 16].copy_from_slice(&id);
@@ -154,10 +217,26 @@ fn metadata(block_size: u64, size: u64) -> Result<Vec<u8>> {
     file_parameters.extend_from_slice(&0u32.to_le_bytes()); // not LeaveBlocksAllocated, no parent
     let items: [([u8; 16], Vec<u8>, u32); 5] = [
         (FILE_PARAMETERS, file_parameters, IS_REQUIRED),
-        (VIRTUAL_DISK_SIZE, size.to_le_bytes().to_vec(), IS_VIRTUAL_DISK | IS_REQUIRED),
-        (PAGE83_DATA, super::ids::random_guid().to_vec(), IS_VIRTUAL_DISK | IS_REQUIRED),
-        (LOGICAL_SECTOR_SIZE, (LOGICAL_SECTOR as u32).to_le_bytes().to_vec(), IS_VIRTUAL_DISK | IS_REQUIRED),
-        (PHYSICAL_SECTOR_SIZE, PHYSICAL_SECTOR.to_le_bytes().to_vec(), IS_VIRTUAL_DISK | IS_REQUIRED),
+        (
+            VIRTUAL_DISK_SIZE,
+            size.to_le_bytes().to_vec(),
+            IS_VIRTUAL_DISK | IS_REQUIRED,
+        ),
+        (
+            PAGE83_DATA,
+            super::ids::random_guid().to_vec(),
+            IS_VIRTUAL_DISK | IS_REQUIRED,
+        ),
+        (
+            LOGICAL_SECTOR_SIZE,
+            (LOGICAL_SECTOR as u32).to_le_bytes().to_vec(),
+            IS_VIRTUAL_DISK | IS_REQUIRED,
+        ),
+        (
+            PHYSICAL_SECTOR_SIZE,
+            PHYSICAL_SECTOR.to_le_bytes().to_vec(),
+            IS_VIRTUAL_DISK | IS_REQUIRED,
+        ),
     ];
     let mut b = vec![0u8; (64 << 10) + 64];
     b[0..8].copy_from_slice(b"metadata");
@@ -169,7 +248,9 @@ fn metadata(block_size: u64, size: u64) -> Result<Vec<u8>> {
         b[e + 16..e + 20].copy_from_slice(&(at as u32).to_le_bytes());
         b[e + 20..e + 24].copy_from_slice(&(value.len() as u32).to_le_bytes());
         b[e + 24..e + 28].copy_from_slice(&flags.to_le_bytes());
-        b.get_mut(at..at + value.len()).ok_or_else(|| internal("metadata item"))?.copy_from_slice(value);
+        b.get_mut(at..at + value.len())
+            .ok_or_else(|| internal("metadata item"))?
+            .copy_from_slice(value);
         at += value.len();
     }
     Ok(b)
@@ -184,7 +265,11 @@ pub(crate) fn crc32c(data: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { (c >> 1) ^ 0x82F6_3B78 } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ 0x82F6_3B78
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             t[i] = c;
@@ -192,7 +277,9 @@ pub(crate) fn crc32c(data: &[u8]) -> u32 {
         }
         t
     };
-    !data.iter().fold(!0u32, |c, &b| TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8))
+    !data.iter().fold(!0u32, |c, &b| {
+        TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8)
+    })
 }
 
 #[cfg(test)]

@@ -48,12 +48,18 @@ struct Geometry {
 fn geometry(vsize: u64) -> Result<Geometry> {
     let capacity = vsize.div_ceil(SECTOR);
     if capacity > MAX_SECTORS {
-        return Err(FormatError::Unsupported(format!("a {vsize}-byte disk is too large for VMDK (2 TiB at most)")));
+        return Err(FormatError::Unsupported(format!(
+            "a {vsize}-byte disk is too large for VMDK (2 TiB at most)"
+        )));
     }
     let grains = capacity.div_ceil(GRAIN_SECTORS);
     let gt_count = grains.div_ceil(GTES);
     let gd_sectors = (gt_count * 4).div_ceil(SECTOR);
-    Ok(Geometry { capacity, gt_count, gd_sectors })
+    Ok(Geometry {
+        capacity,
+        gt_count,
+        gd_sectors,
+    })
 }
 
 struct HeaderFields {
@@ -115,8 +121,9 @@ fn marker(value: u64, kind: u32) -> [u8; 512] {
 }
 
 fn sector_u32(byte_offset: u64) -> Result<u32> {
-    u32::try_from(byte_offset / SECTOR)
-        .map_err(|_| FormatError::Unsupported("VMDK file grows past 2 TiB, the most its tables address".into()))
+    u32::try_from(byte_offset / SECTOR).map_err(|_| {
+        FormatError::Unsupported("VMDK file grows past 2 TiB, the most its tables address".into())
+    })
 }
 
 fn table_bytes(entries: &[u32]) -> Vec<u8> {
@@ -145,7 +152,8 @@ pub(crate) fn write_stream_optimized(
     w.put(&descriptor("streamOptimized", g.capacity)?)?;
     w.pad_to(GRAIN)?;
 
-    let mut gd = vec![0u32; usize::try_from(g.gt_count).map_err(|_| internal("grain directory size"))?];
+    let mut gd =
+        vec![0u32; usize::try_from(g.gt_count).map_err(|_| internal("grain directory size"))?];
     let mut gt: Option<(u64, Vec<u32>)> = None;
     let spec = UnitSpec {
         unit_size: GRAIN,
@@ -173,7 +181,9 @@ pub(crate) fn write_stream_optimized(
         w.pad_to(SECTOR)?;
         let slot = usize::try_from(unit.index % GTES).map_err(|_| internal("grain table slot"))?;
         let table = &mut gt.as_mut().ok_or_else(|| internal("no grain table"))?.1;
-        *table.get_mut(slot).ok_or_else(|| internal("grain table slot"))? = at;
+        *table
+            .get_mut(slot)
+            .ok_or_else(|| internal("grain table slot"))? = at;
         Ok(())
     })?;
     if let Some(done) = gt.take() {
@@ -195,7 +205,8 @@ fn put_gt(w: &mut Counted<'_>, gd: &mut [u32], (group, entries): (u64, Vec<u32>)
     let at = sector_u32(w.pos())?;
     w.put(&table_bytes(&entries))?;
     let i = usize::try_from(group).map_err(|_| internal("grain directory index"))?;
-    *gd.get_mut(i).ok_or_else(|| internal("grain directory slot"))? = at;
+    *gd.get_mut(i)
+        .ok_or_else(|| internal("grain directory slot"))? = at;
     Ok(())
 }
 
@@ -225,7 +236,10 @@ pub(crate) fn write_monolithic_sparse(
         }),
         0,
     )?;
-    out.write_all_at(&descriptor("monolithicSparse", g.capacity)?, DESC_OFFSET * SECTOR)?;
+    out.write_all_at(
+        &descriptor("monolithicSparse", g.capacity)?,
+        DESC_OFFSET * SECTOR,
+    )?;
     for (dir, tables) in [(gd_at, gt_at), (rgd_at, rgt_at)] {
         let entries = (0..g.gt_count)
             .map(|i| u32::try_from(tables + i * GT_SECTORS))
@@ -243,7 +257,13 @@ pub(crate) fn write_monolithic_sparse(
         }
         Ok(())
     };
-    let spec = UnitSpec { unit_size: GRAIN, pad_last: true, codec: None, raw_if_not_smaller: false, checksum: false };
+    let spec = UnitSpec {
+        unit_size: GRAIN,
+        pad_last: true,
+        codec: None,
+        raw_if_not_smaller: false,
+        checksum: false,
+    };
     pipeline::run(src, &spec, threads, progress, &mut |unit| {
         let (Payload::Raw(data) | Payload::Compressed(data)) = unit.payload;
         let group = unit.index / GTES;
@@ -255,10 +275,14 @@ pub(crate) fn write_monolithic_sparse(
         }
         let at = sector_u32(next)?;
         out.write_all_at(data, next)?;
-        next = next.checked_add(GRAIN).ok_or_else(|| internal("file offset"))?;
+        next = next
+            .checked_add(GRAIN)
+            .ok_or_else(|| internal("file offset"))?;
         let slot = usize::try_from(unit.index % GTES).map_err(|_| internal("grain table slot"))?;
         let table = &mut gt.as_mut().ok_or_else(|| internal("no grain table"))?.1;
-        *table.get_mut(slot).ok_or_else(|| internal("grain table slot"))? = at;
+        *table
+            .get_mut(slot)
+            .ok_or_else(|| internal("grain table slot"))? = at;
         Ok(())
     })?;
     if let Some(done) = gt.take() {

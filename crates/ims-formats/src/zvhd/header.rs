@@ -57,20 +57,29 @@ impl Header {
 
 /// Reads a little-endian u16/u32/u64 at `at` of `b`; `None` past the end.
 pub(crate) fn le16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_le_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 pub(crate) fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 pub(crate) fn le64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// The header length a file claims, from its first 64 bytes (to know how much to read).
 pub(crate) fn claimed_len(first: &[u8], name: &str) -> Result<u32> {
     let len = le32(first, 12).ok_or_else(|| corrupt(name, "file is shorter than its header"))?;
     if !(HEADER_LEN..=MAX_HEADER_LEN).contains(&len) || len % 8 != 0 {
-        return Err(corrupt(name, &format!("header length {len} is not a multiple of 8 from 64 to 4096")));
+        return Err(corrupt(
+            name,
+            &format!("header length {len} is not a multiple of 8 from 64 to 4096"),
+        ));
     }
     Ok(len)
 }
@@ -80,7 +89,14 @@ pub(crate) fn claimed_len(first: &[u8], name: &str) -> Result<u32> {
 /// Refuses: wrong magic, bad CRC, a major version other than `major`, any required flag, a block
 /// size that is not a power of two from 4 KiB to 64 MiB, a codec other than `codec`, and a virtual
 /// size above `limits.max_virtual_size`.
-pub(crate) fn decode(buf: &[u8], magic: &[u8; 8], major: u16, codec: u32, name: &str, limits: &Limits) -> Result<Header> {
+pub(crate) fn decode(
+    buf: &[u8],
+    magic: &[u8; 8],
+    major: u16,
+    codec: u32,
+    name: &str,
+    limits: &Limits,
+) -> Result<Header> {
     if buf.len() < HEADER_LEN as usize || buf.get(..8) != Some(&magic[..]) {
         return Err(corrupt(name, "bad magic: not a file of this format"));
     }
@@ -109,13 +125,20 @@ pub(crate) fn decode(buf: &[u8], magic: &[u8; 8], major: u16, codec: u32, name: 
         return Err(corrupt(name, "header length changed while reading"));
     }
     if required != 0 {
-        return Err(FormatError::Unsupported(format!("{name} file uses unknown required features {required:#x}")));
+        return Err(FormatError::Unsupported(format!(
+            "{name} file uses unknown required features {required:#x}"
+        )));
     }
     if !block_size.is_power_of_two() || !(MIN_BLOCK..=MAX_BLOCK).contains(&block_size) {
-        return Err(corrupt(name, &format!("block size {block_size} is not a power of two from 4 KiB to 64 MiB")));
+        return Err(corrupt(
+            name,
+            &format!("block size {block_size} is not a power of two from 4 KiB to 64 MiB"),
+        ));
     }
     if file_codec != codec {
-        return Err(FormatError::Unsupported(format!("{name} codec {file_codec} is not supported")));
+        return Err(FormatError::Unsupported(format!(
+            "{name} codec {file_codec} is not supported"
+        )));
     }
     if virtual_size > limits.max_virtual_size {
         return Err(FormatError::Unsupported(format!(
@@ -123,7 +146,14 @@ pub(crate) fn decode(buf: &[u8], magic: &[u8; 8], major: u16, codec: u32, name: 
             limits.max_virtual_size
         )));
     }
-    Ok(Header { major: file_major, minor, header_len, virtual_size, block_size, codec: file_codec })
+    Ok(Header {
+        major: file_major,
+        minor,
+        header_len,
+        virtual_size,
+        block_size,
+        codec: file_codec,
+    })
 }
 
 /// A `Corrupt` error naming the format.

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use flate2::{Decompress, FlushDecompress, Status};
 
 use super::header::{corrupt, Header, CODEC_ZLIB, CODEC_ZSTD};
-use crate::{BlockExtent, BlockStatus, DiskImage, Format, FormatError, ImageDetails, ReadAt, Result};
+use crate::{
+    BlockExtent, BlockStatus, DiskImage, Format, FormatError, ImageDetails, ReadAt, Result,
+};
 
 /// Entry flag: the block reads as zeros and has no payload.
 pub(crate) const FLAG_ZERO: u32 = 1;
@@ -35,7 +37,14 @@ pub(crate) const ENTRY_BYTES: u64 = 32;
 /// Checks the parts of an entry that do not depend on where it came from.
 /// Entries must arrive in increasing block order with payloads in increasing, non-overlapping order
 /// inside `[data_start, data_end)`.
-pub(crate) fn check_entry(e: &Entry, prev: Option<&Entry>, h: &Header, data_start: u64, data_end: u64, name: &str) -> Result<()> {
+pub(crate) fn check_entry(
+    e: &Entry,
+    prev: Option<&Entry>,
+    h: &Header,
+    data_start: u64,
+    data_end: u64,
+    name: &str,
+) -> Result<()> {
     let bad = |what: &str| corrupt(name, &format!("block {}: {what}", e.block));
     if let Some(p) = prev {
         if e.block <= p.block {
@@ -53,7 +62,11 @@ pub(crate) fn check_entry(e: &Entry, prev: Option<&Entry>, h: &Header, data_star
         return Err(bad(&format!("unknown flags {:#x}", e.flags)));
     }
     if u64::from(e.raw_len) != h.raw_len(e.block) {
-        return Err(bad(&format!("uncompressed length {} should be {}", e.raw_len, h.raw_len(e.block))));
+        return Err(bad(&format!(
+            "uncompressed length {} should be {}",
+            e.raw_len,
+            h.raw_len(e.block)
+        )));
     }
     if e.flags & FLAG_ZERO != 0 {
         if e.stored_len != 0 || e.flags & FLAG_STORED != 0 {
@@ -66,11 +79,20 @@ pub(crate) fn check_entry(e: &Entry, prev: Option<&Entry>, h: &Header, data_star
             return Err(bad("stored length differs from the block length"));
         }
     } else if e.stored_len == 0 || e.stored_len > e.raw_len {
-        return Err(bad(&format!("compressed length {} is out of range", e.stored_len)));
+        return Err(bad(&format!(
+            "compressed length {} is out of range",
+            e.stored_len
+        )));
     }
-    let end = e.offset.checked_add(u64::from(e.stored_len)).ok_or_else(|| bad("payload offset overflows"))?;
+    let end = e
+        .offset
+        .checked_add(u64::from(e.stored_len))
+        .ok_or_else(|| bad("payload offset overflows"))?;
     if e.offset < data_start || end > data_end {
-        return Err(bad(&format!("payload [{}, {end}) lies outside the data area", e.offset)));
+        return Err(bad(&format!(
+            "payload [{}, {end}) lies outside the data area",
+            e.offset
+        )));
     }
     Ok(())
 }
@@ -90,12 +112,28 @@ pub(crate) struct BlockImage {
 }
 
 impl BlockImage {
-    pub(crate) fn new(format: Format, name: &'static str, src: Arc<dyn ReadAt>, header: Header, entries: Vec<Entry>) -> BlockImage {
-        BlockImage { format, name, src, header, entries, cache: Mutex::new(VecDeque::new()) }
+    pub(crate) fn new(
+        format: Format,
+        name: &'static str,
+        src: Arc<dyn ReadAt>,
+        header: Header,
+        entries: Vec<Entry>,
+    ) -> BlockImage {
+        BlockImage {
+            format,
+            name,
+            src,
+            header,
+            entries,
+            cache: Mutex::new(VecDeque::new()),
+        }
     }
 
     fn find(&self, block: u64) -> Option<&Entry> {
-        self.entries.binary_search_by_key(&block, |e| e.block).ok().and_then(|i| self.entries.get(i))
+        self.entries
+            .binary_search_by_key(&block, |e| e.block)
+            .ok()
+            .and_then(|i| self.entries.get(i))
     }
 
     /// The decoded bytes of a stored data block, verified.
@@ -117,12 +155,19 @@ impl BlockImage {
     }
 
     fn decode(&self, e: &Entry) -> Result<Vec<u8>> {
-        let bad = |what: String| corrupt(self.name, &format!("block {} at file offset {}: {what}", e.block, e.offset));
+        let bad = |what: String| {
+            corrupt(
+                self.name,
+                &format!("block {} at file offset {}: {what}", e.block, e.offset),
+            )
+        };
         let mut payload = vec![0u8; e.stored_len as usize];
-        self.src.read_exact_at(&mut payload, e.offset).map_err(|err| match err.kind() {
-            std::io::ErrorKind::UnexpectedEof => bad("file is truncated".into()),
-            _ => FormatError::Io(err),
-        })?;
+        self.src
+            .read_exact_at(&mut payload, e.offset)
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::UnexpectedEof => bad("file is truncated".into()),
+                _ => FormatError::Io(err),
+            })?;
         let raw = if e.flags & FLAG_STORED != 0 {
             payload
         } else {
@@ -131,11 +176,23 @@ impl BlockImage {
                 CODEC_ZLIB => inflate_exact(&payload, &mut out).map_err(bad)?,
                 CODEC_ZSTD => zstd::bulk::Decompressor::new()
                     .and_then(|mut d| d.decompress_to_buffer(&payload, &mut out))
-                    .map_err(|err| bad(format!("zstd data is damaged or longer than the block ({err})")))?,
-                other => return Err(FormatError::Unsupported(format!("{}: codec {other}", self.name))),
+                    .map_err(|err| {
+                        bad(format!(
+                            "zstd data is damaged or longer than the block ({err})"
+                        ))
+                    })?,
+                other => {
+                    return Err(FormatError::Unsupported(format!(
+                        "{}: codec {other}",
+                        self.name
+                    )))
+                }
             };
             if n != out.len() {
-                return Err(bad(format!("decompressed to {n} bytes, expected {}", out.len())));
+                return Err(bad(format!(
+                    "decompressed to {n} bytes, expected {}",
+                    out.len()
+                )));
             }
             out
         };
@@ -149,7 +206,9 @@ impl BlockImage {
 /// Inflates one zlib stream that must end exactly when `out` is full and use all of `input`.
 pub(crate) fn inflate_exact(input: &[u8], out: &mut [u8]) -> std::result::Result<usize, String> {
     let mut d = Decompress::new(true);
-    let status = d.decompress(input, out, FlushDecompress::Finish).map_err(|e| format!("zlib data is damaged ({e})"))?;
+    let status = d
+        .decompress(input, out, FlushDecompress::Finish)
+        .map_err(|e| format!("zlib data is damaged ({e})"))?;
     let produced = usize::try_from(d.total_out()).map_err(|_| "zlib output size".to_string())?;
     if status != Status::StreamEnd {
         return Err(if produced == out.len() {
@@ -177,7 +236,12 @@ impl DiskImage for BlockImage {
         let end = offset
             .checked_add(buf.len() as u64)
             .filter(|&end| end <= self.header.virtual_size)
-            .ok_or_else(|| FormatError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past the end of the disk")))?;
+            .ok_or_else(|| {
+                FormatError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "read past the end of the disk",
+                ))
+            })?;
         let bs = self.header.block_size;
         let mut pos = offset;
         let mut done = 0usize;
@@ -185,11 +249,15 @@ impl DiskImage for BlockImage {
             let block = pos / bs;
             let within = pos % bs;
             let n = (bs - within).min(end - pos) as usize;
-            let dst = buf.get_mut(done..done + n).ok_or_else(|| corrupt(self.name, "read range"))?;
+            let dst = buf
+                .get_mut(done..done + n)
+                .ok_or_else(|| corrupt(self.name, "read range"))?;
             match self.find(block) {
                 Some(e) if e.flags & FLAG_ZERO == 0 => {
                     let data = self.block_data(e)?;
-                    let src = data.get(within as usize..within as usize + n).ok_or_else(|| corrupt(self.name, "short block"))?;
+                    let src = data
+                        .get(within as usize..within as usize + n)
+                        .ok_or_else(|| corrupt(self.name, "short block"))?;
                     dst.copy_from_slice(src);
                 }
                 _ => dst.fill(0),
@@ -204,12 +272,23 @@ impl DiskImage for BlockImage {
         let end = offset
             .checked_add(length)
             .filter(|&end| end <= self.header.virtual_size)
-            .ok_or_else(|| FormatError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "range past the end of the disk")))?;
+            .ok_or_else(|| {
+                FormatError::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "range past the end of the disk",
+                ))
+            })?;
         let bs = self.header.block_size;
         let mut out: Vec<BlockExtent> = Vec::new();
         let mut push = |offset: u64, length: u64, status: BlockStatus| match out.last_mut() {
-            Some(last) if last.status == status && last.offset + last.length == offset => last.length += length,
-            _ => out.push(BlockExtent { offset, length, status }),
+            Some(last) if last.status == status && last.offset + last.length == offset => {
+                last.length += length
+            }
+            _ => out.push(BlockExtent {
+                offset,
+                length,
+                status,
+            }),
         };
         let mut pos = offset;
         let mut i = self.entries.partition_point(|e| e.block < offset / bs);
@@ -218,7 +297,11 @@ impl DiskImage for BlockImage {
             let block_end = block.saturating_add(1).saturating_mul(bs).min(end);
             match self.entries.get(i) {
                 Some(e) if e.block == block => {
-                    let status = if e.flags & FLAG_ZERO != 0 { BlockStatus::Zero } else { BlockStatus::Data };
+                    let status = if e.flags & FLAG_ZERO != 0 {
+                        BlockStatus::Zero
+                    } else {
+                        BlockStatus::Data
+                    };
                     push(pos, block_end - pos, status);
                     pos = block_end;
                     i += 1;
@@ -238,12 +321,19 @@ impl DiskImage for BlockImage {
     }
 
     fn details(&self) -> ImageDetails {
-        let codec = if self.header.codec == CODEC_ZLIB { "zlib" } else { "zstd" };
+        let codec = if self.header.codec == CODEC_ZLIB {
+            "zlib"
+        } else {
+            "zstd"
+        };
         ImageDetails {
             cluster_size: Some(self.header.block_size),
             compression: Some(codec.into()),
             features: vec![
-                ("version".into(), format!("{}.{}", self.header.major, self.header.minor)),
+                (
+                    "version".into(),
+                    format!("{}.{}", self.header.major, self.header.minor),
+                ),
                 ("stored_blocks".into(), self.entries.len().to_string()),
             ],
         }

@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use self::header::{corrupt, Header, CODEC_ZLIB};
 use self::image::{check_entry, BlockImage, Entry, ENTRY_BYTES, FLAG_ZERO};
-use self::record::{decode_record, decode_trailer, RECORD_LEN, RECORD_TAG, TRAILER_LEN, TRAILER_TAG};
+use self::record::{
+    decode_record, decode_trailer, RECORD_LEN, RECORD_TAG, TRAILER_LEN, TRAILER_TAG,
+};
 use crate::{DiskImage, Format, FormatError, Limits, ReadAt, Result};
 
 pub use self::stream::decode_stream;
@@ -49,7 +51,12 @@ pub struct ZvhdOptions {
 
 impl Default for ZvhdOptions {
     fn default() -> ZvhdOptions {
-        ZvhdOptions { block_size: 1 << 20, level: None, threads: 0, max_index_bytes: Limits::default().max_table_bytes }
+        ZvhdOptions {
+            block_size: 1 << 20,
+            level: None,
+            threads: 0,
+            max_index_bytes: Limits::default().max_table_bytes,
+        }
     }
 }
 
@@ -76,7 +83,10 @@ pub fn open(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<Box<dyn DiskImage>>
         let mut rec = [0u8; RECORD_LEN];
         let avail = file_size.saturating_sub(at);
         if avail < TRAILER_LEN as u64 {
-            return Err(corrupt(NAME, &format!("file ends at offset {file_size} without a trailer (truncated?)")));
+            return Err(corrupt(
+                NAME,
+                &format!("file ends at offset {file_size} without a trailer (truncated?)"),
+            ));
         }
         src.read_exact_at(&mut rec, at)?;
         if rec[..4] == TRAILER_TAG[..] {
@@ -89,18 +99,34 @@ pub fn open(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<Box<dyn DiskImage>>
                 || trailer.data_bytes != data_bytes
                 || trailer.headers_crc != headers_crc.clone().finalize()
             {
-                return Err(corrupt(NAME, "trailer does not match the records (records lost or altered)"));
+                return Err(corrupt(
+                    NAME,
+                    "trailer does not match the records (records lost or altered)",
+                ));
             }
             if end != file_size {
-                return Err(corrupt(NAME, &format!("{} unexpected bytes after the trailer", file_size - end)));
+                return Err(corrupt(
+                    NAME,
+                    &format!("{} unexpected bytes after the trailer", file_size - end),
+                ));
             }
             break;
         }
         if rec[..4] != RECORD_TAG[..] {
-            return Err(corrupt(NAME, &format!("expected a block record or the trailer at offset {at}")));
+            return Err(corrupt(
+                NAME,
+                &format!("expected a block record or the trailer at offset {at}"),
+            ));
         }
         let entry = decode_record(&rec, at)?;
-        check_entry(&entry, entries.last(), &header, at + RECORD_LEN as u64, file_size, NAME)?;
+        check_entry(
+            &entry,
+            entries.last(),
+            &header,
+            at + RECORD_LEN as u64,
+            file_size,
+            NAME,
+        )?;
         if (entries.len() as u64 + 1).saturating_mul(ENTRY_BYTES) > limits.max_table_bytes {
             return Err(FormatError::Unsupported(format!(
                 "{NAME}: block table exceeds the limit of {} bytes",
@@ -114,11 +140,24 @@ pub fn open(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<Box<dyn DiskImage>>
         at = entry.offset + u64::from(entry.stored_len);
         entries.push(entry);
     }
-    Ok(Box::new(BlockImage::new(Format::Zvhd, NAME, src, header, entries)))
+    Ok(Box::new(BlockImage::new(
+        Format::Zvhd,
+        NAME,
+        src,
+        header,
+        entries,
+    )))
 }
 
 /// Reads and checks the header at the start of `src` (shared with ZVHD2).
-pub(crate) fn read_header(src: &dyn ReadAt, magic: &[u8; 8], major: u16, codec: u32, name: &str, limits: &Limits) -> Result<Header> {
+pub(crate) fn read_header(
+    src: &dyn ReadAt,
+    magic: &[u8; 8],
+    major: u16,
+    codec: u32,
+    name: &str,
+    limits: &Limits,
+) -> Result<Header> {
     let mut first = [0u8; header::HEADER_LEN as usize];
     read_or_corrupt(src, &mut first, 0, name, "file is shorter than its header")?;
     if first[..8] != magic[..] {
@@ -131,7 +170,13 @@ pub(crate) fn read_header(src: &dyn ReadAt, magic: &[u8; 8], major: u16, codec: 
 }
 
 /// `read_exact_at`, with end-of-file turned into a `Corrupt` error saying `what`.
-pub(crate) fn read_or_corrupt(src: &dyn ReadAt, buf: &mut [u8], at: u64, name: &str, what: &str) -> Result<()> {
+pub(crate) fn read_or_corrupt(
+    src: &dyn ReadAt,
+    buf: &mut [u8],
+    at: u64,
+    name: &str,
+    what: &str,
+) -> Result<()> {
     src.read_exact_at(buf, at).map_err(|e| match e.kind() {
         std::io::ErrorKind::UnexpectedEof => corrupt(name, what),
         _ => FormatError::Io(e),

@@ -28,11 +28,17 @@ pub(crate) fn encode_record(e: &Entry) -> [u8; RECORD_LEN] {
 pub(crate) fn decode_record(b: &[u8], at: u64) -> Result<Entry> {
     let short = || corrupt("ZVHD", &format!("record at offset {at} is truncated"));
     if b.get(..4) != Some(&RECORD_TAG[..]) {
-        return Err(corrupt("ZVHD", &format!("expected a block record or the trailer at offset {at}")));
+        return Err(corrupt(
+            "ZVHD",
+            &format!("expected a block record or the trailer at offset {at}"),
+        ));
     }
     let stored_crc = le32(b, 28).ok_or_else(short)?;
     if crc32fast::hash(b.get(..28).ok_or_else(short)?) != stored_crc {
-        return Err(corrupt("ZVHD", &format!("record header at offset {at}: checksum mismatch")));
+        return Err(corrupt(
+            "ZVHD",
+            &format!("record header at offset {at}: checksum mismatch"),
+        ));
     }
     Ok(Entry {
         flags: le32(b, 4).ok_or_else(short)?,
@@ -72,7 +78,10 @@ pub(crate) fn decode_trailer(b: &[u8], at: u64) -> Result<Trailer> {
     let short = || corrupt("ZVHD", &format!("trailer at offset {at} is truncated"));
     let stored_crc = le32(b, 36).ok_or_else(short)?;
     if crc32fast::hash(b.get(..36).ok_or_else(short)?) != stored_crc {
-        return Err(corrupt("ZVHD", &format!("trailer at offset {at}: checksum mismatch")));
+        return Err(corrupt(
+            "ZVHD",
+            &format!("trailer at offset {at}: checksum mismatch"),
+        ));
     }
     Ok(Trailer {
         records: le64(b, 8).ok_or_else(short)?,

@@ -26,7 +26,11 @@ pub fn decode_stream(input: &mut dyn Read, out: Target<'_>, limits: &Limits) -> 
     let len = header::claimed_len(&first, NAME)?;
     let mut hbuf = first.to_vec();
     hbuf.resize(len as usize, 0);
-    read_full(input, &mut hbuf[first.len()..], "file is shorter than its header")?;
+    read_full(
+        input,
+        &mut hbuf[first.len()..],
+        "file is shorter than its header",
+    )?;
     let h = header::decode(&hbuf, MAGIC, MAJOR, CODEC_ZLIB, NAME, limits)?;
     let mut sink = Sink::new(out, &h)?;
 
@@ -38,7 +42,11 @@ pub fn decode_stream(input: &mut dyn Read, out: Target<'_>, limits: &Limits) -> 
     let mut payload = Vec::new();
     loop {
         let mut tag = [0u8; 4];
-        read_full(input, &mut tag, "stream ends without a trailer (truncated?)")?;
+        read_full(
+            input,
+            &mut tag,
+            "stream ends without a trailer (truncated?)",
+        )?;
         if tag == *TRAILER_TAG {
             let mut t = [0u8; TRAILER_LEN];
             t[..4].copy_from_slice(&tag);
@@ -49,7 +57,10 @@ pub fn decode_stream(input: &mut dyn Read, out: Target<'_>, limits: &Limits) -> 
                 || trailer.data_bytes != data_bytes
                 || trailer.headers_crc != headers_crc.finalize()
             {
-                return Err(corrupt(NAME, "trailer does not match the records (records lost or altered)"));
+                return Err(corrupt(
+                    NAME,
+                    "trailer does not match the records (records lost or altered)",
+                ));
             }
             if input.read(&mut [0u8; 1])? != 0 {
                 return Err(corrupt(NAME, "unexpected bytes after the trailer"));
@@ -60,14 +71,22 @@ pub fn decode_stream(input: &mut dyn Read, out: Target<'_>, limits: &Limits) -> 
         rec[..4].copy_from_slice(&tag);
         read_full(input, &mut rec[4..], "record is truncated")?;
         let e = decode_record(&rec, at)?;
-        let payload_end = e.offset.checked_add(u64::from(e.stored_len)).ok_or_else(|| corrupt(NAME, "record length overflows"))?;
+        let payload_end = e
+            .offset
+            .checked_add(u64::from(e.stored_len))
+            .ok_or_else(|| corrupt(NAME, "record length overflows"))?;
         // The stream's length is unknown: bound payloads by their own end (checked on reading).
         check_entry(&e, prev.as_ref(), &h, e.offset, payload_end, NAME)?;
         headers_crc.update(&rec);
         payload.resize(e.stored_len as usize, 0);
         read_full(input, &mut payload, "block payload is truncated")?;
         if e.flags & FLAG_ZERO == 0 {
-            let bad = |what: String| corrupt(NAME, &format!("block {} at file offset {}: {what}", e.block, e.offset));
+            let bad = |what: String| {
+                corrupt(
+                    NAME,
+                    &format!("block {} at file offset {}: {what}", e.block, e.offset),
+                )
+            };
             let raw: std::borrow::Cow<'_, [u8]> = if e.flags & FLAG_STORED != 0 {
                 (&payload[..]).into()
             } else {
@@ -117,12 +136,20 @@ impl<'a> Sink<'a> {
     fn block(&mut self, index: u64, data: &[u8]) -> Result<()> {
         match self {
             Sink::Seekable(w, bs, _) => {
-                let start = index.checked_mul(*bs).ok_or_else(|| corrupt(NAME, "block offset overflows"))?;
+                let start = index
+                    .checked_mul(*bs)
+                    .ok_or_else(|| corrupt(NAME, "block offset overflows"))?;
                 crate::write::seq::write_skipping_zeros(*w, data, start)?
             }
             Sink::Stream(w, bs, _) => {
-                let start = index.checked_mul(*bs).ok_or_else(|| corrupt(NAME, "block offset overflows"))?;
-                w.zeros(start.checked_sub(w.pos()).ok_or_else(|| corrupt(NAME, "blocks out of order"))?)?;
+                let start = index
+                    .checked_mul(*bs)
+                    .ok_or_else(|| corrupt(NAME, "block offset overflows"))?;
+                w.zeros(
+                    start
+                        .checked_sub(w.pos())
+                        .ok_or_else(|| corrupt(NAME, "blocks out of order"))?,
+                )?;
                 w.put(data)?;
             }
         }
@@ -133,7 +160,10 @@ impl<'a> Sink<'a> {
         match self {
             Sink::Seekable(_, _, size) => Ok(size),
             Sink::Stream(mut w, _, size) => {
-                w.zeros(size.checked_sub(w.pos()).ok_or_else(|| corrupt(NAME, "data past the end of the disk"))?)?;
+                w.zeros(
+                    size.checked_sub(w.pos())
+                        .ok_or_else(|| corrupt(NAME, "data past the end of the disk"))?,
+                )?;
                 w.finish()?;
                 Ok(size)
             }

@@ -20,10 +20,22 @@ pub fn write(src: &dyn DiskImage, out: &mut dyn Write, opts: &ZvhdOptions) -> Re
 }
 
 /// [`write`], calling `progress` with the guest bytes dealt with so far.
-pub fn write_with_progress(src: &dyn DiskImage, out: &mut dyn Write, opts: &ZvhdOptions, progress: &dyn Fn(u64)) -> Result<u64> {
+pub fn write_with_progress(
+    src: &dyn DiskImage,
+    out: &mut dyn Write,
+    opts: &ZvhdOptions,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
     let block_size = check_block_size(opts.block_size)?;
     let level = opts.level.unwrap_or(6).clamp(0, 9) as u32;
-    let header = Header { major: MAJOR, minor: 0, header_len: HEADER_LEN, virtual_size: src.virtual_size(), block_size, codec: CODEC_ZLIB };
+    let header = Header {
+        major: MAJOR,
+        minor: 0,
+        header_len: HEADER_LEN,
+        virtual_size: src.virtual_size(),
+        block_size,
+        codec: CODEC_ZLIB,
+    };
     let mut w = crate::write::seq::Counted::new(out);
     w.put(&header.encode(MAGIC))?;
     let mut headers_crc = crc32fast::Hasher::new();
@@ -60,7 +72,12 @@ pub fn write_with_progress(src: &dyn DiskImage, out: &mut dyn Write, opts: &Zvhd
         data_bytes = data_bytes.saturating_add(unit.raw_len as u64);
         Ok(())
     })?;
-    let trailer = Trailer { records, data_bytes, offset: w.pos(), headers_crc: headers_crc.finalize() };
+    let trailer = Trailer {
+        records,
+        data_bytes,
+        offset: w.pos(),
+        headers_crc: headers_crc.finalize(),
+    };
     w.put(&encode_trailer(&trailer))?;
     Ok(w.finish()?)
 }

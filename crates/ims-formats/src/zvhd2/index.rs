@@ -41,7 +41,10 @@ pub(crate) fn encode_footer(f: &Footer) -> [u8; FOOTER_LEN] {
 pub(crate) fn decode_footer(b: &[u8]) -> Result<Footer> {
     let short = || corrupt(NAME, "footer is truncated");
     if b.get(..8) != Some(&FOOTER_MAGIC[..]) {
-        return Err(corrupt(NAME, "footer magic missing: file truncated or not ZVHD2"));
+        return Err(corrupt(
+            NAME,
+            "footer magic missing: file truncated or not ZVHD2",
+        ));
     }
     let stored_crc = le32(b, 60).ok_or_else(short)?;
     if crc32fast::hash(b.get(..60).ok_or_else(short)?) != stored_crc {

@@ -47,23 +47,49 @@ pub fn open(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<Box<dyn DiskImage>>
         .filter(|&at| at >= data_start)
         .ok_or_else(|| corrupt(NAME, "file is too short to hold a footer (truncated?)"))?;
     let mut fb = [0u8; FOOTER_LEN];
-    read_or_corrupt(src.as_ref(), &mut fb, footer_at, NAME, "footer is truncated")?;
+    read_or_corrupt(
+        src.as_ref(),
+        &mut fb,
+        footer_at,
+        NAME,
+        "footer is truncated",
+    )?;
     let footer = decode_footer(&fb)?;
-    if footer.virtual_size != header.virtual_size || u64::from(footer.block_size) != header.block_size {
-        return Err(corrupt(NAME, "footer disagrees with the header about the disk"));
+    if footer.virtual_size != header.virtual_size
+        || u64::from(footer.block_size) != header.block_size
+    {
+        return Err(corrupt(
+            NAME,
+            "footer disagrees with the header about the disk",
+        ));
     }
     if Some(footer.index_len) != footer.entries.checked_mul(INDEX_ENTRY_LEN as u64) {
         return Err(corrupt(NAME, "index length does not match its entry count"));
     }
     if footer.entries.saturating_mul(ENTRY_BYTES) > limits.max_table_bytes {
-        return Err(FormatError::Unsupported(format!("{NAME}: index exceeds the limit of {} bytes", limits.max_table_bytes)));
+        return Err(FormatError::Unsupported(format!(
+            "{NAME}: index exceeds the limit of {} bytes",
+            limits.max_table_bytes
+        )));
     }
-    if footer.index_offset < data_start || footer.index_offset.checked_add(footer.index_len) != Some(footer_at) {
-        return Err(corrupt(NAME, "index does not end where the footer starts (offsets past the end of file?)"));
+    if footer.index_offset < data_start
+        || footer.index_offset.checked_add(footer.index_len) != Some(footer_at)
+    {
+        return Err(corrupt(
+            NAME,
+            "index does not end where the footer starts (offsets past the end of file?)",
+        ));
     }
-    let index_len = usize::try_from(footer.index_len).map_err(|_| corrupt(NAME, "index too large"))?;
+    let index_len =
+        usize::try_from(footer.index_len).map_err(|_| corrupt(NAME, "index too large"))?;
     let mut raw = vec![0u8; index_len];
-    read_or_corrupt(src.as_ref(), &mut raw, footer.index_offset, NAME, "index is truncated")?;
+    read_or_corrupt(
+        src.as_ref(),
+        &mut raw,
+        footer.index_offset,
+        NAME,
+        "index is truncated",
+    )?;
     if crc32fast::hash(&raw) != footer.index_crc {
         return Err(corrupt(NAME, "index checksum mismatch"));
     }
@@ -71,14 +97,30 @@ pub fn open(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<Box<dyn DiskImage>>
     let mut data_bytes = 0u64;
     for chunk in raw.chunks_exact(INDEX_ENTRY_LEN) {
         let e = decode_entry(chunk)?;
-        check_entry(&e, entries.last(), &header, data_start, footer.index_offset, NAME)?;
+        check_entry(
+            &e,
+            entries.last(),
+            &header,
+            data_start,
+            footer.index_offset,
+            NAME,
+        )?;
         if e.flags & FLAG_ZERO == 0 {
             data_bytes = data_bytes.saturating_add(u64::from(e.raw_len));
         }
         entries.push(e);
     }
     if data_bytes != footer.data_bytes {
-        return Err(corrupt(NAME, "footer's data byte count does not match the index"));
+        return Err(corrupt(
+            NAME,
+            "footer's data byte count does not match the index",
+        ));
     }
-    Ok(Box::new(BlockImage::new(Format::Zvhd2, NAME, src, header, entries)))
+    Ok(Box::new(BlockImage::new(
+        Format::Zvhd2,
+        NAME,
+        src,
+        header,
+        entries,
+    )))
 }

@@ -23,10 +23,22 @@ pub fn write(src: &dyn DiskImage, out: &mut dyn Write, opts: &ZvhdOptions) -> Re
 }
 
 /// [`write`], calling `progress` with the guest bytes dealt with so far.
-pub fn write_with_progress(src: &dyn DiskImage, out: &mut dyn Write, opts: &ZvhdOptions, progress: &dyn Fn(u64)) -> Result<u64> {
+pub fn write_with_progress(
+    src: &dyn DiskImage,
+    out: &mut dyn Write,
+    opts: &ZvhdOptions,
+    progress: &dyn Fn(u64),
+) -> Result<u64> {
     let block_size = check_block_size(opts.block_size)?;
     let level = opts.level.unwrap_or(3).clamp(1, 22);
-    let header = Header { major: MAJOR, minor: 0, header_len: HEADER_LEN, virtual_size: src.virtual_size(), block_size, codec: CODEC_ZSTD };
+    let header = Header {
+        major: MAJOR,
+        minor: 0,
+        header_len: HEADER_LEN,
+        virtual_size: src.virtual_size(),
+        block_size,
+        codec: CODEC_ZSTD,
+    };
     let mut w = crate::write::seq::Counted::new(out);
     w.put(&header.encode(MAGIC))?;
     let mut entries: Vec<Entry> = Vec::new();

@@ -1,0 +1,96 @@
+//! A server per test, on a free port, with a temporary data directory.
+
+use std::path::PathBuf;
+
+use ims_client::{Client, CreateImage, Role};
+use ims_server::Settings;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+pub struct TestServer {
+    pub url: String,
+    /// A client holding the bootstrap admin token.
+    pub admin: Client,
+    pub data_dir: PathBuf,
+    _dir: TempDir,
+    _shutdown: oneshot::Sender<()>,
+}
+
+/// A user of its own project, with a client holding its token.
+pub struct Tenant {
+    pub project_id: String,
+    pub client: Client,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a server on SQLite and the local file store in a temporary directory.
+    pub async fn start_with(configure: impl FnOnce(&mut Settings)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = Settings {
+            data_dir: dir.path().join("data"),
+            admin_token: Some(ADMIN_TOKEN.to_string()),
+            ..Settings::default()
+        };
+        configure(&mut settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let data_dir = settings.data_dir.clone();
+        let node = ims_server::Node::open(settings).await.unwrap();
+        tokio::spawn(async move {
+            node.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        let admin = Client::new(&url, ADMIN_TOKEN).unwrap();
+        TestServer { url, admin, data_dir, _dir: dir, _shutdown: tx }
+    }
+
+    /// A new project with one user of `role` in it.
+    pub async fn tenant(&self, name: &str, role: Role) -> Tenant {
+        let project = self.admin.create_project(name).await.unwrap();
+        let created = self.admin.create_user(&format!("{name}-user"), &project.id, role).await.unwrap();
+        Tenant { project_id: project.id, client: self.admin.with_token(created.token.token.clone().unwrap()) }
+    }
+
+    /// A raw request to the server (for status codes and headers the typed client hides).
+    pub fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.admin.raw(method, path)
+    }
+}
+
+/// A queued raw/bare image named `name`.
+pub fn raw_image(name: &str) -> CreateImage {
+    CreateImage {
+        name: Some(name.to_string()),
+        disk_format: Some("raw".into()),
+        container_format: Some("bare".into()),
+        ..Default::default()
+    }
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// The HTTP status of a failed client call.
+pub fn status<T: std::fmt::Debug>(r: Result<T, ims_client::ClientError>) -> u16 {
+    r.expect_err("the call should fail").status().expect("an HTTP error")
+}
