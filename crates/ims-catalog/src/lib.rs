@@ -20,7 +20,7 @@ pub use error::{CatalogError, Result};
 pub use identity::{Project, Role, Token, User};
 pub use image::{Image, ImageStatus, Visibility};
 pub use member::{Member, MemberStatus};
-pub use query::{ImageQuery, SortDir, SortKey, TimeFilter, TimeOp, Viewer};
+pub use query::{ImageQuery, MemberStatusFilter, SortDir, SortKey, TimeFilter, TimeOp, Viewer, VisibilityFilter};
 pub use repo::{IdentityRepository, ImageRepository, ImageUsage, MemberRepository};
 
 /// The set of repositories of one catalog database.

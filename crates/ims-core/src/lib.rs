@@ -6,6 +6,7 @@ mod download;
 mod error;
 pub mod identity;
 mod images;
+pub mod inspection;
 pub mod limits;
 mod members;
 pub mod patch;

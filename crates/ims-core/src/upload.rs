@@ -1,7 +1,7 @@
 //! Uploading an image's data: streamed into the chunk store while md5 and sha512 are computed on
 //! another thread, so that neither the file nor a hash pass ever needs the whole image at once.
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 use bytes::Bytes;
@@ -12,6 +12,7 @@ use sha2::Sha512;
 use uuid::Uuid;
 
 use crate::images::ImageService;
+use crate::inspection::{inspect_stored, inspected_format};
 use crate::{CoreError, Policy, RequestContext, Result};
 
 /// The hash algorithm recorded in `os_hash_algo`.
@@ -159,7 +160,12 @@ impl ImageService {
         }
         let summary = writer.finish().await?;
         let digests = hasher.finish().await;
-        let manifest_id = self.store.save_manifest(&summary.manifest).await?;
+        let manifest = Arc::new(summary.manifest);
+        let inspected = match image.disk_format.as_deref().and_then(inspected_format) {
+            Some(format) => Some(inspect_stored(&self.store, manifest.clone(), format, self.format_limits()).await?),
+            None => None,
+        };
+        let manifest_id = self.store.save_manifest(&manifest).await?;
         tracing::info!(
             image = %image.id,
             bytes = received,
@@ -174,10 +180,13 @@ impl ImageService {
         image.os_hash_algo = Some(HASH_ALGO.to_string());
         image.os_hash_value = Some(digests.sha512);
         image.manifest_id = Some(manifest_id);
-        if matches!(image.disk_format.as_deref(), Some("raw") | Some("iso")) {
-            image.virtual_size = Some(received as i64);
-        }
+        image.virtual_size = inspected.map(|i| i.virtual_size as i64);
         Ok(image)
+    }
+
+    /// Bounds for inspecting an uploaded file.
+    fn format_limits(&self) -> ims_formats::Limits {
+        ims_formats::Limits::default()
     }
 
     /// saving → active, with the data fields. If the image changed meanwhile (deleted), the data is dropped.

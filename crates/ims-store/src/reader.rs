@@ -36,8 +36,9 @@ pub(crate) fn read_range(
     stream::iter(indices)
         .map(move |i| {
             let extent = &manifest.extents[i];
+            // Saturating: a manifest that breaks its invariant gives wrong bytes, never a panic.
             let from = start.max(extent.offset);
-            let to = end.min(extent.end());
+            let to = end.min(extent.end()).max(from);
             let skip = (from - extent.offset) as usize;
             let take = (to - from) as usize;
             let offset = extent.offset;

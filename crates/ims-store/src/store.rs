@@ -121,6 +121,8 @@ impl ChunkStore {
     /// tens of MiB); each is decoded off the async threads and verified against its id: a mismatch, an undecodable
     /// or missing chunk is `StoreError::Corrupt` naming the chunk and its file offset. Zero extents cost nothing.
     /// `end > manifest.size` or `start > end` yields `StoreError::Invalid`. Nothing is fetched until polled.
+    /// The manifest is trusted to satisfy its invariant (manifests from `load_manifest` and `ManifestWriter`
+    /// do; check others with [`Manifest::validate`]): reads cost O(log extents), not O(extents).
     pub fn read_range(
         &self,
         manifest: Arc<Manifest>,

@@ -50,6 +50,9 @@ pub struct WriteSummary {
 
 /// Writes one file into a [`ChunkStore`]; obtained from [`ChunkStore::writer`].
 ///
+/// Once started, a writer holds one thread of tokio's blocking pool (its chunker) until it is finished or
+/// dropped, and at most a few tens of MiB of chunk data however large the file.
+///
 /// Feed the file with [`write`](Self::write), then call [`finish`](Self::finish). Dropping the writer without
 /// `finish` abandons the write: its background tasks stop, no manifest is produced, and chunks already stored
 /// stay for garbage collection. After any error the writer is failed: every later call returns an error.
@@ -194,8 +197,8 @@ impl Pipeline {
     }
 }
 
-/// The chunker thread: copies input into its buffer and cuts chunks. Returns without `End` if the write
-/// was abandoned (input closed without `Finish`) or the store task stopped.
+/// The chunker thread: finds cut points and hands chunks (slices of the input) on, in order. Returns without
+/// `End` if the write was abandoned (input closed without `Finish`) or the store task stopped.
 fn run_chunker(mut input: mpsc::Receiver<Input>, cuts: mpsc::Sender<Cut>) {
     let mut chunker = Chunker::new();
     let mut offset = 0u64;

@@ -6,6 +6,7 @@ mod healthcheck_and_versions;
 mod identity_v1;
 mod v2_images;
 mod v2_images_file;
+mod v2_images_file_inspection;
 mod v2_images_list;
 mod v2_images_members;
 mod v2_images_tags_and_actions;
