@@ -40,7 +40,8 @@ async fn filters_combine() {
     let mut b = raw_image("beta");
     b.tags = vec!["x".into()];
     b.properties.insert("os_distro".into(), "debian".into());
-    b.disk_format = Some("qcow2".into());
+    b.disk_format = Some("ami".into());
+    b.container_format = Some("ami".into());
     let b = s.admin.create_image(&b).await.unwrap();
     s.admin.upload_bytes(&b.id, pattern(5000, 1)).await.unwrap();
     let c = s.admin.create_image(&CreateImage { protected: Some(true), visibility: Some("private".into()), ..raw_image("gamma") }).await.unwrap();
@@ -59,7 +60,7 @@ async fn filters_combine() {
     assert_eq!(names(list(ListParams { tags: vec!["x".into(), "y".into()], ..Default::default() }).await), ["alpha"]);
     assert_eq!(names(list(ListParams { name: Some("beta".into()), ..Default::default() }).await), ["beta"]);
     assert_eq!(names(list(ListParams { status: Some("active".into()), ..Default::default() }).await), ["beta"]);
-    assert_eq!(names(list(ListParams { disk_format: Some("qcow2".into()), ..Default::default() }).await), ["beta"]);
+    assert_eq!(names(list(ListParams { disk_format: Some("ami".into()), ..Default::default() }).await), ["beta"]);
     assert_eq!(names(list(ListParams { protected: Some(true), ..Default::default() }).await), ["gamma"]);
     assert_eq!(names(list(ListParams { visibility: Some("private".into()), ..Default::default() }).await), ["gamma"]);
     assert_eq!(names(list(ListParams { properties: vec![("os_distro".into(), "debian".into())], ..Default::default() }).await), ["beta"]);
