@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -131,7 +130,3 @@ def glance_none(value: str):
 
 def error_text(proc: subprocess.CompletedProcess) -> str:
     return (proc.stderr or "") + (proc.stdout or "")
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0", "false", "no")

@@ -13,8 +13,19 @@ Identities used by the suite (see `Env`):
 - ``member_a``: role ``member`` in project ``admin`` (a non-admin user of the
   project that owns the admin's images).
 - ``member_b``: role ``member`` in project ``proj-b`` (another tenant).
-- Each test module creates its own owner/other projects through
-  ``Env.new_tenant`` so that listings stay independent of other modules.
+- Each test module creates its own owner project (with a member user) through
+  ``Env.new_tenant`` so that listings stay independent of other modules; the
+  paging tests share 30 images of one more project (fixture ``paging_set``).
+
+Run it with ``scripts/conformance [pytest args]`` (it builds the virtualenv with
+the pinned clients in .cache/venv).  Environment:
+
+- ``IMS_BIN``: the server binary (default ``target/debug/ims``).
+- ``CONFORMANCE_KEEP=1``: keep the server's data directory and log even when
+  everything passed (they are always kept when something failed).
+- ``CONFORMANCE_TIMINGS=1`` (or ``-v``): list the slowest client invocations.
+
+On failure the tail of the server's log is printed after the test report.
 """
 
 from __future__ import annotations
@@ -26,7 +37,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path

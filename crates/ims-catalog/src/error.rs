@@ -9,6 +9,9 @@ pub enum CatalogError {
     /// A unique key already exists, or a compare-and-set guard did not hold.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A quota or count limit checked inside the write's transaction would be exceeded.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(String),
     /// The request cannot be expressed (bad URL, bad marker, ...).
     #[error("invalid: {0}")]
     Invalid(String),

@@ -111,6 +111,16 @@ pub struct ImageQuery {
     pub os_hidden: Option<bool>,
     pub tags: Vec<String>,
     pub properties: Vec<(String, String)>,
+    /// Like `properties`, but an image without the key matches too (for values the API treats as the
+    /// default of an absent property).
+    pub properties_or_absent: Vec<(String, String)>,
+    /// Leaves out images owned by this project.
+    pub exclude_owner: Option<String>,
+    /// Leaves out images of these visibilities.
+    pub exclude_visibilities: Vec<Visibility>,
+    /// Exact `min_disk` / `min_ram`.
+    pub min_disk: Option<i64>,
+    pub min_ram: Option<i64>,
     pub size_min: Option<i64>,
     pub size_max: Option<i64>,
     pub created_at: Vec<TimeFilter>,
@@ -141,6 +151,11 @@ impl ImageQuery {
             os_hidden: None,
             tags: vec![],
             properties: vec![],
+            properties_or_absent: vec![],
+            exclude_owner: None,
+            exclude_visibilities: vec![],
+            min_disk: None,
+            min_ram: None,
             size_min: None,
             size_max: None,
             created_at: vec![],

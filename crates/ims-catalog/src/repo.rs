@@ -6,13 +6,21 @@
 use async_trait::async_trait;
 use uuid::Uuid;
 
-use crate::{AuditEvent, Image, ImageQuery, ImageStatus, Member, MemberStatus, Project, Result, Role, Token, User};
+use crate::{
+    AccessKey, AuditEvent, Image, ImageQuery, ImageStatus, Job, Member, MemberStatus, OsVersion, Project, ResourceTag,
+    Result, Role, Token, User,
+};
 
 #[async_trait]
 pub trait ImageRepository: Send + Sync {
     /// Inserts `image` with its tags and properties. `Conflict` if an image with this id exists or ever
     /// existed (ids of deleted images are never reused).
     async fn create(&self, image: &Image, event: &AuditEvent) -> Result<()>;
+
+    /// Like [`ImageRepository::create`], but only if `image.owner` owns fewer than `max_owned`
+    /// non-deleted images; otherwise `LimitExceeded` and nothing is stored. The count and the insert
+    /// happen in one transaction, so concurrent creations never pass the limit together.
+    async fn create_within_quota(&self, image: &Image, max_owned: u64, event: &AuditEvent) -> Result<()>;
 
     /// The image with this id, unless it is `deleted`: then, or if it never existed, `NotFound`.
     async fn get(&self, id: Uuid) -> Result<Image>;
@@ -102,4 +110,58 @@ pub trait IdentityRepository: Send + Sync {
     async fn revoke_token(&self, id: &str, event: &AuditEvent) -> Result<()>;
     /// Whether any project exists (first-start bootstrap runs when none does).
     async fn is_empty(&self) -> Result<bool>;
+
+    /// Stores an access key. `Conflict` if its id exists; `NotFound` if its user or project is missing.
+    async fn create_access_key(&self, key: &AccessKey, event: &AuditEvent) -> Result<()>;
+    /// The access key with this id, revoked or not, or `NotFound`.
+    async fn get_access_key(&self, id: &str) -> Result<AccessKey>;
+    /// Every access key (of `user_id` when given), ordered by creation time then id.
+    async fn list_access_keys(&self, user_id: Option<&str>) -> Result<Vec<AccessKey>>;
+    /// Marks the key revoked (idempotent). `NotFound` if no key has this id.
+    async fn revoke_access_key(&self, id: &str, event: &AuditEvent) -> Result<()>;
+
+    /// The project's own quota for `resource`, if an admin set one.
+    async fn project_quota(&self, project_id: &str, resource: &str) -> Result<Option<i64>>;
+    /// Sets (`Some`) or clears (`None`: back to the default) the project's quota for `resource`
+    /// (idempotent). `NotFound` if the project is missing.
+    async fn set_project_quota(&self, project_id: &str, resource: &str, quota: Option<i64>, event: &AuditEvent)
+        -> Result<()>;
+
+    /// The OS versions operators added, ordered by platform then key.
+    async fn list_os_versions(&self) -> Result<Vec<OsVersion>>;
+    /// Adds or replaces (by key) an OS version of the catalogue.
+    async fn put_os_version(&self, version: &OsVersion, event: &AuditEvent) -> Result<()>;
+}
+
+/// The IMS API's key/value tags of images.
+#[async_trait]
+pub trait ResourceTagRepository: Send + Sync {
+    /// The image's tags ordered by key (empty for an image without tags or an unknown image).
+    async fn list(&self, image_id: Uuid) -> Result<Vec<ResourceTag>>;
+
+    /// Adds `put` (replacing the value of a key the image already has) and removes the keys `remove`
+    /// (keys it does not have are ignored), in one transaction, removals first. `NotFound` if the image
+    /// is missing or deleted. Returns the image's tags afterwards, ordered by key.
+    async fn change(&self, image_id: Uuid, put: &[ResourceTag], remove: &[String], event: &AuditEvent)
+        -> Result<Vec<ResourceTag>>;
+
+    /// Every non-deleted image owned by `project` with its tags ordered by key (images without tags
+    /// included, with none), ordered by image creation time then id.
+    async fn of_project(&self, project: &str) -> Result<Vec<(Image, Vec<ResourceTag>)>>;
+}
+
+/// Durable jobs (DESIGN section 5).
+///
+/// The first version stores and reads jobs; a runner with claims and heartbeats extends this trait.
+#[async_trait]
+pub trait JobRepository: Send + Sync {
+    /// Inserts the job. `Conflict` if its id exists.
+    async fn create(&self, job: &Job, event: &AuditEvent) -> Result<()>;
+
+    /// The job, or `NotFound`.
+    async fn get(&self, id: &str) -> Result<Job>;
+
+    /// Stores the job's status, progress, entities, error, attempts, times and `updated_at` as given.
+    /// `NotFound` if missing; `Conflict` (and nothing changes) if the stored status is final.
+    async fn update(&self, job: &Job) -> Result<()>;
 }

@@ -13,6 +13,8 @@ mod filters;
 mod identity;
 #[path = "conformance/images.rs"]
 mod images;
+#[path = "conformance/ims.rs"]
+mod ims;
 #[path = "conformance/members.rs"]
 mod members;
 #[path = "conformance/sorting.rs"]
@@ -54,6 +56,7 @@ macro_rules! conformance_suite {
             filters::check_filter_size,
             filters::check_filter_times,
             filters::check_filters_combine,
+            filters::check_filter_ims_additions,
             sorting::check_default_sort_is_newest_first,
             sorting::check_sort_every_key_both_directions,
             sorting::check_paging_by_marker_single_keys,
@@ -69,6 +72,12 @@ macro_rules! conformance_suite {
             identity::check_delete_project,
             audit::check_writes_are_audited,
             audit::check_failed_writes_are_not_audited,
+            ims::check_access_keys,
+            ims::check_project_quotas,
+            ims::check_create_within_quota,
+            ims::check_resource_tags,
+            ims::check_jobs,
+            ims::check_os_versions,
         );
     };
     (@checks $backend:ident, $connect:expr; $($module:ident :: $check:ident),* $(,)?) => {

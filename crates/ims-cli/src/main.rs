@@ -2,6 +2,7 @@
 //! `progress.rs` and `serve.rs`.
 
 mod commands;
+mod img;
 mod output;
 mod progress;
 mod serve;
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::admin::{ProjectCommand, TokenCommand, UserCommand};
+use commands::admin::{AccessKeyCommand, ProjectCommand, TokenCommand, UserCommand};
 use commands::image::{
     CreateArgs, DeleteArgs, DownloadArgs, IdArg, ListArgs, TagArgs, UpdateArgs, UploadArgs,
 };
@@ -48,8 +49,9 @@ enum Command {
         #[command(flatten)]
         opts: ClientOpts,
     },
-    // `img`: offline disk-format tools (info, convert, check, compare) go here as
-    // `Img(img::ImgCommand)`, dispatched to `img::run`.
+    /// Offline disk-image tools shaped like qemu-img's: info, convert, check, compare.
+    #[command(subcommand)]
+    Img(img::ImgCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -115,6 +117,9 @@ enum AdminCommand {
     /// Bearer tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Access keys (AK/SK) for SDK-HMAC-SHA256 signed requests (the Huawei Cloud SDK).
+    #[command(subcommand)]
+    AccessKey(AccessKeyCommand),
 }
 
 #[tokio::main]
@@ -163,12 +168,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 AdminCommand::Project(c) => admin::project(&ctx, c).await,
                 AdminCommand::User(c) => admin::user(&ctx, c).await,
                 AdminCommand::Token(c) => admin::token(&ctx, c).await,
+                AdminCommand::AccessKey(c) => admin::access_key(&ctx, c).await,
             }
         }
         Command::Whoami { opts } => {
             let ctx = Ctx::new(&opts)?;
             admin::whoami(&ctx).await
         }
+        Command::Img(command) => img::run(command),
     }
 }
 

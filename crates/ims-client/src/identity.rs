@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::{AuthInfo, Client, CreatedUser, Project, Result, Role, Token, User};
+use crate::{AccessKey, AuthInfo, Client, CreatedUser, Project, Result, Role, Token, User};
 
 #[derive(Deserialize)]
 struct ProjectBody {
@@ -26,7 +26,43 @@ struct TokenBody {
     token: Token,
 }
 
+#[derive(Deserialize)]
+struct AccessKeyBody {
+    access_key: AccessKey,
+}
+
+#[derive(Deserialize)]
+struct AccessKeyList {
+    access_keys: Vec<AccessKey>,
+}
+
 impl Client {
+    /// `POST /identity/v1/access-keys` `{"user","project"?,"description"?}` → 201 a new access key with
+    /// its secret (shown this once). Without `project` the key is valid in every project where the user
+    /// has a role. Admin.
+    pub async fn create_access_key(&self, user: &str, project: Option<&str>, description: Option<&str>) -> Result<AccessKey> {
+        let url = self.url(&["identity", "v1", "access-keys"]);
+        let body = json!({ "user": user, "project": project, "description": description });
+        let body: AccessKeyBody = self.execute_json(self.request(Method::POST, url).json(&body)).await?;
+        Ok(body.access_key)
+    }
+
+    /// `GET /identity/v1/access-keys[?user=U]`: keys without secrets. Admin.
+    pub async fn list_access_keys(&self, user: Option<&str>) -> Result<Vec<AccessKey>> {
+        let mut url = self.url(&["identity", "v1", "access-keys"]);
+        if let Some(user) = user {
+            url.query_pairs_mut().append_pair("user", user);
+        }
+        let body: AccessKeyList = self.execute_json(self.request(Method::GET, url)).await?;
+        Ok(body.access_keys)
+    }
+
+    /// `DELETE /identity/v1/access-keys/{access}` (204): signatures with the key stop being accepted. Admin.
+    pub async fn revoke_access_key(&self, access: &str) -> Result<()> {
+        let url = self.url(&["identity", "v1", "access-keys", access]);
+        self.execute_empty(self.request(Method::DELETE, url)).await
+    }
+
     /// `POST /identity/v1/projects` `{"name"}` → 201 the project (409 if the name exists). Admin.
     pub async fn create_project(&self, name: &str) -> Result<Project> {
         let url = self.url(&["identity", "v1", "projects"]);

@@ -335,6 +335,27 @@ pub struct Token {
     pub expires_at: Option<String>,
 }
 
+/// An access key (AK/SK) of `/identity/v1/access-keys`. `secret` is only present in the answer that
+/// created the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessKey {
+    /// The access key id (AK).
+    pub access: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub user_id: String,
+    /// The only project the key is valid in; `None`: every project where the user has a role.
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub created_at: String,
+    /// `active` or `revoked`.
+    #[serde(default)]
+    pub status: String,
+}
+
 /// The answer to `POST /identity/v1/users`: the user and its first token (secret shown once).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreatedUser {

@@ -22,6 +22,12 @@ pub enum CoreError {
     /// A size, count or quota limit would be exceeded.
     #[error("{0}")]
     TooLarge(String),
+    /// A project quota would be exceeded.
+    #[error("{0}")]
+    QuotaExceeded(String),
+    /// The operation exists in the API but this deployment cannot perform it (yet).
+    #[error("{0}")]
+    NotAvailable(String),
     /// Stored data failed verification.
     #[error("{0}")]
     Corrupt(String),
@@ -38,6 +44,7 @@ impl From<CatalogError> for CoreError {
             CatalogError::NotFound(m) => CoreError::NotFound(format!("{m} not found")),
             CatalogError::Conflict(m) => CoreError::Conflict(m),
             CatalogError::Invalid(m) => CoreError::Invalid(m),
+            CatalogError::LimitExceeded(m) => CoreError::QuotaExceeded(m),
             CatalogError::Database(m) => CoreError::Unavailable(format!("catalog unavailable: {m}")),
         }
     }

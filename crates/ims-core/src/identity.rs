@@ -1,10 +1,14 @@
 //! Projects, users, roles and bearer tokens: authentication and the admin use cases.
 
-use ims_catalog::{AuditEvent, Catalog, CatalogError, Project, Role, Token, User};
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
+use ims_catalog::{AccessKey, AuditEvent, Catalog, CatalogError, Project, Role, Token, User};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::secrets::SecretSealer;
 use crate::{Caller, CoreError, Policy, RequestContext, Result};
 
 /// Name of the project and user created on first start.
@@ -24,14 +28,31 @@ pub struct UserRoles {
     pub roles: Vec<(String, Role)>,
 }
 
+/// An access key as handed to its holder: the secret (SK) appears only here, once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedAccessKey {
+    pub key: AccessKey,
+    pub secret: String,
+}
+
 #[derive(Clone)]
 pub struct IdentityService {
     catalog: Catalog,
+    /// Seals access key secrets; without one, access keys can be neither created nor verified.
+    sealer: Option<Arc<dyn SecretSealer>>,
 }
 
 /// Hex SHA-256 of a token secret: what the catalog stores.
 pub fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// `n` random letters and digits.
+fn random_chars(n: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::thread_rng();
+    (0..n).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
 }
 
 fn new_secret() -> String {
@@ -42,7 +63,128 @@ fn new_secret() -> String {
 
 impl IdentityService {
     pub fn new(catalog: Catalog) -> IdentityService {
-        IdentityService { catalog }
+        IdentityService { catalog, sealer: None }
+    }
+
+    /// The same service, sealing access key secrets with `sealer`.
+    pub fn with_sealer(mut self, sealer: Arc<dyn SecretSealer>) -> IdentityService {
+        self.sealer = Some(sealer);
+        self
+    }
+
+    fn sealer(&self) -> Result<&Arc<dyn SecretSealer>> {
+        self.sealer.as_ref().ok_or_else(|| CoreError::Unavailable("access keys are not configured on this node".into()))
+    }
+
+    /// Creates an access key for `user` (id or name), valid in `project` only when given (the user
+    /// must have a role there), else in every project where the user has a role. Admin.
+    pub async fn create_access_key(
+        &self,
+        ctx: &RequestContext,
+        user: &str,
+        project: Option<&str>,
+        description: Option<&str>,
+    ) -> Result<IssuedAccessKey> {
+        Policy::check_admin(ctx)?;
+        let user = self.find_user(user).await?;
+        let project = match project {
+            Some(p) => {
+                let project = self.find_project(p).await?;
+                if self.catalog.identity.role_of(&user.id, &project.id).await?.is_none() {
+                    return Err(CoreError::Invalid(format!(
+                        "User {} has no role in project {}",
+                        user.name, project.name
+                    )));
+                }
+                Some(project.id)
+            }
+            None => None,
+        };
+        if let Some(d) = description {
+            crate::images::check_string("description", d)?;
+        }
+        let secret = random_chars(40);
+        let key = AccessKey {
+            id: random_chars(20).to_ascii_uppercase(),
+            user_id: user.id,
+            project_id: project,
+            sealed_secret: self.sealer()?.seal(secret.as_bytes())?,
+            description: description.map(str::to_string),
+            created_at: crate::now(),
+            revoked: false,
+        };
+        self.catalog.identity.create_access_key(&key, &ctx.event("access_key.create", format!("access_key:{}", key.id))).await?;
+        Ok(IssuedAccessKey { key, secret })
+    }
+
+    /// Every access key (of `user`, id or name, when given), without secrets. Admin.
+    pub async fn list_access_keys(&self, ctx: &RequestContext, user: Option<&str>) -> Result<Vec<AccessKey>> {
+        Policy::check_admin(ctx)?;
+        let user_id = match user {
+            Some(u) => Some(self.find_user(u).await?.id),
+            None => None,
+        };
+        Ok(self.catalog.identity.list_access_keys(user_id.as_deref()).await?)
+    }
+
+    /// Revokes an access key: signatures made with it stop being accepted. Admin.
+    pub async fn revoke_access_key(&self, ctx: &RequestContext, id: &str) -> Result<()> {
+        Policy::check_admin(ctx)?;
+        self.catalog
+            .identity
+            .revoke_access_key(id, &ctx.event("access_key.revoke", format!("access_key:{id}")))
+            .await
+            .map_err(|e| match e {
+                CatalogError::NotFound(_) => CoreError::NotFound(format!("Access key {id} not found")),
+                other => other.into(),
+            })
+    }
+
+    /// The caller behind an `SDK-HMAC-SHA256` signature: `signature` (hex) must be the HMAC-SHA256 of
+    /// `string_to_sign` under the secret of access key `access`. The caller acts in `project_id` (the
+    /// `X-Project-Id` header) or, when absent, in the key's project or the user's only project. The key
+    /// must be valid there and the user must hold a role there. Every failure is `Unauthenticated`.
+    pub async fn authenticate_signature(
+        &self,
+        access: &str,
+        project_id: Option<&str>,
+        string_to_sign: &str,
+        signature: &str,
+    ) -> Result<Caller> {
+        let invalid = |why: &str| CoreError::Unauthenticated(format!("Incorrect IAM authentication information: {why}"));
+        let identity = &self.catalog.identity;
+        let key = match identity.get_access_key(access).await {
+            Ok(k) if !k.revoked => k,
+            Ok(_) | Err(CatalogError::NotFound(_)) => return Err(invalid("unknown or revoked access key")),
+            Err(e) => return Err(e.into()),
+        };
+        let secret = self.sealer()?.unseal(&key.sealed_secret)?;
+        let signature = hex::decode(signature.trim()).map_err(|_| invalid("verify aksk signature fail"))?;
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&secret).expect("HMAC takes keys of any length");
+        mac.update(string_to_sign.as_bytes());
+        mac.verify_slice(&signature).map_err(|_| invalid("verify aksk signature fail"))?;
+
+        let project = match (project_id, key.project_id.as_deref()) {
+            (Some(asked), Some(bound)) if asked != bound => {
+                return Err(invalid("the access key is not valid in the project of X-Project-Id"))
+            }
+            (Some(asked), _) => asked.to_string(),
+            (None, Some(bound)) => bound.to_string(),
+            (None, None) => {
+                let roles = identity.roles_of_user(&key.user_id).await?;
+                match roles.as_slice() {
+                    [(only, _)] => only.clone(),
+                    _ => return Err(invalid("X-Project-Id is required: the user has roles in several projects")),
+                }
+            }
+        };
+        let role = identity
+            .role_of(&key.user_id, &project)
+            .await?
+            .ok_or_else(|| invalid("the user has no role in the project of X-Project-Id"))?;
+        let user = identity.get_user(&key.user_id).await.map_err(|_| invalid("unknown user"))?;
+        let project = identity.get_project(&project).await.map_err(|_| invalid("unknown project"))?;
+        Ok(Caller { user_id: user.id, user_name: user.name, project_id: project.id, project_name: project.name, role })
     }
 
     /// On an empty catalog, creates the `admin` project and user with an admin token whose secret is
@@ -114,6 +256,13 @@ impl IdentityService {
     /// A project by id or, failing that, by name.
     pub async fn get_project(&self, ctx: &RequestContext, id_or_name: &str) -> Result<Project> {
         Policy::check_admin(ctx)?;
+        self.find_project(id_or_name).await
+    }
+
+    /// A project by id or name for any signed-in caller: what clients need to name a project they
+    /// share an image with.
+    pub async fn lookup_project(&self, ctx: &RequestContext, id_or_name: &str) -> Result<Project> {
+        Policy::require_caller(ctx)?;
         self.find_project(id_or_name).await
     }
 

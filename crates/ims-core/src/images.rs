@@ -68,17 +68,38 @@ impl ImageService {
         image.tags = new.tags.into_iter().collect();
         image.properties = new.properties;
         self.validate(&image)?;
-        self.catalog
-            .images
-            .create(&image, &ctx.event("image.create", format!("image:{}", image.id)))
-            .await
-            .map_err(|e| match e {
+        let event = ctx.event("image.create", format!("image:{}", image.id));
+        // Admins are not limited (they publish public images and act for projects); everyone else
+        // creates within the owner project's quota, counted and inserted in one transaction.
+        let quota = if caller.is_admin() { None } else { Some(self.private_image_quota(&owner).await?) };
+        let created = match quota {
+            None => self.catalog.images.create(&image, &event).await,
+            Some(q) => self.catalog.images.create_within_quota(&image, q, &event).await,
+        };
+        created.map_err(|e| match e {
+                ims_catalog::CatalogError::LimitExceeded(_) => CoreError::QuotaExceeded(format!(
+                    "Quota exceeded: project {owner} may own at most {} images",
+                    quota.unwrap_or_default()
+                )),
                 ims_catalog::CatalogError::Conflict(_) => {
                     CoreError::Conflict(format!("Image with identifier {} already exists!", image.id))
                 }
                 other => other.into(),
             })?;
         Ok(image)
+    }
+
+    /// The private image quota of `project`: its own, else the service default.
+    pub async fn private_image_quota(&self, project: &str) -> Result<u64> {
+        let own = self.catalog.identity.project_quota(project, crate::limits::PRIVATE_IMAGES).await?;
+        Ok(own.map_or(self.limits.private_image_quota, |q| u64::try_from(q).unwrap_or(0)))
+    }
+
+    /// `(used, quota)` of private images for the caller's project.
+    pub async fn image_quota(&self, ctx: &RequestContext) -> Result<(u64, u64)> {
+        let caller = Policy::require_caller(ctx)?;
+        let used = self.catalog.images.usage(&caller.project_id).await?.image_count;
+        Ok((used, self.private_image_quota(&caller.project_id).await?))
     }
 
     /// The image, if the caller may see it; otherwise `NotFound` (never revealing that it exists).

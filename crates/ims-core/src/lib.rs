@@ -7,10 +7,14 @@ mod error;
 pub mod identity;
 mod images;
 pub mod inspection;
+mod jobs;
 pub mod limits;
 mod members;
+pub mod os_versions;
 pub mod patch;
 mod policy;
+pub mod resource_tags;
+pub mod secrets;
 mod upload;
 
 use ims_catalog::{Catalog, ImageUsage};
@@ -19,12 +23,15 @@ use ims_store::ChunkStore;
 pub use context::{Caller, RequestContext};
 pub use download::ImageData;
 pub use error::{CoreError, Result};
-pub use identity::{IdentityService, IssuedToken, UserRoles};
+pub use identity::{IdentityService, IssuedAccessKey, IssuedToken, UserRoles};
 pub use images::{ImageService, NewImage};
+pub use jobs::JobService;
+pub use resource_tags::{TagCondition, TagQuery, TagService};
 pub use limits::ImageLimits;
 pub use members::ShareService;
 pub use patch::{PatchKind, PatchOp};
 pub use policy::Policy;
+pub use secrets::{AesGcmSealer, SecretSealer};
 pub use upload::HASH_ALGO;
 
 /// The current time at whole-second precision: the precision timestamps are shown and filtered
@@ -40,12 +47,27 @@ pub struct Services {
     pub images: ImageService,
     pub shares: ShareService,
     pub identity: IdentityService,
+    pub tags: TagService,
+    pub jobs: JobService,
 }
 
 impl Services {
     pub fn new(catalog: Catalog, store: ChunkStore, limits: ImageLimits) -> Services {
         let images = ImageService::new(catalog.clone(), store, limits);
-        Services { shares: ShareService::new(images.clone()), identity: IdentityService::new(catalog), images }
+        let jobs = JobService::new(catalog.clone());
+        Services {
+            shares: ShareService::new(images.clone(), jobs.clone()),
+            tags: TagService::new(images.clone()),
+            identity: IdentityService::new(catalog),
+            jobs,
+            images,
+        }
+    }
+
+    /// The same services, sealing secrets (access keys) with `sealer`.
+    pub fn with_sealer(mut self, sealer: std::sync::Arc<dyn SecretSealer>) -> Services {
+        self.identity = self.identity.with_sealer(sealer);
+        self
     }
 }
 

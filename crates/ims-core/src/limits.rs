@@ -7,13 +7,28 @@ pub struct ImageLimits {
     pub max_properties: usize,
     /// Tags per image (`image_tag_quota`).
     pub max_tags: usize,
-    /// Members per image (`image_member_quota`).
+    /// Members per image added through the Glance API (`image_member_quota`, Glance's 128).
     pub max_members: usize,
+    /// Members per system or data disk image added through the IMS batch API (IMS's 256).
+    pub max_ims_members: usize,
+    /// Members per whole-server image added through the IMS batch API (IMS's 10).
+    pub max_whole_image_members: usize,
+    /// Images a project may own unless an admin set its own quota (IMS's private image quota, 50).
+    /// Callers with the admin role are not limited.
+    pub private_image_quota: u64,
 }
 
 impl Default for ImageLimits {
     fn default() -> ImageLimits {
-        ImageLimits { max_image_size: 1 << 40, max_properties: 128, max_tags: 128, max_members: 128 }
+        ImageLimits {
+            max_image_size: 1 << 40,
+            max_properties: 128,
+            max_tags: 128,
+            max_members: 128,
+            max_ims_members: 256,
+            max_whole_image_members: 10,
+            private_image_quota: 50,
+        }
     }
 }
 
@@ -30,3 +45,8 @@ pub const CONTAINER_FORMATS: &[&str] = &["ami", "ari", "aki", "bare", "ovf", "ov
 
 /// Property keys that belong to the service (Glance reserves `os_glance_`).
 pub const RESERVED_PREFIX: &str = "os_glance_";
+
+/// Name of the private image quota in project quotas.
+pub const PRIVATE_IMAGES: &str = "private_images";
+/// Largest private image quota an admin may set.
+pub const MAX_PRIVATE_IMAGE_QUOTA: i64 = 10_000;

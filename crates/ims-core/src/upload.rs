@@ -24,54 +24,68 @@ struct Digests {
     sha512: String,
 }
 
-/// Computes md5 and sha512 on a dedicated thread fed through a bounded channel.
-struct Hasher {
+/// One digest computed on its own thread, fed through a bounded channel, so that md5 and sha512
+/// run in parallel with each other and with chunking.
+struct DigestThread {
     tx: Option<mpsc::SyncSender<Bytes>>,
-    worker: Option<thread::JoinHandle<Digests>>,
+    worker: Option<thread::JoinHandle<String>>,
 }
 
-impl Hasher {
-    fn start() -> Hasher {
+impl DigestThread {
+    fn start<D: Digest + Send + 'static>(name: &str) -> DigestThread {
         let (tx, rx) = mpsc::sync_channel::<Bytes>(32);
         let worker = thread::Builder::new()
-            .name("ims-hash".into())
+            .name(format!("ims-{name}"))
             .spawn(move || {
-                let mut md5 = Md5::new();
-                let mut sha = Sha512::new();
+                let mut digest = D::new();
                 for data in rx {
-                    md5.update(&data);
-                    sha.update(&data);
+                    digest.update(&data);
                 }
-                Digests { md5: hex::encode(md5.finalize()), sha512: hex::encode(sha.finalize()) }
+                hex::encode(digest.finalize())
             })
             .expect("spawning a thread");
-        Hasher { tx: Some(tx), worker: Some(worker) }
+        DigestThread { tx: Some(tx), worker: Some(worker) }
     }
 
-    /// Queues bytes for hashing; waits (off the async threads) when the hasher is behind.
+    /// Queues bytes; waits (off the async threads) when the digest is behind.
     async fn update(&mut self, data: Bytes) {
-        let tx = self.tx.as_ref().expect("hasher is open").clone();
+        let Some(tx) = self.tx.as_ref() else { return };
         match tx.try_send(data) {
-            Ok(()) => {}
+            Ok(()) | Err(mpsc::TrySendError::Disconnected(_)) => {}
             Err(mpsc::TrySendError::Full(data)) => {
+                let tx = tx.clone();
                 let _ = tokio::task::spawn_blocking(move || tx.send(data)).await;
             }
-            Err(mpsc::TrySendError::Disconnected(_)) => {}
         }
     }
 
-    async fn finish(mut self) -> Digests {
+    async fn finish(mut self) -> String {
         drop(self.tx.take());
-        let worker = self.worker.take().expect("hasher is open");
-        tokio::task::spawn_blocking(move || worker.join().expect("hash thread does not panic"))
+        let worker = self.worker.take().expect("digest thread is running");
+        tokio::task::spawn_blocking(move || worker.join().expect("digest thread does not panic"))
             .await
             .expect("join")
     }
 }
 
-impl Drop for Hasher {
-    fn drop(&mut self) {
-        drop(self.tx.take());
+/// md5 (Glance's `checksum`) and sha512 (`os_hash_value`) of a stream.
+struct Hasher {
+    md5: DigestThread,
+    sha512: DigestThread,
+}
+
+impl Hasher {
+    fn start() -> Hasher {
+        Hasher { md5: DigestThread::start::<Md5>("md5"), sha512: DigestThread::start::<Sha512>("sha512") }
+    }
+
+    async fn update(&mut self, data: Bytes) {
+        self.md5.update(data.clone()).await;
+        self.sha512.update(data).await;
+    }
+
+    async fn finish(self) -> Digests {
+        Digests { md5: self.md5.finish().await, sha512: self.sha512.finish().await }
     }
 }
 
@@ -93,21 +107,14 @@ impl ImageService {
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin + 'static,
         E: std::fmt::Display + Send + 'static,
     {
-        let mut image = self.get(ctx, id).await?;
-        Policy::check_modify(ctx, &image)?;
-        if image.status != ImageStatus::Queued {
-            return Err(CoreError::Conflict(format!(
-                "Image status transition from {} to saving is not allowed",
-                image.status
-            )));
-        }
-        image.status.check_transition(ImageStatus::Saving, &image)?;
-        let cap = self.limits.max_image_size;
-        if let Some(size) = declared_size {
-            if size > cap {
-                return Err(too_large(cap));
+        let mut body = body;
+        let mut image = match self.check_upload(ctx, id, declared_size).await {
+            Ok(image) => image,
+            Err(e) => {
+                discard(&mut body).await;
+                return Err(e);
             }
-        }
+        };
         image.status = ImageStatus::Saving;
         image.updated_at = crate::now();
         self.catalog
@@ -128,6 +135,24 @@ impl ImageService {
             }
         });
         task.await.map_err(|e| CoreError::Unavailable(format!("upload task failed: {e}")))?
+    }
+
+    /// The checks made before any data is read: the image may take data now.
+    async fn check_upload(&self, ctx: &RequestContext, id: Uuid, declared_size: Option<u64>) -> Result<Image> {
+        let image = self.get(ctx, id).await?;
+        Policy::check_modify(ctx, &image)?;
+        if image.status != ImageStatus::Queued {
+            return Err(CoreError::Conflict(format!(
+                "Image status transition from {} to saving is not allowed",
+                image.status
+            )));
+        }
+        image.status.check_transition(ImageStatus::Saving, &image)?;
+        let cap = self.limits.max_image_size;
+        if declared_size.is_some_and(|size| size > cap) {
+            return Err(too_large(cap));
+        }
+        Ok(image)
     }
 
     /// Streams the body into the store; returns the image with its data fields filled in.
@@ -219,6 +244,27 @@ impl ImageService {
             tracing::warn!(image = %image.id, error = %e, "could not return image to queued after failed upload");
         }
     }
+}
+
+/// Largest refused body read and dropped so the client can read the refusal: a client still
+/// sending when the answer comes and the connection closes sees a broken pipe instead.
+const DISCARD_LIMIT: u64 = 64 << 20;
+
+/// Reads and drops up to [`DISCARD_LIMIT`] bytes of a refused body, for at most a few seconds.
+async fn discard<S, E>(body: &mut S)
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+{
+    let drain = async {
+        let mut seen = 0u64;
+        while let Some(Ok(data)) = body.next().await {
+            seen += data.len() as u64;
+            if seen > DISCARD_LIMIT {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drain).await;
 }
 
 fn too_large(cap: u64) -> CoreError {

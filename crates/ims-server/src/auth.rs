@@ -1,14 +1,18 @@
-//! Request context extraction: the request id and the caller behind `X-Auth-Token`.
+//! Request context extraction: the request id and the caller, authenticated either by an
+//! `SDK-HMAC-SHA256` signature (checked by [`crate::signature::verify`] before routing) or by
+//! `X-Auth-Token`.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use ims_core::RequestContext;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ImsError};
 use crate::request_id::RequestId;
+use crate::signature::SignedCaller;
 use crate::state::AppState;
 
-/// The context of an authenticated request. Rejects requests without a valid token with 401.
+/// The context of an authenticated request. Rejects requests without valid credentials with 401
+/// (Glance's error form).
 pub struct Ctx(pub RequestContext);
 
 impl FromRequestParts<AppState> for Ctx {
@@ -16,6 +20,9 @@ impl FromRequestParts<AppState> for Ctx {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Ctx, ApiError> {
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
+        if let Some(SignedCaller(caller)) = parts.extensions.get::<SignedCaller>() {
+            return Ok(Ctx(RequestContext::new(request_id, Some(caller.clone()))));
+        }
         let token = parts
             .headers
             .get("x-auth-token")
@@ -33,5 +40,16 @@ impl FromRequestParts<AppState> for Ctx {
             ApiError::from(e).with_header("www-authenticate", "X-Auth-Token")
         })?;
         Ok(Ctx(RequestContext::new(request_id, Some(caller))))
+    }
+}
+
+/// [`Ctx`] for the IMS API: the same credentials, rejected in the IMS error form.
+pub struct ImsCtx(pub RequestContext);
+
+impl FromRequestParts<AppState> for ImsCtx {
+    type Rejection = ImsError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<ImsCtx, ImsError> {
+        Ctx::from_request_parts(parts, state).await.map(|Ctx(ctx)| ImsCtx(ctx)).map_err(ImsError::from)
     }
 }

@@ -3,11 +3,13 @@
 //! [`serve`] runs one node until its shutdown future completes; tests start it on port 0.
 
 mod auth;
+mod cloudimages;
 pub mod config;
 mod error;
 mod glance;
 mod identity;
 mod request_id;
+pub mod signature;
 mod state;
 
 use std::future::Future;
@@ -48,7 +50,10 @@ impl Node {
         let store_url = settings.store_url()?;
         let store = ChunkStore::open(&store_url).with_context(|| format!("opening store {store_url}"))?;
         let limits = ImageLimits { max_image_size: settings.image_size_cap, ..ImageLimits::default() };
-        let services = Services::new(catalog, store, limits);
+        let master_key = settings.data_dir.join("master.key");
+        let sealer = ims_core::AesGcmSealer::open_key_file(&master_key)
+            .with_context(|| format!("opening the master key {}", master_key.display()))?;
+        let services = Services::new(catalog, store, limits).with_sealer(Arc::new(sealer));
         let created = services.identity.bootstrap(settings.admin_token.as_deref()).await?;
         let generated_admin_token = match created {
             Some(token) if settings.admin_token.is_none() => {
@@ -66,9 +71,11 @@ impl Node {
         Router::new()
             .route("/healthcheck", get(|| async { "OK" }))
             .merge(glance::router())
+            .merge(cloudimages::router())
             .merge(identity::router())
             .fallback(fallback)
             .with_state(self.state.clone())
+            .layer(axum::middleware::from_fn_with_state(self.state.clone(), signature::verify))
             .layer(axum::middleware::from_fn(request_id::assign))
     }
 

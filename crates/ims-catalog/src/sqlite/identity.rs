@@ -8,9 +8,10 @@ use super::{
     begin_write, commit, conflict_or_db, db_err, fmt_time, get, insert_audit, parse_opt_time, parse_stored, parse_time,
 };
 use crate::repo::IdentityRepository;
-use crate::{AuditEvent, CatalogError, Project, Result, Role, Token, User};
+use crate::{AccessKey, AuditEvent, CatalogError, OsVersion, Project, Result, Role, Token, User};
 
 const TOKEN_COLUMNS: &str = "id, secret_hash, user_id, project_id, created_at, expires_at, revoked";
+const ACCESS_KEY_COLUMNS: &str = "id, user_id, project_id, sealed_secret, description, created_at, revoked";
 
 /// The identity repository (projects, users, roles, tokens) of a [`super::SqliteCatalog`].
 #[derive(Clone)]
@@ -235,6 +236,173 @@ impl IdentityRepository for SqliteIdentity {
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects)").fetch_one(&self.pool).await.map_err(db_err)?;
         Ok(!any)
     }
+
+    async fn create_access_key(&self, key: &AccessKey, event: &AuditEvent) -> Result<()> {
+        let mut tx = begin_write(&self.pool).await?;
+        let result =
+            sqlx::query(&format!("INSERT INTO access_keys ({ACCESS_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"))
+                .bind(&key.id)
+                .bind(&key.user_id)
+                .bind(&key.project_id)
+                .bind(&key.sealed_secret)
+                .bind(&key.description)
+                .bind(fmt_time(&key.created_at))
+                .bind(i64::from(key.revoked))
+                .execute(&mut *tx)
+                .await;
+        if let Err(sqlx::Error::Database(e)) = &result {
+            if e.is_foreign_key_violation() {
+                return Err(CatalogError::NotFound(format!(
+                    "user {} or project {}",
+                    key.user_id,
+                    key.project_id.as_deref().unwrap_or("-")
+                )));
+            }
+        }
+        result.map_err(conflict_or_db(|| format!("access key {} exists", key.id)))?;
+        insert_audit(&mut tx, event).await?;
+        commit(tx).await
+    }
+
+    async fn get_access_key(&self, id: &str) -> Result<AccessKey> {
+        let row = sqlx::query(&format!("SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| CatalogError::NotFound(format!("access key {id}")))?;
+        access_key_from_row(&row)
+    }
+
+    async fn list_access_keys(&self, user_id: Option<&str>) -> Result<Vec<AccessKey>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ACCESS_KEY_COLUMNS} FROM access_keys WHERE (? IS NULL OR user_id = ?) ORDER BY created_at, id"
+        ))
+        .bind(user_id)
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(access_key_from_row).collect()
+    }
+
+    async fn revoke_access_key(&self, id: &str, event: &AuditEvent) -> Result<()> {
+        let mut tx = begin_write(&self.pool).await?;
+        let updated = sqlx::query("UPDATE access_keys SET revoked = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if updated == 0 {
+            return Err(CatalogError::NotFound(format!("access key {id}")));
+        }
+        insert_audit(&mut tx, event).await?;
+        commit(tx).await
+    }
+
+    async fn project_quota(&self, project_id: &str, resource: &str) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT quota FROM project_quotas WHERE project_id = ? AND resource = ?")
+            .bind(project_id)
+            .bind(resource)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn set_project_quota(
+        &self,
+        project_id: &str,
+        resource: &str,
+        quota: Option<i64>,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = begin_write(&self.pool).await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE id = ?)")
+            .bind(project_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if !exists {
+            return Err(CatalogError::NotFound(format!("project {project_id}")));
+        }
+        match quota {
+            Some(q) => {
+                if q < 0 {
+                    return Err(CatalogError::Invalid(format!("quota {q} is negative")));
+                }
+                sqlx::query(
+                    "INSERT INTO project_quotas (project_id, resource, quota) VALUES (?, ?, ?) \
+                     ON CONFLICT (project_id, resource) DO UPDATE SET quota = excluded.quota",
+                )
+                .bind(project_id)
+                .bind(resource)
+                .bind(q)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            None => {
+                sqlx::query("DELETE FROM project_quotas WHERE project_id = ? AND resource = ?")
+                    .bind(project_id)
+                    .bind(resource)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+        }
+        insert_audit(&mut tx, event).await?;
+        commit(tx).await
+    }
+
+    async fn list_os_versions(&self) -> Result<Vec<OsVersion>> {
+        let rows = sqlx::query(
+            "SELECT os_version_key, platform, os_version, os_bit, os_type FROM os_versions \
+             ORDER BY platform, os_version_key",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(OsVersion {
+                    os_version_key: get(row, "os_version_key")?,
+                    platform: get(row, "platform")?,
+                    os_version: get(row, "os_version")?,
+                    os_bit: get(row, "os_bit")?,
+                    os_type: get(row, "os_type")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn put_os_version(&self, v: &OsVersion, event: &AuditEvent) -> Result<()> {
+        let mut tx = begin_write(&self.pool).await?;
+        let result = sqlx::query(
+            "INSERT INTO os_versions (os_version_key, platform, os_version, os_bit, os_type, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (os_version_key) DO UPDATE SET platform = excluded.platform, \
+             os_version = excluded.os_version, os_bit = excluded.os_bit, os_type = excluded.os_type",
+        )
+        .bind(&v.os_version_key)
+        .bind(&v.platform)
+        .bind(&v.os_version)
+        .bind(v.os_bit)
+        .bind(&v.os_type)
+        .bind(fmt_time(&chrono::Utc::now()))
+        .execute(&mut *tx)
+        .await;
+        if let Err(sqlx::Error::Database(e)) = &result {
+            if e.is_check_violation() {
+                return Err(CatalogError::Invalid(format!(
+                    "invalid OS version {:?}: os_bit must be 32 or 64, os_type Linux, Windows or Other",
+                    v.os_version_key
+                )));
+            }
+        }
+        result.map_err(db_err)?;
+        insert_audit(&mut tx, event).await?;
+        commit(tx).await
+    }
 }
 
 fn token_from_row(row: &SqliteRow) -> Result<Token> {
@@ -245,6 +413,18 @@ fn token_from_row(row: &SqliteRow) -> Result<Token> {
         project_id: get(row, "project_id")?,
         created_at: parse_time(&get::<String>(row, "created_at")?)?,
         expires_at: parse_opt_time(get(row, "expires_at")?)?,
+        revoked: get::<i64>(row, "revoked")? != 0,
+    })
+}
+
+fn access_key_from_row(row: &SqliteRow) -> Result<AccessKey> {
+    Ok(AccessKey {
+        id: get(row, "id")?,
+        user_id: get(row, "user_id")?,
+        project_id: get(row, "project_id")?,
+        sealed_secret: get(row, "sealed_secret")?,
+        description: get(row, "description")?,
+        created_at: parse_time(&get::<String>(row, "created_at")?)?,
         revoked: get::<i64>(row, "revoked")? != 0,
     })
 }

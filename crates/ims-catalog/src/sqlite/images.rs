@@ -37,37 +37,25 @@ impl SqliteImages {
 impl ImageRepository for SqliteImages {
     async fn create(&self, image: &Image, event: &AuditEvent) -> Result<()> {
         let mut tx = begin_write(&self.pool).await?;
-        let deleted_at = (image.status == ImageStatus::Deleted).then(|| fmt_time(&image.updated_at));
-        sqlx::query(
-            "INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, \
-             container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, \
-             manifest_id, created_at, updated_at, deleted_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(image.id.to_string())
-        .bind(&image.name)
-        .bind(image.status.as_str())
-        .bind(image.visibility.as_str())
-        .bind(i64::from(image.protected))
-        .bind(i64::from(image.os_hidden))
-        .bind(&image.owner)
-        .bind(&image.disk_format)
-        .bind(&image.container_format)
-        .bind(image.min_disk)
-        .bind(image.min_ram)
-        .bind(image.size)
-        .bind(image.virtual_size)
-        .bind(&image.checksum)
-        .bind(&image.os_hash_algo)
-        .bind(&image.os_hash_value)
-        .bind(&image.manifest_id)
-        .bind(fmt_time(&image.created_at))
-        .bind(fmt_time(&image.updated_at))
-        .bind(deleted_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(conflict_or_db(|| format!("image {} already exists", image.id)))?;
-        insert_tags_and_properties(&mut tx, image).await?;
+        insert_image(&mut tx, image).await?;
+        insert_audit(&mut tx, event).await?;
+        commit(tx).await
+    }
+
+    async fn create_within_quota(&self, image: &Image, max_owned: u64, event: &AuditEvent) -> Result<()> {
+        let mut tx = begin_write(&self.pool).await?;
+        let owned: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM images WHERE owner = ? AND deleted_at IS NULL")
+            .bind(&image.owner)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if u64::try_from(owned).unwrap_or(0) >= max_owned {
+            return Err(CatalogError::LimitExceeded(format!(
+                "project {} owns {owned} image(s); its quota is {max_owned}",
+                image.owner
+            )));
+        }
+        insert_image(&mut tx, image).await?;
         insert_audit(&mut tx, event).await?;
         commit(tx).await
     }
@@ -203,6 +191,41 @@ impl ImageRepository for SqliteImages {
         .await
         .map_err(db_err)
     }
+}
+
+/// Inserts the row of `image` with its tags and properties.
+async fn insert_image(conn: &mut SqliteConnection, image: &Image) -> Result<()> {
+        let deleted_at = (image.status == ImageStatus::Deleted).then(|| fmt_time(&image.updated_at));
+        sqlx::query(
+            "INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, \
+             container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, \
+             manifest_id, created_at, updated_at, deleted_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(image.id.to_string())
+        .bind(&image.name)
+        .bind(image.status.as_str())
+        .bind(image.visibility.as_str())
+        .bind(i64::from(image.protected))
+        .bind(i64::from(image.os_hidden))
+        .bind(&image.owner)
+        .bind(&image.disk_format)
+        .bind(&image.container_format)
+        .bind(image.min_disk)
+        .bind(image.min_ram)
+        .bind(image.size)
+        .bind(image.virtual_size)
+        .bind(&image.checksum)
+        .bind(&image.os_hash_algo)
+        .bind(&image.os_hash_value)
+        .bind(&image.manifest_id)
+        .bind(fmt_time(&image.created_at))
+        .bind(fmt_time(&image.updated_at))
+        .bind(deleted_at)
+        .execute(&mut *conn)
+        .await
+        .map_err(conflict_or_db(|| format!("image {} already exists", image.id)))?;
+        insert_tags_and_properties(conn, image).await
 }
 
 /// Inserts the tags and properties of `image` (whose rows must not exist yet).

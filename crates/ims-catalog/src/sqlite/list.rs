@@ -148,6 +148,27 @@ fn push_filters(qb: &mut QueryBuilder<'_, Sqlite>, query: &ImageQuery) {
             .push_bind(value.clone())
             .push(")");
     }
+    for (key, value) in &query.properties_or_absent {
+        qb.push(" AND (EXISTS (SELECT 1 FROM image_properties p WHERE p.image_id = images.id AND p.key = ")
+            .push_bind(key.clone())
+            .push(" AND p.value = ")
+            .push_bind(value.clone())
+            .push(") OR NOT EXISTS (SELECT 1 FROM image_properties p WHERE p.image_id = images.id AND p.key = ")
+            .push_bind(key.clone())
+            .push("))");
+    }
+    if let Some(owner) = &query.exclude_owner {
+        qb.push(" AND owner <> ").push_bind(owner.clone());
+    }
+    for v in &query.exclude_visibilities {
+        qb.push(" AND visibility <> ").push_bind(v.as_str());
+    }
+    if let Some(min_disk) = query.min_disk {
+        qb.push(" AND min_disk = ").push_bind(min_disk);
+    }
+    if let Some(min_ram) = query.min_ram {
+        qb.push(" AND min_ram = ").push_bind(min_ram);
+    }
     // A NULL size compares as unknown, so images without a size never match a size filter.
     if let Some(min) = query.size_min {
         qb.push(" AND size >= ").push_bind(min);

@@ -11,8 +11,10 @@
 
 mod identity;
 mod images;
+mod jobs;
 mod list;
 mod members;
+mod resource_tags;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -26,7 +28,9 @@ use crate::{AuditEvent, Catalog, CatalogError, Result};
 
 pub use identity::SqliteIdentity;
 pub use images::SqliteImages;
+pub use jobs::SqliteJobs;
 pub use members::SqliteMembers;
+pub use resource_tags::SqliteResourceTags;
 
 /// How long a statement waits for another writer's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,7 +89,9 @@ impl SqliteCatalog {
         Catalog {
             images: Arc::new(SqliteImages::new(self.pool.clone())),
             members: Arc::new(SqliteMembers::new(self.pool.clone())),
-            identity: Arc::new(SqliteIdentity::new(self.pool)),
+            identity: Arc::new(SqliteIdentity::new(self.pool.clone())),
+            resource_tags: Arc::new(SqliteResourceTags::new(self.pool.clone())),
+            jobs: Arc::new(SqliteJobs::new(self.pool)),
         }
     }
 

@@ -281,3 +281,43 @@ pub async fn check_filters_combine(b: &Backend) {
     f.size_min = Some(10);
     assert_eq!(names(c, &f).await, set(&["hit"]), "filters AND together and with visibility");
 }
+
+pub async fn check_filter_ims_additions(b: &Backend) {
+    use ims_catalog::Visibility;
+    let c = &b.catalog;
+    images(
+        c,
+        vec![
+            ("reg-absent", Box::new(keep)),
+            ("reg-true", Box::new(|i: &mut Image| {
+                i.properties.insert("__isregistered".into(), "true".into());
+            })),
+            ("reg-false", Box::new(|i: &mut Image| {
+                i.properties.insert("__isregistered".into(), "false".into());
+                i.owner = "p2".into();
+                i.visibility = Visibility::Public;
+            })),
+            ("disk-ram", Box::new(|i: &mut Image| {
+                i.min_disk = 40;
+                i.min_ram = 1024;
+                i.owner = "p2".into();
+                i.visibility = Visibility::Private;
+            })),
+        ],
+    )
+    .await;
+    let mut qq = q();
+    qq.properties_or_absent = vec![("__isregistered".into(), "true".into())];
+    assert_eq!(names(c, &qq).await, set(&["reg-absent", "reg-true", "disk-ram"]));
+    let mut qq = q();
+    qq.exclude_owner = Some("p1".into());
+    assert_eq!(names(c, &qq).await, set(&["reg-false", "disk-ram"]));
+    let mut qq = q();
+    qq.exclude_visibilities = vec![Visibility::Public, Visibility::Private];
+    assert_eq!(names(c, &qq).await, set(&["reg-absent", "reg-true"]));
+    let mut qq = q();
+    qq.min_disk = Some(40);
+    assert_eq!(names(c, &qq).await, set(&["disk-ram"]));
+    qq.min_ram = Some(512);
+    assert!(names(c, &qq).await.is_empty());
+}

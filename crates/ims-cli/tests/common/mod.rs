@@ -157,7 +157,11 @@ impl Run {
     pub fn fails(self) -> String {
         assert_eq!(self.code(), Some(1), "expected exit 1:\n{}", self.describe());
         let err = self.stderr();
-        assert!(err.starts_with("error: ") || err.contains("\nerror: "), "expected `error:` on stderr:\n{}", self.describe());
+        assert!(
+            err.starts_with("error: ") || err.contains("\nerror: "),
+            "expected `error:` on stderr:\n{}",
+            self.describe()
+        );
         assert!(self.output.stdout.is_empty(), "a failing command printed on stdout:\n{}", self.describe());
         err
     }

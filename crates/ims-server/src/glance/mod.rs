@@ -7,12 +7,14 @@ mod images;
 mod info;
 pub mod list_query;
 mod members;
+mod negotiate;
 pub mod patch;
 pub mod range;
 pub(crate) mod render;
 mod router;
 mod schemas;
 mod tags;
+mod tenants;
 mod versions;
 
 pub use router::router;

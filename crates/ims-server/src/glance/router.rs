@@ -3,7 +3,7 @@
 use axum::routing::{get, post, put};
 use axum::Router;
 
-use super::{actions, data, images, info, members, schemas, tags, versions};
+use super::{actions, data, images, info, members, negotiate, schemas, tags, tenants, versions};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -27,4 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/v2/info/import", get(info::import))
         .route("/v2/info/stores", get(info::stores))
         .route("/v2/info/usage", get(info::usage))
+        .route("/v2/tenants", get(tenants::list))
+        .route("/v2/tenants/{project}", get(tenants::show))
+        .layer(axum::middleware::from_fn(negotiate::error_bodies))
 }

@@ -1,5 +1,6 @@
-//! `/identity/v1`: projects, users and tokens of the built-in identity service (admin), and whoami.
+//! `/identity/v1`: projects, users, tokens and access keys of the built-in identity service (admin), and whoami.
 
+mod access_keys;
 mod projects;
 mod render;
 mod tokens;
@@ -18,4 +19,6 @@ pub fn router() -> Router<AppState> {
         .route("/identity/v1/tokens", axum::routing::post(tokens::create))
         .route("/identity/v1/tokens/{token}", delete(tokens::revoke))
         .route("/identity/v1/auth", get(tokens::whoami))
+        .route("/identity/v1/access-keys", get(access_keys::list).post(access_keys::create))
+        .route("/identity/v1/access-keys/{access}", delete(access_keys::revoke))
 }

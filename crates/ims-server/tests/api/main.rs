@@ -11,3 +11,4 @@ mod v2_images_list;
 mod v2_images_members;
 mod v2_images_tags_and_actions;
 mod v2_info_and_schemas;
+mod v2_tenants_and_error_forms;

@@ -198,7 +198,7 @@ fn header_facts(src: &dyn ReadAt, format: Format) -> (Option<u64>, ImageDetails,
                 Err(_) => (None, details, None),
             }
         }
-        Format::Vmdk => match ims_formats::vmdk::header::parse_sparse_header(&head) {
+        Format::Vmdk => match ims_formats::vmdk::parse_sparse_header(&head) {
             Ok(h) => {
                 details.cluster_size = h.grain_size.checked_mul(512);
                 (h.capacity.checked_mul(512), details, None)

@@ -1,0 +1,43 @@
+//! Every route of the IMS API.
+
+use axum::routing::{delete, get, patch, post, put};
+use axum::Router;
+
+use super::{images, jobs, members, not_available as na, quota, tags};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v2/cloudimages", get(images::list))
+        .route("/v2/cloudimages/{image_id}", patch(images::update))
+        .route("/v2/cloudimages/action", post(na::create_image))
+        .route("/v2.1/cloudimages/action", post(na::create_image))
+        .route("/v2/cloudimages/quickimport/action", post(na::import_quick))
+        .route("/v2.1/cloudimages/quickimport/action", post(na::import_quick))
+        .route("/v1/cloudimages/wholeimages/action", post(na::create_whole_image))
+        .route("/v1/cloudimages/dataimages/action", post(na::create_data_image))
+        .route("/v2.1/cloudimages/dataimages/action", post(na::create_data_image))
+        .route("/v1/cloudimages/{image_id}/upload", put(na::register))
+        .route("/v1/cloudimages/{image_id}/copy", post(na::copy))
+        .route("/v2.1/cloudimages/{image_id}/copy", post(na::copy))
+        .route("/v1/cloudimages/{image_id}/cross_region_copy", post(na::copy_cross_region))
+        .route("/v1/cloudimages/{image_id}/file", post(na::export))
+        .route("/v2.1/cloudimages/{image_id}/file", post(na::export))
+        .route("/v1/cloudimages/quota", get(quota::show))
+        .route("/v1/cloudimages/os_version", get(quota::os_versions).post(quota::add_os_version))
+        .route(
+            "/v1/cloudimages/members",
+            post(members::batch_add).put(members::batch_update).delete(members::batch_delete),
+        )
+        .route("/v1/{project_id}/cloudimages/{image_id}/members", get(members::list))
+        .route("/v1/{project_id}/cloudimages/{image_id}/members/{member_id}", get(members::show))
+        .route("/v1/{project_id}/jobs/{job_id}", get(jobs::show))
+        .route("/v1/cloudimages/job/{job_id}", get(jobs::progress))
+        .route("/v1/cloudimages/tags", get(tags::v1_list).put(tags::v1_put))
+        .route("/v1/{project_id}/cloudimages/{image_id}/tags/delete", delete(tags::v1_delete))
+        .route("/v2/{project_id}/images/tags", get(tags::project))
+        .route("/v2/{project_id}/images/resource_instances/action", post(tags::query))
+        .route("/v2/{project_id}/images/{image_id}/tags", get(tags::list).post(tags::add))
+        .route("/v2/{project_id}/images/{image_id}/tags/action", post(tags::batch))
+        .route("/v2/{project_id}/images/{image_id}/tags/{key}", delete(tags::delete))
+}
