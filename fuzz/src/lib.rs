@@ -27,7 +27,7 @@ pub const LIMITS: Limits = Limits {
 
 /// Smaller virtual-size limit for decoding ZVHD into a byte stream (which writes every zero).
 const STREAM_LIMITS: Limits = Limits {
-    max_virtual_size: 64 << 20,
+    max_virtual_size: 8 << 20,
     max_table_bytes: 1 << 20,
 };
 
@@ -233,19 +233,36 @@ fn check_status(
     }
 }
 
-/// Opens `data` (see [`file_from_input`]) as `format` and exercises it; then runs the inspector
-/// with `format` declared.
+/// Opens `data` (see [`file_from_input`]) as `format` and exercises it, then runs the inspector
+/// with `format` declared; again with the checksums repaired.
 fn whole_image(data: &[u8], format: Format) {
-    let src: Arc<dyn ReadAt> = Arc::new(file_from_input(data));
-    let opened = ims_formats::open(Arc::clone(&src), format, &LIMITS);
-    if let Ok(img) = &opened {
-        exercise(&**img);
-    }
-    if let Ok(found) = ims_formats::inspect(src, Some(format), &LIMITS) {
-        assert!(found.virtual_size <= LIMITS.max_virtual_size);
+    as_is_and_repaired(file_from_input(data), format, |file| {
+        let src: Arc<dyn ReadAt> = file.clone();
+        let opened = ims_formats::open(Arc::clone(&src), format, &LIMITS);
         if let Ok(img) = &opened {
-            assert_eq!(found.virtual_size, img.virtual_size(), "{format}: inspect and open disagree");
+            exercise(&**img);
         }
+        if let Ok(found) = ims_formats::inspect(src, Some(format), &LIMITS) {
+            assert!(found.virtual_size <= LIMITS.max_virtual_size);
+            if let Ok(img) = &opened {
+                assert_eq!(found.virtual_size, img.virtual_size(), "{format}: inspect and open disagree");
+            }
+        }
+    });
+}
+
+/// Runs `run` on `file`, then, if [`repair`] changes it, on the repaired file.
+///
+/// Checksums keep a fuzzer out of everything behind them: a mutated field fails the checksum, the
+/// input finds nothing new and is dropped. Running the repaired file too lets mutations of
+/// checksummed structures (VHDX headers and log, ZVHD records, ...) reach the code behind them,
+/// while the file as it came still exercises the checksum checks themselves.
+fn as_is_and_repaired(file: Vec<u8>, format: Format, run: impl Fn(&Arc<Vec<u8>>)) {
+    let file = Arc::new(file);
+    run(&file);
+    let mut bytes = Arc::try_unwrap(file).unwrap_or_else(|shared| (*shared).clone());
+    if repair(format, &mut bytes) {
+        run(&Arc::new(bytes));
     }
 }
 
@@ -416,30 +433,31 @@ pub fn iso(data: &[u8]) {
 /// ZVHD: the random-access reader, and the streaming decoder (into a seekable sink and into a byte
 /// stream), which must agree with each other.
 pub fn zvhd(data: &[u8]) {
-    let file = file_from_input(data);
-    let src: Arc<dyn ReadAt> = Arc::new(file.clone());
-    let opened = ims_formats::open(Arc::clone(&src), Format::Zvhd, &LIMITS);
-    if let Ok(img) = &opened {
-        exercise(&**img);
-    }
-    let _ = ims_formats::inspect(src, Some(Format::Zvhd), &LIMITS);
+    as_is_and_repaired(file_from_input(data), Format::Zvhd, |file| {
+        let src: Arc<dyn ReadAt> = file.clone();
+        let opened = ims_formats::open(Arc::clone(&src), Format::Zvhd, &LIMITS);
+        if let Ok(img) = &opened {
+            exercise(&**img);
+        }
+        let _ = ims_formats::inspect(src, Some(Format::Zvhd), &LIMITS);
 
-    let sink = MemSink::new(4 << 20);
-    if let Ok(vsize) = zvhd::decode_stream(&mut &file[..], Target::Seekable(&sink), &LIMITS) {
-        let end = sink.end.load(Ordering::Relaxed);
-        assert!(end <= vsize, "zvhd: decoder wrote up to {end} on a disk of {vsize}");
-        if let (Ok(img), Some(bytes)) = (&opened, sink.bytes()) {
-            assert_eq!(img.virtual_size(), vsize, "zvhd: reader and stream decoder disagree on the size");
-            let mut disk = vec![0u8; vsize as usize];
-            if img.read_at(&mut disk, 0).is_ok() {
-                assert!(disk == bytes, "zvhd: reader and stream decoder give other bytes");
+        let sink = MemSink::new(1 << 20);
+        if let Ok(vsize) = zvhd::decode_stream(&mut &file[..], Target::Seekable(&sink), &LIMITS) {
+            let end = sink.end.load(Ordering::Relaxed);
+            assert!(end <= vsize, "zvhd: decoder wrote up to {end} on a disk of {vsize}");
+            if let (Ok(img), Some(bytes)) = (&opened, sink.bytes()) {
+                assert_eq!(img.virtual_size(), vsize, "zvhd: reader and stream decoder disagree on the size");
+                let mut disk = vec![0u8; vsize as usize];
+                if img.read_at(&mut disk, 0).is_ok() {
+                    assert!(disk == bytes, "zvhd: reader and stream decoder give other bytes");
+                }
             }
         }
-    }
-    let mut counter = Counter(0);
-    if let Ok(vsize) = zvhd::decode_stream(&mut &file[..], Target::Stream(&mut counter), &STREAM_LIMITS) {
-        assert_eq!(counter.0, vsize, "zvhd: decoded stream length is not the virtual size");
-    }
+        let mut counter = Counter(0);
+        if let Ok(vsize) = zvhd::decode_stream(&mut &file[..], Target::Stream(&mut counter), &STREAM_LIMITS) {
+            assert_eq!(counter.0, vsize, "zvhd: decoded stream length is not the virtual size");
+        }
+    });
 }
 
 /// ZVHD2: the random-access reader.
@@ -453,19 +471,203 @@ pub fn zvhd2(data: &[u8]) {
 /// must open again as the same disk.
 pub fn inspect_any(data: &[u8]) {
     let file = file_from_input(data);
-    let _ = ims_formats::detect::detect_header(&file[..file.len().min(64 * 1024)]);
-    let _ = ims_formats::inspect::check_mbr(&file[..file.len().min(512)]);
-    let src: Arc<dyn ReadAt> = Arc::new(file);
-    let _ = ims_formats::detect(&*src);
-    if let Ok(found) = ims_formats::inspect(Arc::clone(&src), None, &LIMITS) {
-        assert!(found.virtual_size <= LIMITS.max_virtual_size);
-        let img = match ims_formats::open(src, found.format, &LIMITS) {
-            Ok(img) => img,
-            Err(e) => panic!("{}: inspected image does not open again: {e}", found.format),
-        };
-        assert_eq!(img.virtual_size(), found.virtual_size, "{}: inspect and open disagree", found.format);
-        exercise(&*img);
+    let format = ims_formats::detect(&file).unwrap_or(Format::Raw);
+    as_is_and_repaired(file, format, |file| {
+        let _ = ims_formats::detect::detect_header(&file[..file.len().min(64 * 1024)]);
+        let _ = ims_formats::inspect::check_mbr(&file[..file.len().min(512)]);
+        let src: Arc<dyn ReadAt> = file.clone();
+        if let Ok(found) = ims_formats::inspect(Arc::clone(&src), None, &LIMITS) {
+            assert!(found.virtual_size <= LIMITS.max_virtual_size);
+            let img = match ims_formats::open(src, found.format, &LIMITS) {
+                Ok(img) => img,
+                Err(e) => panic!("{}: inspected image does not open again: {e}", found.format),
+            };
+            assert_eq!(img.virtual_size(), found.virtual_size, "{}: inspect and open disagree", found.format);
+            exercise(&*img);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checksum repair
+
+/// Recomputes in place the checksums of the structures of `file` that `format` protects with one,
+/// the way a writer would: VHD footers; VHDX headers, region tables and log entries; ZVHD and ZVHD2
+/// header, record, trailer, index and footer CRCs (and the CRC of blocks stored uncompressed).
+/// Returns whether anything changed. Other formats have no checksums.
+pub fn repair(format: Format, file: &mut [u8]) -> bool {
+    let mut changed = false;
+    let mut put = |file: &mut [u8], at: usize, bytes: &[u8]| {
+        if let Some(dst) = file.get_mut(at..at + bytes.len()) {
+            if dst != bytes {
+                dst.copy_from_slice(bytes);
+                changed = true;
+            }
+        }
+    };
+    match format {
+        Format::Vhd => {
+            let len = file.len();
+            for at in [0, len.saturating_sub(512)] {
+                if len >= 512 && file[at..].starts_with(b"conectix") {
+                    let sum = vhd::checksum(&file[at..at + 512], 64);
+                    put(file, at + 64, &sum.to_be_bytes());
+                }
+            }
+        }
+        Format::Vhdx => {
+            for (at, len, sig) in [
+                (64 << 10, 4096, b"head"),
+                (128 << 10, 4096, b"head"),
+                (192 << 10, 64 << 10, b"regi"),
+                (256 << 10, 64 << 10, b"regi"),
+            ] {
+                if file.get(at..at + 4) == Some(&sig[..]) && at + len <= file.len() {
+                    let crc = crc32c_zeroed(&file[at..at + len], 4);
+                    put(file, at + 4, &crc.to_le_bytes());
+                }
+            }
+            // Log entries of the log each header names (entries that wrap around are left alone).
+            let mut budget = 8usize << 20;
+            for h in [64 << 10, 128 << 10] {
+                let (Some(log_len), Some(log_at)) = (le32(file, h + 68), le64(file, h + 72)) else { continue };
+                let log_at = usize::try_from(log_at).unwrap_or(usize::MAX);
+                let log_end = log_at.saturating_add(log_len as usize).min(file.len());
+                let mut p = log_at;
+                while p < log_end && budget > 0 {
+                    let len = le32(file, p + 8).unwrap_or(0) as usize;
+                    if file.get(p..p + 4) == Some(b"loge") && len > 0 && len % 4096 == 0 && p + len <= log_end {
+                        budget = budget.saturating_sub(len);
+                        let crc = crc32c_zeroed(&file[p..p + len], 4);
+                        put(file, p + 4, &crc.to_le_bytes());
+                        p += len;
+                    } else {
+                        p += 4096;
+                    }
+                }
+            }
+        }
+        Format::Zvhd | Format::Zvhd2 => {
+            let Some(hlen) = le32(file, 12) else { return false };
+            let hlen = (hlen as usize).clamp(64, 4096);
+            if file.len() < hlen {
+                return false;
+            }
+            if format == Format::Zvhd {
+                repair_zvhd_records(file, hlen, &mut put);
+            } else {
+                repair_zvhd2_index(file, &mut put);
+            }
+            let crc = crc32(crc32(crc32(0, &file[..60]), &[0; 4]), &file[64..hlen]);
+            put(file, 60, &crc.to_le_bytes());
+        }
+        _ => {}
     }
+    changed
+}
+
+/// ZVHD: record header CRCs (and stored blocks' CRCs), then the trailer's counts and CRCs.
+fn repair_zvhd_records(file: &mut [u8], header_len: usize, put: &mut impl FnMut(&mut [u8], usize, &[u8])) {
+    let (mut at, mut headers_crc, mut records, mut data_bytes) = (header_len, 0u32, 0u64, 0u64);
+    for _ in 0..100_000 {
+        match file.get(at..at + 4) {
+            Some(b"ZBLK") if at + 32 <= file.len() => {
+                let (flags, stored) = (le32(file, at + 4).unwrap_or(0), le32(file, at + 16).unwrap_or(0) as usize);
+                let payload = at + 32..(at + 32).saturating_add(stored);
+                if flags & 2 != 0 && stored <= 1 << 20 && payload.end <= file.len() {
+                    let crc = crc32(0, &file[payload.clone()]);
+                    put(file, at + 24, &crc.to_le_bytes());
+                }
+                let crc = crc32(0, &file[at..at + 28]);
+                put(file, at + 28, &crc.to_le_bytes());
+                headers_crc = crc32(headers_crc, &file[at..at + 32]);
+                records += 1;
+                if flags & 1 == 0 {
+                    data_bytes = data_bytes.wrapping_add(u64::from(le32(file, at + 20).unwrap_or(0)));
+                }
+                at = payload.end;
+            }
+            Some(b"ZEND") if at + 40 <= file.len() => {
+                put(file, at + 8, &records.to_le_bytes());
+                put(file, at + 16, &data_bytes.to_le_bytes());
+                put(file, at + 24, &(at as u64).to_le_bytes());
+                put(file, at + 32, &headers_crc.to_le_bytes());
+                let crc = crc32(0, &file[at..at + 36]);
+                put(file, at + 36, &crc.to_le_bytes());
+                return;
+            }
+            _ => return,
+        }
+    }
+}
+
+/// ZVHD2: stored blocks' CRCs in the index, the footer's data byte count, index CRC and CRC.
+fn repair_zvhd2_index(file: &mut [u8], put: &mut impl FnMut(&mut [u8], usize, &[u8])) {
+    let Some(footer) = file.len().checked_sub(64) else { return };
+    if file.get(footer..footer + 8) != Some(b"ZVHD2IDX") {
+        return;
+    }
+    let index_at = le64(file, footer + 8).and_then(|v| usize::try_from(v).ok()).unwrap_or(usize::MAX);
+    let index_len = le64(file, footer + 16).and_then(|v| usize::try_from(v).ok()).unwrap_or(usize::MAX);
+    if index_at.checked_add(index_len).is_some_and(|end| end <= footer) && index_len <= 1 << 20 {
+        let mut data_bytes = 0u64;
+        for e in (index_at..index_at + index_len - index_len % 32).step_by(32) {
+            let offset = le64(file, e + 8).and_then(|v| usize::try_from(v).ok()).unwrap_or(usize::MAX);
+            let stored = le32(file, e + 16).unwrap_or(0) as usize;
+            let flags = le32(file, e + 24).unwrap_or(0);
+            if flags & 2 != 0 && stored <= 1 << 20 && offset.checked_add(stored).is_some_and(|end| end <= index_at) {
+                let crc = crc32(0, &file[offset..offset + stored]);
+                put(file, e + 28, &crc.to_le_bytes());
+            }
+            if flags & 1 == 0 {
+                data_bytes = data_bytes.wrapping_add(u64::from(le32(file, e + 20).unwrap_or(0)));
+            }
+        }
+        put(file, footer + 48, &data_bytes.to_le_bytes());
+        let crc = crc32(0, &file[index_at..index_at + index_len]);
+        put(file, footer + 44, &crc.to_le_bytes());
+    }
+    let crc = crc32(0, &file[footer..footer + 60]);
+    put(file, footer + 60, &crc.to_le_bytes());
+}
+
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+}
+
+fn le64(b: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+}
+
+/// CRC-32C (VHDX) of `data` with the 4 bytes at `field` taken as zeros.
+fn crc32c_zeroed(data: &[u8], field: usize) -> u32 {
+    let mut copy = data.to_vec();
+    copy[field..field + 4].fill(0);
+    vhdx::checksum(&copy)
+}
+
+/// Continues a CRC-32 (IEEE, as ZVHD uses): `crc32(crc32(0, a), b)` is the CRC of `a ++ b`.
+fn crc32(crc: u32, data: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut t = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+                k += 1;
+            }
+            t[i] = c;
+            i += 1;
+        }
+        t
+    };
+    let mut c = !crc;
+    for &b in data {
+        c = TABLE[((c ^ u32::from(b)) & 0xff) as usize] ^ (c >> 8);
+    }
+    !c
 }
 
 // ---------------------------------------------------------------------------------------------

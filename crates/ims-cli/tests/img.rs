@@ -147,7 +147,7 @@ fn info_agrees_with_qemu_img() {
         assert_eq!(declared["safe"], Value::Bool(true), "{fmt}: {declared}");
         // Human output.
         let human = ims_ok(&["img", "info", p(&img)]);
-        assert!(human.contains(&format!("virtual size: ")), "{human}");
+        assert!(human.contains("virtual size: "), "{human}");
         assert!(human.contains("safety: safe"), "{human}");
     }
     // A declared format the content does not match is refused, with exit code 0.

@@ -5,6 +5,7 @@
 mod auth;
 mod cloudimages;
 pub mod config;
+mod console;
 mod error;
 mod glance;
 mod identity;
@@ -73,6 +74,7 @@ impl Node {
             .merge(glance::router())
             .merge(cloudimages::router())
             .merge(identity::router())
+            .merge(console::router())
             .fallback(fallback)
             .with_state(self.state.clone())
             .layer(axum::middleware::from_fn_with_state(self.state.clone(), signature::verify))

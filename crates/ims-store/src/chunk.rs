@@ -156,7 +156,7 @@ impl Encoder {
     /// `CODEC_ZSTD` followed by one zstd frame of the segments, or `None` if that would not save at least
     /// 1/16 of `total`. The output buffer is only that large, so incompressible data fails fast.
     fn compress(&mut self, segments: &[Bytes], total: usize) -> Option<Vec<u8>> {
-        if total == 0 {
+        if total == 0 || self.sample_is_incompressible(segments, total) {
             return None;
         }
         // One-shot compression of contiguous input is zstd's fastest path (streaming over separate
@@ -194,6 +194,38 @@ impl Encoder {
         }
     }
 }
+
+impl Encoder {
+    /// Whether a sample from the start of a large chunk fails to compress by 1/16: then the whole
+    /// chunk is stored raw without spending a full compression pass on it (encrypted, compressed or
+    /// random data, the common case for uploaded files that do not compress).
+    fn sample_is_incompressible(&mut self, segments: &[Bytes], total: usize) -> bool {
+        if total < 4 * SAMPLE {
+            return false;
+        }
+        let sample: &[u8] = match segments.first() {
+            Some(first) if first.len() >= SAMPLE => &first[..SAMPLE],
+            _ => {
+                self.scratch.clear();
+                for segment in segments {
+                    let want = SAMPLE - self.scratch.len();
+                    self.scratch.extend_from_slice(&segment[..want.min(segment.len())]);
+                    if self.scratch.len() == SAMPLE {
+                        break;
+                    }
+                }
+                &self.scratch
+            }
+        };
+        let mut out = [0u8; SAMPLE - SAMPLE / 16];
+        let fits = self.cctx.compress2(&mut out[..], sample).is_ok();
+        let _ = self.cctx.reset(ResetDirective::SessionOnly);
+        !fits
+    }
+}
+
+/// Bytes tried first to decide whether a chunk is worth compressing.
+const SAMPLE: usize = 64 * 1024;
 
 /// Decodes a chunk object back into its plaintext and verifies it: the plaintext must be exactly
 /// `expected_len` bytes and hash to `id`. CPU heavy: call it from a blocking thread.
@@ -263,6 +295,26 @@ mod tests {
             let id = ChunkId::of(&plain);
             assert_eq!(decode(Bytes::from(obj), &id, plain.len()).unwrap(), plain);
         }
+    }
+
+    #[test]
+    fn the_sample_decides_for_large_chunks_in_segments() {
+        let mut state = 0x2545f4914f6cdd1du64;
+        let random: Vec<u8> = (0..1_048_576)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let segments: Vec<Bytes> = random.chunks(40_000).map(Bytes::copy_from_slice).collect();
+        assert_eq!(payload_bytes(encode(&segments))[0], CODEC_RAW, "random data is stored raw");
+        let text = Bytes::from(b"a compressible sentence, ".repeat(50_000));
+        let segments: Vec<Bytes> = text.chunks(30_000).map(Bytes::copy_from_slice).collect();
+        let obj = payload_bytes(encode(&segments));
+        assert_eq!(obj[0], CODEC_ZSTD);
+        assert!(obj.len() < text.len() / 10);
     }
 
     #[test]

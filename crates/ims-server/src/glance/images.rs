@@ -22,7 +22,10 @@ pub async fn create(State(state): State<AppState>, Ctx(ctx): Ctx, headers: Heade
     let new = body::new_image(body::object(&headers, &body)?)?;
     let image = state.services.images.create(&ctx, new).await?;
     let location = format!("/v2/images/{}", image.id);
-    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(render::image(&image))).into_response())
+    // Interoperable import methods this node offers (the same list as `/v2/info/import`).
+    let import_methods = super::info::IMPORT_METHODS.join(",");
+    let headers = [(header::LOCATION, location), (header::HeaderName::from_static("openstack-image-import-methods"), import_methods)];
+    Ok((StatusCode::CREATED, headers, Json(render::image(&image))).into_response())
 }
 
 pub async fn show(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<Response> {

@@ -11,12 +11,15 @@ use crate::state::AppState;
 /// The store every image lives in (one chunk store per deployment).
 pub const STORE_ID: &str = "local";
 
+/// Interoperable import methods offered (none until staged imports are available).
+pub const IMPORT_METHODS: &[&str] = &[];
+
 pub async fn import(_ctx: Ctx) -> Json<Value> {
     Json(json!({
         "import-methods": {
             "description": "Import methods available.",
             "type": "array",
-            "value": Vec::<String>::new(),
+            "value": IMPORT_METHODS,
         }
     }))
 }

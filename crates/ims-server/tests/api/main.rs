@@ -4,6 +4,7 @@
 mod common;
 mod healthcheck_and_versions;
 mod identity_v1;
+mod v2_cloudimages;
 mod v2_images;
 mod v2_images_file;
 mod v2_images_file_inspection;

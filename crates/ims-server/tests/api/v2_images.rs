@@ -15,6 +15,7 @@ async fn create_returns_the_glance_record_with_defaults_and_location() {
         .unwrap();
     assert_eq!(r.status(), 201);
     let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(r.headers().contains_key("openstack-image-import-methods"));
     let body: serde_json::Value = r.json().await.unwrap();
     let id = body["id"].as_str().unwrap();
     assert_eq!(location, format!("/v2/images/{id}"));

@@ -1,0 +1,170 @@
+// The JSON APIs the console calls: the Images API v2 (/v2), the identity admin API (/identity/v1) and
+// the IMS API where it adds something (/v1/cloudimages/quota). Every request asks for JSON (so that
+// errors come back as {"message": ...} and not as an HTML page) and carries the session's
+// credential in a header.
+
+import * as session from "./session.js";
+
+export const PATCH_TYPE = "application/openstack-images-v2.1-json-patch";
+
+/** An error answered by the server (status > 0) or a request that never got an answer (status 0). */
+export class ApiError extends Error {
+  constructor(status, message, detail) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.detail = detail;
+  }
+}
+
+/** The message of an error body in any of the API's forms. */
+export function messageOf(body, fallback) {
+  if (body && typeof body === "object") {
+    if (typeof body.message === "string" && body.message) return body.message;
+    if (typeof body.error_msg === "string" && body.error_msg) return body.error_msg;
+    if (body.error && typeof body.error.message === "string") return body.error.message;
+  }
+  if (typeof body === "string" && body.trim() && !body.trim().startsWith("<")) return body.trim();
+  return fallback;
+}
+
+/** Plain words for an error, for people: the API's own message, with what the status means. */
+export function explain(err) {
+  if (!(err instanceof ApiError)) return err && err.message ? err.message : String(err);
+  switch (err.status) {
+    case 0:
+      return "Could not reach the IMS server. Check that it is running and try again.";
+    case 401:
+      return `You are not signed in, or your token is no longer valid (unknown, revoked or expired). ${err.message}`;
+    case 403:
+      return `Not allowed: ${err.message}`;
+    case 404:
+      return `Not found: ${err.message}`;
+    case 409:
+      return `Conflict: ${err.message}`;
+    case 413:
+      return `Too large: ${err.message}`;
+    default:
+      return err.message;
+  }
+}
+
+const listeners = new Set();
+
+/** Calls `fn` when a signed-in request is refused with 401 (the token was revoked or expired). */
+export function onUnauthorized(fn) {
+  listeners.add(fn);
+}
+
+/**
+ * Sends one request and returns the parsed JSON body (null when there is none).
+ * Options: json (a body to send as JSON), body + contentType, credential (instead of the session's),
+ * signal, raw (return the Response itself on success).
+ */
+export async function request(method, path, options = {}) {
+  const cred = options.credential || session.credential();
+  const headers = { Accept: "application/json", ...session.authHeaders(cred) };
+  let body;
+  if (options.json !== undefined) {
+    headers["Content-Type"] = options.contentType || "application/json";
+    body = JSON.stringify(options.json);
+  } else if (options.body !== undefined) {
+    body = options.body;
+    if (options.contentType) headers["Content-Type"] = options.contentType;
+  }
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body, signal: options.signal, credentials: "omit", cache: "no-store" });
+  } catch (e) {
+    if (e && e.name === "AbortError") throw e;
+    throw new ApiError(0, "The server could not be reached.", e);
+  }
+  if (!response.ok) {
+    const text = await response.text().catch(() => "");
+    let parsed = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      /* not JSON */
+    }
+    const err = new ApiError(response.status, messageOf(parsed, `${response.status} ${response.statusText}`), parsed);
+    if (response.status === 401 && !options.credential) listeners.forEach((fn) => fn(err));
+    throw err;
+  }
+  if (options.raw) return response;
+  if (response.status === 204) return null;
+  const text = await response.text();
+  return text ? JSON.parse(text) : null;
+}
+
+const enc = encodeURIComponent;
+
+// --- identity ---------------------------------------------------------------------------------
+
+export const whoami = (credential) => request("GET", "/identity/v1/auth", { credential });
+export const listProjects = () => request("GET", "/identity/v1/projects").then((d) => d.projects);
+export const createProject = (name) => request("POST", "/identity/v1/projects", { json: { name } }).then((d) => d.project);
+export const deleteProject = (id) => request("DELETE", `/identity/v1/projects/${enc(id)}`);
+export const listUsers = () => request("GET", "/identity/v1/users").then((d) => d.users);
+export const createUser = (name, project, role) => request("POST", "/identity/v1/users", { json: { name, project, role } });
+export const createToken = (user, project) => request("POST", "/identity/v1/tokens", { json: { user, project } }).then((d) => d.token);
+export const revokeToken = (id) => request("DELETE", `/identity/v1/tokens/${enc(id)}`);
+export const listAccessKeys = () => request("GET", "/identity/v1/access-keys").then((d) => d.access_keys);
+export const createAccessKey = (user, project, description) =>
+  request("POST", "/identity/v1/access-keys", { json: { user, project: project || undefined, description: description || undefined } }).then(
+    (d) => d.access_key,
+  );
+export const revokeAccessKey = (access) => request("DELETE", `/identity/v1/access-keys/${enc(access)}`);
+/** A project by id or name, for any signed-in caller (Glance's tenant lookup). */
+export const lookupProject = (idOrName) => request("GET", `/v2/tenants/${enc(idOrName)}`).then((d) => d.tenant);
+
+// --- images -----------------------------------------------------------------------------------
+
+/** A page of images: `query` is an object of list parameters, or a `next` link from a previous page. */
+export function listImages(query) {
+  if (typeof query === "string") return request("GET", query);
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query)) {
+    if (v === undefined || v === null || v === "") continue;
+    for (const item of Array.isArray(v) ? v : [v]) params.append(k, item);
+  }
+  const qs = params.toString();
+  return request("GET", qs ? `/v2/images?${qs}` : "/v2/images");
+}
+
+export const getImage = (id) => request("GET", `/v2/images/${enc(id)}`);
+export const createImage = (fields) => request("POST", "/v2/images", { json: fields });
+export const patchImage = (id, ops) => request("PATCH", `/v2/images/${enc(id)}`, { json: ops, contentType: PATCH_TYPE });
+export const deleteImage = (id) => request("DELETE", `/v2/images/${enc(id)}`);
+export const addTag = (id, tag) => request("PUT", `/v2/images/${enc(id)}/tags/${enc(tag)}`);
+export const removeTag = (id, tag) => request("DELETE", `/v2/images/${enc(id)}/tags/${enc(tag)}`);
+export const deactivate = (id) => request("POST", `/v2/images/${enc(id)}/actions/deactivate`);
+export const reactivate = (id) => request("POST", `/v2/images/${enc(id)}/actions/reactivate`);
+export const listMembers = (id) => request("GET", `/v2/images/${enc(id)}/members`).then((d) => d.members);
+export const getMember = (id, member) => request("GET", `/v2/images/${enc(id)}/members/${enc(member)}`);
+export const addMember = (id, member) => request("POST", `/v2/images/${enc(id)}/members`, { json: { member } });
+export const removeMember = (id, member) => request("DELETE", `/v2/images/${enc(id)}/members/${enc(member)}`);
+export const setMemberStatus = (id, member, status) =>
+  request("PUT", `/v2/images/${enc(id)}/members/${enc(member)}`, { json: { status } });
+export const usage = () => request("GET", "/v2/info/usage").then((d) => d.usage);
+export const stores = () => request("GET", "/v2/info/stores").then((d) => d.stores);
+/** The project's private-image quota from the IMS API ({type, used, quota, min, max}). */
+export const imageQuota = () =>
+  request("GET", "/v1/cloudimages/quota").then((d) => (d.quotas.resources || []).find((r) => r.type === "image") || null);
+
+/** A fetch of the image's file (the caller reads the body as a stream). */
+export const fetchImageFile = (id, signal) => request("GET", `/v2/images/${enc(id)}/file`, { raw: true, signal });
+
+/** The headers an upload made outside `request` (with XMLHttpRequest) must carry. */
+export function uploadHeaders() {
+  return { Accept: "application/json", ...session.authHeaders(session.credential()) };
+}
+
+const projectNames = new Map();
+
+/** The name of project `id` (looked up once per page load), or null when it cannot be found. */
+export function projectName(id) {
+  if (!id) return Promise.resolve(null);
+  if (!projectNames.has(id)) projectNames.set(id, lookupProject(id).then((t) => t.name).catch(() => null));
+  return projectNames.get(id);
+}

@@ -1,0 +1,177 @@
+// The console's shell: session start-up, the navigation bar and the hash router.
+//
+// Routes live after the `#` (`#/images?tab=private`, `#/images/<id>`, ...) so that the server
+// serves one page for all of them. The credential is never part of a route.
+
+import * as api from "./api.js";
+import * as session from "./session.js";
+import { h, replace } from "./dom.js";
+import { renderSignIn } from "./views/signin.js";
+import { renderImages } from "./views/images.js";
+import { renderImage } from "./views/image.js";
+import { renderCreate } from "./views/create.js";
+import { renderUsage } from "./views/usage.js";
+import { renderAdmin } from "./views/admin.js";
+
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const who = document.getElementById("who");
+
+/** Every page: its pattern, what it renders, whether only admins see it. */
+const ROUTES = [
+  { pattern: /^\/signin$/, render: renderSignIn, title: "Sign in", open: true },
+  { pattern: /^\/images$/, render: renderImages, title: "Images", nav: "images" },
+  { pattern: /^\/images\/([^/]+)$/, render: renderImage, title: "Image", nav: "images" },
+  { pattern: /^\/create$/, render: renderCreate, title: "Create image", nav: "create" },
+  { pattern: /^\/usage$/, render: renderUsage, title: "Quotas and usage", nav: "usage" },
+  { pattern: /^\/admin\/(projects|users|tokens|access-keys)$/, render: renderAdmin, title: "Administration", nav: "admin", admin: true },
+];
+
+const NAV = [
+  { id: "images", href: "#/images", label: "Images" },
+  { id: "create", href: "#/create", label: "Create image" },
+  { id: "usage", href: "#/usage", label: "Quotas and usage" },
+  { id: "admin", href: "#/admin/projects", label: "Administration", admin: true },
+];
+
+/** The current route: path and query of the hash. */
+export function currentRoute() {
+  const raw = location.hash.startsWith("#/") ? location.hash.slice(1) : "/images";
+  const q = raw.indexOf("?");
+  return { path: q < 0 ? raw : raw.slice(0, q), query: new URLSearchParams(q < 0 ? "" : raw.slice(q + 1)) };
+}
+
+/** Goes to `path` (with an optional query object), adding a history entry. */
+export function navigate(path, query) {
+  const qs = query ? new URLSearchParams(Object.entries(query).filter(([, v]) => v !== "" && v !== undefined && v !== null)).toString() : "";
+  const hash = `#${path}${qs ? `?${qs}` : ""}`;
+  if (location.hash === hash) render();
+  else location.hash = hash;
+}
+
+let renderSeq = 0;
+let pageAbort = null;
+
+async function render() {
+  const seq = ++renderSeq;
+  if (pageAbort) pageAbort.abort();
+  pageAbort = new AbortController();
+  const route = currentRoute();
+  const match = ROUTES.map((r) => [r, route.path.match(r.pattern)]).find(([, m]) => m);
+  if (!session.credential() && !(match && match[0].open)) {
+    const back = location.hash && location.hash !== "#/signin" ? location.hash : "";
+    if (back) sessionStorage.setItem("ims.console.after-signin", back);
+    location.replace("#/signin");
+    return;
+  }
+  if (session.credential() && !session.who()) {
+    try {
+      session.setWho(await api.whoami());
+    } catch (e) {
+      if (seq !== renderSeq) return;
+      if (e.status === 401) {
+        session.signOut();
+        location.replace("#/signin");
+        return;
+      }
+      replace(main, h("h1", { tabindex: "-1", text: "IMS console" }), h("div", { class: "msg msg-error", role: "alert", text: api.explain(e) }));
+      return;
+    }
+  }
+  if (seq !== renderSeq) return;
+  drawChrome(match && match[0]);
+  if (!match) {
+    replace(main, h("h1", { tabindex: "-1", text: "Page not found" }), h("p", {}, "There is no console page here. ", h("a", { href: "#/images", text: "Go to the images" }), "."));
+    focusHeading();
+    return;
+  }
+  const [r, m] = match;
+  if (r.admin && !session.isAdmin()) {
+    replace(main, h("h1", { tabindex: "-1", text: "Administrators only" }), h("p", { text: "This page is for administrators of IMS." }));
+    focusHeading();
+    return;
+  }
+  document.title = `${r.title} · IMS console`;
+  main.setAttribute("aria-busy", "true");
+  try {
+    await r.render(main, { params: m.slice(1), query: route.query, signal: pageAbort.signal, navigate });
+  } catch (e) {
+    if (e && e.name === "AbortError") return;
+    if (seq !== renderSeq) return;
+    replace(main, h("h1", { tabindex: "-1", text: r.title }), h("div", { class: "msg msg-error", role: "alert", text: api.explain(e) }));
+  } finally {
+    if (seq === renderSeq) main.removeAttribute("aria-busy");
+  }
+  if (seq === renderSeq) focusHeading();
+}
+
+let lastPath = null;
+
+/** Moves focus to the page heading after a page change (not after a change of filters). */
+function focusHeading() {
+  const path = currentRoute().path;
+  if (path === lastPath) return;
+  lastPath = path;
+  const active = document.activeElement;
+  if (active && active !== main && main.contains(active) && active.tagName !== "H1") return; // the page chose
+  const h1 = main.querySelector("h1");
+  if (h1) {
+    h1.setAttribute("tabindex", "-1");
+    h1.focus({ preventScroll: false });
+  }
+}
+
+function drawChrome(route) {
+  const me = session.who();
+  const signedIn = Boolean(session.credential() && me);
+  document.body.classList.toggle("signed-in", signedIn);
+  if (!signedIn) {
+    replace(nav);
+    replace(who);
+    return;
+  }
+  replace(
+    nav,
+    h(
+      "ul",
+      {},
+      NAV.filter((n) => !n.admin || session.isAdmin()).map((n) =>
+        h("li", {}, h("a", { href: n.href, "aria-current": route && route.nav === n.id ? "page" : null, text: n.label, id: `nav-${n.id}` })),
+      ),
+    ),
+  );
+  replace(
+    who,
+    h(
+      "span",
+      { class: "who-text", id: "whoami" },
+      h("span", { class: "who-user", text: me.user.name }),
+      " in project ",
+      h("strong", { class: "who-project", id: "project-name", title: `Project ID ${me.project.id}`, text: me.project.name }),
+      h("span", { class: `badge role-${me.role}`, text: me.role }),
+    ),
+    h("button", { type: "button", class: "btn btn-small", id: "sign-out", onclick: signOut, text: "Sign out" }),
+  );
+}
+
+function signOut() {
+  session.signOut();
+  lastPath = null;
+  location.hash = "#/signin";
+}
+
+api.onUnauthorized(() => {
+  if (!session.credential()) return;
+  session.signOut();
+  sessionStorage.setItem("ims.console.signin-reason", "Your session ended: the token is no longer accepted (revoked or expired). Sign in again.");
+  location.replace("#/signin");
+});
+
+document.getElementById("skip-link").addEventListener("click", (e) => {
+  e.preventDefault();
+  main.setAttribute("tabindex", "-1");
+  main.focus();
+});
+
+window.addEventListener("hashchange", render);
+render();
