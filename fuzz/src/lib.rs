@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use ims_formats::write::Target;
 use ims_formats::{
-    iso, qcow, qcow2, qed, vdi, vhd, vhdx, vmdk, zvhd, zvhd2, BlockExtent, BlockStatus, DiskImage, Format, Limits,
-    ReadAt, WriteAt,
+    iso, qcow, qcow2, qed, vdi, vhd, vhdx, vmdk, zvhd, zvhd2, BlockExtent, BlockStatus, DiskImage,
+    Format, Limits, ReadAt, WriteAt,
 };
 
 /// Tight limits for every target: a hostile input must not make a reader allocate more than this
@@ -78,7 +78,10 @@ pub fn file_from_input(data: &[u8]) -> Vec<u8> {
     let Some(rest) = data.strip_prefix(SPARSE_MAGIC) else {
         return data.to_vec();
     };
-    let le32 = |b: &[u8], at: usize| b.get(at..at + 4).map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+    let le32 = |b: &[u8], at: usize| {
+        b.get(at..at + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    };
     let declared = le32(rest, 0).unwrap_or(0) as usize;
     let mut chunks = Vec::new();
     let mut len = declared.min(MAX_SPARSE_LEN);
@@ -153,7 +156,14 @@ pub fn exercise(img: &dyn DiskImage) {
         check_cover(format, &sub, sub_off, sub_len);
         if let Some(w) = &whole {
             for e in &sub {
-                check_status(format, w, e.offset, e.length, |s| s == e.status, "block status");
+                check_status(
+                    format,
+                    w,
+                    e.offset,
+                    e.length,
+                    |s| s == e.status,
+                    "block status",
+                );
             }
         }
     }
@@ -163,7 +173,10 @@ pub fn exercise(img: &dyn DiskImage) {
         (0, small),
         ((vsize / 2) & !511, small.min(vsize - ((vsize / 2) & !511))),
         (vsize - small, small),
-        (vsize / 3 + 7, (vsize - (vsize / 3 + 7).min(vsize)).min(1000)),
+        (
+            vsize / 3 + 7,
+            (vsize - (vsize / 3 + 7).min(vsize)).min(1000),
+        ),
     ];
     for (offset, len) in reads {
         if offset > vsize {
@@ -177,7 +190,14 @@ pub fn exercise(img: &dyn DiskImage) {
             for (i, chunk) in buf.chunks(512).enumerate() {
                 let at = offset + i as u64 * 512;
                 if chunk.iter().any(|&b| b != 0) {
-                    check_status(format, w, at, chunk.len() as u64, |s| s == BlockStatus::Data, "non-zero bytes");
+                    check_status(
+                        format,
+                        w,
+                        at,
+                        chunk.len() as u64,
+                        |s| s == BlockStatus::Data,
+                        "non-zero bytes",
+                    );
                 }
             }
         }
@@ -206,7 +226,10 @@ fn check_cover(format: Format, extents: &[BlockExtent], offset: u64, len: u64) {
             e.offset == at && e.length > 0,
             "{format}: block_status({offset}, {len}) is not a cover: extent {e:?} where {at} was expected"
         );
-        at = e.offset.checked_add(e.length).expect("extent end overflows");
+        at = e
+            .offset
+            .checked_add(e.length)
+            .expect("extent end overflows");
     }
     assert_eq!(
         at,
@@ -225,7 +248,10 @@ fn check_status(
     what: &str,
 ) {
     let end = offset + len;
-    for e in whole.iter().filter(|e| e.offset < end && offset < e.offset + e.length) {
+    for e in whole
+        .iter()
+        .filter(|e| e.offset < end && offset < e.offset + e.length)
+    {
         assert!(
             ok(e.status),
             "{format}: {what} at [{offset}, {end}) but the whole-disk block status says {e:?}"
@@ -245,7 +271,11 @@ fn whole_image(data: &[u8], format: Format) {
         if let Ok(found) = ims_formats::inspect(src, Some(format), &LIMITS) {
             assert!(found.virtual_size <= LIMITS.max_virtual_size);
             if let Ok(img) = &opened {
-                assert_eq!(found.virtual_size, img.virtual_size(), "{format}: inspect and open disagree");
+                assert_eq!(
+                    found.virtual_size,
+                    img.virtual_size(),
+                    "{format}: inspect and open disagree"
+                );
             }
         }
     });
@@ -331,7 +361,10 @@ pub fn vmdk_descriptor(data: &[u8]) {
     }
     if !data.starts_with(&vmdk::MAGIC) && !data.starts_with(&vmdk::MAGIC_COWD) {
         let r = ims_formats::open(Arc::new(data.to_vec()), Format::Vmdk, &LIMITS);
-        assert!(r.is_err(), "vmdk: a file without a sparse extent header was opened");
+        assert!(
+            r.is_err(),
+            "vmdk: a file without a sparse extent header was opened"
+        );
     }
     let embedded = embed_descriptor(data);
     if let Ok(img) = ims_formats::open(Arc::new(embedded), Format::Vmdk, &LIMITS) {
@@ -391,7 +424,10 @@ pub fn vhd(data: &[u8]) {
 /// VHDX: header, region table, metadata and log parsers, log replay, the reader.
 pub fn vhdx(data: &[u8]) {
     let _ = vhdx::probe(data);
-    let _ = vhdx::current_header(vhdx::parse_header(data), vhdx::parse_header(data.get(4096..).unwrap_or(&[])));
+    let _ = vhdx::current_header(
+        vhdx::parse_header(data),
+        vhdx::parse_header(data.get(4096..).unwrap_or(&[])),
+    );
     let _ = vhdx::parse_region_table(data);
     let _ = vhdx::parse_metadata_table(data);
     let _ = vhdx::parse_metadata(data);
@@ -444,18 +480,33 @@ pub fn zvhd(data: &[u8]) {
         let sink = MemSink::new(1 << 20);
         if let Ok(vsize) = zvhd::decode_stream(&mut &file[..], Target::Seekable(&sink), &LIMITS) {
             let end = sink.end.load(Ordering::Relaxed);
-            assert!(end <= vsize, "zvhd: decoder wrote up to {end} on a disk of {vsize}");
+            assert!(
+                end <= vsize,
+                "zvhd: decoder wrote up to {end} on a disk of {vsize}"
+            );
             if let (Ok(img), Some(bytes)) = (&opened, sink.bytes()) {
-                assert_eq!(img.virtual_size(), vsize, "zvhd: reader and stream decoder disagree on the size");
+                assert_eq!(
+                    img.virtual_size(),
+                    vsize,
+                    "zvhd: reader and stream decoder disagree on the size"
+                );
                 let mut disk = vec![0u8; vsize as usize];
                 if img.read_at(&mut disk, 0).is_ok() {
-                    assert!(disk == bytes, "zvhd: reader and stream decoder give other bytes");
+                    assert!(
+                        disk == bytes,
+                        "zvhd: reader and stream decoder give other bytes"
+                    );
                 }
             }
         }
         let mut counter = Counter(0);
-        if let Ok(vsize) = zvhd::decode_stream(&mut &file[..], Target::Stream(&mut counter), &STREAM_LIMITS) {
-            assert_eq!(counter.0, vsize, "zvhd: decoded stream length is not the virtual size");
+        if let Ok(vsize) =
+            zvhd::decode_stream(&mut &file[..], Target::Stream(&mut counter), &STREAM_LIMITS)
+        {
+            assert_eq!(
+                counter.0, vsize,
+                "zvhd: decoded stream length is not the virtual size"
+            );
         }
     });
 }
@@ -482,7 +533,12 @@ pub fn inspect_any(data: &[u8]) {
                 Ok(img) => img,
                 Err(e) => panic!("{}: inspected image does not open again: {e}", found.format),
             };
-            assert_eq!(img.virtual_size(), found.virtual_size, "{}: inspect and open disagree", found.format);
+            assert_eq!(
+                img.virtual_size(),
+                found.virtual_size,
+                "{}: inspect and open disagree",
+                found.format
+            );
             exercise(&*img);
         }
     });
@@ -530,13 +586,19 @@ pub fn repair(format: Format, file: &mut [u8]) -> bool {
             // Log entries of the log each header names (entries that wrap around are left alone).
             let mut budget = 8usize << 20;
             for h in [64 << 10, 128 << 10] {
-                let (Some(log_len), Some(log_at)) = (le32(file, h + 68), le64(file, h + 72)) else { continue };
+                let (Some(log_len), Some(log_at)) = (le32(file, h + 68), le64(file, h + 72)) else {
+                    continue;
+                };
                 let log_at = usize::try_from(log_at).unwrap_or(usize::MAX);
                 let log_end = log_at.saturating_add(log_len as usize).min(file.len());
                 let mut p = log_at;
                 while p < log_end && budget > 0 {
                     let len = le32(file, p + 8).unwrap_or(0) as usize;
-                    if file.get(p..p + 4) == Some(b"loge") && len > 0 && len % 4096 == 0 && p + len <= log_end {
+                    if file.get(p..p + 4) == Some(b"loge")
+                        && len > 0
+                        && len % 4096 == 0
+                        && p + len <= log_end
+                    {
                         budget = budget.saturating_sub(len);
                         let crc = crc32c_zeroed(&file[p..p + len], 4);
                         put(file, p + 4, &crc.to_le_bytes());
@@ -548,7 +610,9 @@ pub fn repair(format: Format, file: &mut [u8]) -> bool {
             }
         }
         Format::Zvhd | Format::Zvhd2 => {
-            let Some(hlen) = le32(file, 12) else { return false };
+            let Some(hlen) = le32(file, 12) else {
+                return false;
+            };
             let hlen = (hlen as usize).clamp(64, 4096);
             if file.len() < hlen {
                 return false;
@@ -567,12 +631,19 @@ pub fn repair(format: Format, file: &mut [u8]) -> bool {
 }
 
 /// ZVHD: record header CRCs (and stored blocks' CRCs), then the trailer's counts and CRCs.
-fn repair_zvhd_records(file: &mut [u8], header_len: usize, put: &mut impl FnMut(&mut [u8], usize, &[u8])) {
+fn repair_zvhd_records(
+    file: &mut [u8],
+    header_len: usize,
+    put: &mut impl FnMut(&mut [u8], usize, &[u8]),
+) {
     let (mut at, mut headers_crc, mut records, mut data_bytes) = (header_len, 0u32, 0u64, 0u64);
     for _ in 0..100_000 {
         match file.get(at..at + 4) {
             Some(b"ZBLK") if at + 32 <= file.len() => {
-                let (flags, stored) = (le32(file, at + 4).unwrap_or(0), le32(file, at + 16).unwrap_or(0) as usize);
+                let (flags, stored) = (
+                    le32(file, at + 4).unwrap_or(0),
+                    le32(file, at + 16).unwrap_or(0) as usize,
+                );
                 let payload = at + 32..(at + 32).saturating_add(stored);
                 if flags & 2 != 0 && stored <= 1 << 20 && payload.end <= file.len() {
                     let crc = crc32(0, &file[payload.clone()]);
@@ -583,7 +654,8 @@ fn repair_zvhd_records(file: &mut [u8], header_len: usize, put: &mut impl FnMut(
                 headers_crc = crc32(headers_crc, &file[at..at + 32]);
                 records += 1;
                 if flags & 1 == 0 {
-                    data_bytes = data_bytes.wrapping_add(u64::from(le32(file, at + 20).unwrap_or(0)));
+                    data_bytes =
+                        data_bytes.wrapping_add(u64::from(le32(file, at + 20).unwrap_or(0)));
                 }
                 at = payload.end;
             }
@@ -603,19 +675,36 @@ fn repair_zvhd_records(file: &mut [u8], header_len: usize, put: &mut impl FnMut(
 
 /// ZVHD2: stored blocks' CRCs in the index, the footer's data byte count, index CRC and CRC.
 fn repair_zvhd2_index(file: &mut [u8], put: &mut impl FnMut(&mut [u8], usize, &[u8])) {
-    let Some(footer) = file.len().checked_sub(64) else { return };
+    let Some(footer) = file.len().checked_sub(64) else {
+        return;
+    };
     if file.get(footer..footer + 8) != Some(b"ZVHD2IDX") {
         return;
     }
-    let index_at = le64(file, footer + 8).and_then(|v| usize::try_from(v).ok()).unwrap_or(usize::MAX);
-    let index_len = le64(file, footer + 16).and_then(|v| usize::try_from(v).ok()).unwrap_or(usize::MAX);
-    if index_at.checked_add(index_len).is_some_and(|end| end <= footer) && index_len <= 1 << 20 {
+    let index_at = le64(file, footer + 8)
+        .and_then(|v| usize::try_from(v).ok())
+        .unwrap_or(usize::MAX);
+    let index_len = le64(file, footer + 16)
+        .and_then(|v| usize::try_from(v).ok())
+        .unwrap_or(usize::MAX);
+    if index_at
+        .checked_add(index_len)
+        .is_some_and(|end| end <= footer)
+        && index_len <= 1 << 20
+    {
         let mut data_bytes = 0u64;
         for e in (index_at..index_at + index_len - index_len % 32).step_by(32) {
-            let offset = le64(file, e + 8).and_then(|v| usize::try_from(v).ok()).unwrap_or(usize::MAX);
+            let offset = le64(file, e + 8)
+                .and_then(|v| usize::try_from(v).ok())
+                .unwrap_or(usize::MAX);
             let stored = le32(file, e + 16).unwrap_or(0) as usize;
             let flags = le32(file, e + 24).unwrap_or(0);
-            if flags & 2 != 0 && stored <= 1 << 20 && offset.checked_add(stored).is_some_and(|end| end <= index_at) {
+            if flags & 2 != 0
+                && stored <= 1 << 20
+                && offset
+                    .checked_add(stored)
+                    .is_some_and(|end| end <= index_at)
+            {
                 let crc = crc32(0, &file[offset..offset + stored]);
                 put(file, e + 28, &crc.to_le_bytes());
             }
@@ -632,11 +721,15 @@ fn repair_zvhd2_index(file: &mut [u8], put: &mut impl FnMut(&mut [u8], usize, &[
 }
 
 fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn le64(b: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(at..at.checked_add(8)?)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(at..at.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 /// CRC-32C (VHDX) of `data` with the 4 bytes at `field` taken as zeros.
@@ -655,7 +748,11 @@ fn crc32(crc: u32, data: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ 0xEDB8_8320
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             t[i] = c;
@@ -701,7 +798,10 @@ impl WriteAt for MemSink {
             .checked_add(buf.len() as u64)
             .ok_or_else(|| io::Error::other("write past u64"))?;
         self.end.fetch_max(end, Ordering::Relaxed);
-        let mut guard = self.bytes.lock().map_err(|_| io::Error::other("poisoned"))?;
+        let mut guard = self
+            .bytes
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
         if let Some(v) = guard.as_mut() {
             if end <= self.cap {
                 if v.len() < end as usize {
@@ -716,7 +816,10 @@ impl WriteAt for MemSink {
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
-        let mut guard = self.bytes.lock().map_err(|_| io::Error::other("poisoned"))?;
+        let mut guard = self
+            .bytes
+            .lock()
+            .map_err(|_| io::Error::other("poisoned"))?;
         if let Some(v) = guard.as_mut() {
             if len <= self.cap {
                 v.resize(len as usize, 0);

@@ -40,13 +40,18 @@ fn replay(target: &str, data: Vec<u8>) -> Result<(), String> {
 fn saved_fuzz_inputs_do_not_fail() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
     let mut files: Vec<_> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries.map(|e| e.expect("directory entry").path()).collect(),
+        Ok(entries) => entries
+            .map(|e| e.expect("directory entry").path())
+            .collect(),
         Err(_) => Vec::new(),
     };
     files.sort();
     let mut failures = Vec::new();
     for path in &files {
-        let name = path.file_name().and_then(|n| n.to_str()).expect("UTF-8 file name");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("UTF-8 file name");
         if name.starts_with('.') || name.ends_with(".md") {
             continue;
         }
@@ -59,7 +64,11 @@ fn saved_fuzz_inputs_do_not_fail() {
             failures.push(format!("{name}: {e}"));
         }
     }
-    assert!(failures.is_empty(), "fuzz regressions fail:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "fuzz regressions fail:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Every target takes degenerate inputs: empty, one byte, a sparse input describing a large file
@@ -89,7 +98,10 @@ fn sparse_inputs_round_trip() {
     file[3] = 1;
     file[70_000..70_700].fill(9);
     file[99_999] = 4;
-    assert_eq!(harness::file_from_input(&harness::sparse_input(&file)), file);
+    assert_eq!(
+        harness::file_from_input(&harness::sparse_input(&file)),
+        file
+    );
     assert_eq!(harness::file_from_input(b"plain"), b"plain");
 }
 
@@ -104,14 +116,27 @@ fn repair_restores_checksums() {
     disk[..5000].fill(7);
     disk[2_000_000..2_000_100].fill(9);
     let raw = ims_formats::open(Arc::new(disk), Format::Raw, &Limits::default()).expect("open raw");
-    let opts = WriteOptions { threads: 1, vhd_subformat: VhdSubformat::Fixed, vhdx_block_size: Some(1 << 20), ..Default::default() };
+    let opts = WriteOptions {
+        threads: 1,
+        vhd_subformat: VhdSubformat::Fixed,
+        vhdx_block_size: Some(1 << 20),
+        ..Default::default()
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     // (format, CRC fields to damage; negative offsets count from the end of the file)
     let cases: [(Format, &[i64]); 4] = [
         (Format::Zvhd, &[60, 64 + 28, -4]),
         (Format::Zvhd2, &[60, -4, -64 + 44]),
         (Format::Vhd, &[-512 + 64]),
-        (Format::Vhdx, &[(64 << 10) + 4, (128 << 10) + 4, (192 << 10) + 4, (256 << 10) + 4]),
+        (
+            Format::Vhdx,
+            &[
+                (64 << 10) + 4,
+                (128 << 10) + 4,
+                (192 << 10) + 4,
+                (256 << 10) + 4,
+            ],
+        ),
     ];
     for (format, fields) in cases {
         let path = dir.path().join(format.as_str());
@@ -119,13 +144,26 @@ fn repair_restores_checksums() {
         write_image(&*raw, format, Target::Seekable(&file), &opts, &|_| {}).expect("write");
         let original = std::fs::read(&path).expect("read");
         let mut bytes = original.clone();
-        assert!(!harness::repair(format, &mut bytes), "{format}: repair changed a valid file");
+        assert!(
+            !harness::repair(format, &mut bytes),
+            "{format}: repair changed a valid file"
+        );
         for &field in fields {
-            let at = if field < 0 { bytes.len() - field.unsigned_abs() as usize } else { field as usize };
+            let at = if field < 0 {
+                bytes.len() - field.unsigned_abs() as usize
+            } else {
+                field as usize
+            };
             bytes[at..at + 4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
         }
         assert!(ims_formats::open(Arc::new(bytes.clone()), format, &Limits::default()).is_err());
-        assert!(harness::repair(format, &mut bytes), "{format}: nothing repaired");
-        assert!(bytes == original, "{format}: repair did not restore the checksums");
+        assert!(
+            harness::repair(format, &mut bytes),
+            "{format}: nothing repaired"
+        );
+        assert!(
+            bytes == original,
+            "{format}: repair did not restore the checksums"
+        );
     }
 }

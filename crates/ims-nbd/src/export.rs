@@ -37,7 +37,10 @@ pub trait ExportBackend: Send + Sync + 'static {
     /// `PermissionDenied` (a read-only backend).
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let _ = (buf, offset);
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "export is read-only"))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "export is read-only",
+        ))
     }
 
     /// Makes every write that has returned durable. Idempotent. The default does nothing, which is
@@ -75,7 +78,10 @@ pub trait ExportBackend: Send + Sync + 'static {
     /// reports everything as data.
     fn block_status(&self, offset: u64, len: u64) -> io::Result<Vec<Extent>> {
         let _ = offset;
-        Ok(vec![Extent { length: len, status: BlockStatus::Data }])
+        Ok(vec![Extent {
+            length: len,
+            status: BlockStatus::Data,
+        }])
     }
 
     /// A hint that the client will soon read `[offset, offset + len)`; a backend over remote storage
@@ -103,12 +109,22 @@ pub struct Export {
 impl Export {
     /// A read-only export of `size` bytes over `backend`.
     pub fn read_only(backend: Arc<dyn ExportBackend>, size: u64) -> Export {
-        Export { size, read_only: true, description: None, backend }
+        Export {
+            size,
+            read_only: true,
+            description: None,
+            backend,
+        }
     }
 
     /// A read-write export of `size` bytes over `backend`.
     pub fn read_write(backend: Arc<dyn ExportBackend>, size: u64) -> Export {
-        Export { size, read_only: false, description: None, backend }
+        Export {
+            size,
+            read_only: false,
+            description: None,
+            backend,
+        }
     }
 
     /// The read-only guest disk of `image`: size is its virtual size, block status comes from the
@@ -170,16 +186,26 @@ impl ExportTable {
 
     /// Adds or replaces the export called `name`; new connections see it at once.
     pub fn insert(&self, name: impl Into<String>, export: Export) {
-        self.exports.write().unwrap_or_else(|e| e.into_inner()).insert(name.into(), export);
+        self.exports
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.into(), export);
     }
 
     /// Removes `name`; new connections can no longer open it (open ones keep their export).
     pub fn remove(&self, name: &str) -> Option<Export> {
-        self.exports.write().unwrap_or_else(|e| e.into_inner()).remove(name)
+        self.exports
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
     }
 
     fn get(&self, name: &str) -> Option<Export> {
-        self.exports.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.exports
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 }
 
@@ -225,7 +251,13 @@ impl ExportBackend for DiskImageBackend {
 
     fn block_status(&self, offset: u64, len: u64) -> io::Result<Vec<Extent>> {
         let extents = self.image.block_status(offset, len).map_err(format_error)?;
-        Ok(extents.into_iter().map(|e| Extent { length: e.length, status: e.status }).collect())
+        Ok(extents
+            .into_iter()
+            .map(|e| Extent {
+                length: e.length,
+                status: e.status,
+            })
+            .collect())
     }
 }
 
@@ -233,11 +265,11 @@ impl ExportBackend for DiskImageBackend {
 ///
 /// `WriteAt` has no durability operation, so `flush` does nothing: writes are as durable as the
 /// sink makes them on return. Use [`FileBackend`] for a local file that must be synced.
-pub struct ReadWriteBackend<T: ?Sized> {
+pub struct ReadWriteBackend<T> {
     inner: Arc<T>,
 }
 
-impl<T: ReadAt + WriteAt + ?Sized + 'static> ReadWriteBackend<T> {
+impl<T: ReadAt + WriteAt + 'static> ReadWriteBackend<T> {
     /// Serves `inner`.
     pub fn new(inner: Arc<T>) -> ReadWriteBackend<T> {
         ReadWriteBackend { inner }
@@ -246,11 +278,14 @@ impl<T: ReadAt + WriteAt + ?Sized + 'static> ReadWriteBackend<T> {
     /// A read-write export of `inner`, sized as `inner` is now.
     pub fn export(inner: Arc<T>) -> io::Result<Export> {
         let size = inner.size()?;
-        Ok(Export::read_write(Arc::new(ReadWriteBackend::new(inner)), size))
+        Ok(Export::read_write(
+            Arc::new(ReadWriteBackend::new(inner)),
+            size,
+        ))
     }
 }
 
-impl<T: ReadAt + WriteAt + ?Sized + 'static> ExportBackend for ReadWriteBackend<T> {
+impl<T: ReadAt + WriteAt + 'static> ExportBackend for ReadWriteBackend<T> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.inner.read_exact_at(buf, offset)
     }
@@ -316,7 +351,14 @@ mod tests {
     fn default_write_zeroes_covers_the_range_in_pieces() {
         let b = Recording(Mutex::new(Vec::new()));
         b.write_zeroes(10, (2 << 20) + 5, true).unwrap();
-        assert_eq!(*b.0.lock().unwrap(), vec![(10, 1 << 20), (10 + (1 << 20), 1 << 20), (10 + (2 << 20), 5)]);
+        assert_eq!(
+            *b.0.lock().unwrap(),
+            vec![
+                (10, 1 << 20),
+                (10 + (1 << 20), 1 << 20),
+                (10 + (2 << 20), 5)
+            ]
+        );
         b.0.lock().unwrap().clear();
         b.write_zeroes(0, 0, true).unwrap();
         assert!(b.0.lock().unwrap().is_empty());
@@ -330,14 +372,26 @@ mod tests {
                 Ok(())
             }
         }
-        assert_eq!(Ro.write_at(b"x", 0).unwrap_err().kind(), io::ErrorKind::PermissionDenied);
-        assert_eq!(Ro.block_status(5, 9).unwrap(), vec![Extent { length: 9, status: BlockStatus::Data }]);
+        assert_eq!(
+            Ro.write_at(b"x", 0).unwrap_err().kind(),
+            io::ErrorKind::PermissionDenied
+        );
+        assert_eq!(
+            Ro.block_status(5, 9).unwrap(),
+            vec![Extent {
+                length: 9,
+                status: BlockStatus::Data
+            }]
+        );
     }
 
     #[test]
     fn table_inserts_resolves_and_removes() {
         let t = ExportTable::new();
-        t.insert("a", Export::read_only(Arc::new(Recording(Mutex::new(Vec::new()))), 0));
+        t.insert(
+            "a",
+            Export::read_only(Arc::new(Recording(Mutex::new(Vec::new()))), 0),
+        );
         assert!(t.get("a").is_some());
         assert!(t.get("b").is_none());
         assert!(t.remove("a").is_some());

@@ -48,7 +48,9 @@ struct State {
 
 impl State {
     fn base_allocation_for(&self, name: &str) -> bool {
-        self.meta.as_ref().is_some_and(|m| m.base_allocation && m.export_name == name)
+        self.meta
+            .as_ref()
+            .is_some_and(|m| m.base_allocation && m.export_name == name)
     }
 }
 
@@ -80,7 +82,8 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    w.write_all(&greeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES)).await?;
+    w.write_all(&greeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
+        .await?;
     w.flush().await?;
 
     let client_flags = r.read_u32().await?;
@@ -89,7 +92,10 @@ where
     }
     // A client without FLAG_C_FIXED_NEWSTYLE is still answered in fixed newstyle (the spec allows
     // it): such a client only ever sends NBD_OPT_EXPORT_NAME, which has no reply header anyway.
-    let mut state = State { no_zeroes: client_flags & FLAG_C_NO_ZEROES != 0, ..State::default() };
+    let mut state = State {
+        no_zeroes: client_flags & FLAG_C_NO_ZEROES != 0,
+        ..State::default()
+    };
 
     let mut header = [0u8; OPTION_HEADER_LEN];
     for _ in 0..MAX_OPTIONS {
@@ -103,7 +109,15 @@ where
                 return Err(NbdError::Protocol("option data too long"));
             }
             discard(r, u64::from(opt.length)).await?;
-            send(w, &[reply_error(opt.option, REP_ERR_TOO_BIG, "option data too long")]).await?;
+            send(
+                w,
+                &[reply_error(
+                    opt.option,
+                    REP_ERR_TOO_BIG,
+                    "option data too long",
+                )],
+            )
+            .await?;
             continue;
         }
         let mut data = vec![0u8; opt.length as usize];
@@ -118,26 +132,43 @@ where
             }
             OPT_INFO | OPT_GO => {
                 let go = opt.option == OPT_GO;
-                let (replies, export) = info_or_go(opt.option, &data, &state, registry, config).await;
+                let (replies, export) =
+                    info_or_go(opt.option, &data, &state, registry, config).await;
                 send(w, &replies).await?;
                 if let (true, Some((name, export))) = (go, export) {
                     let base_allocation = state.base_allocation_for(&name);
-                    return Ok(Some(Negotiated { export, structured: state.structured, base_allocation }));
+                    return Ok(Some(Negotiated {
+                        export,
+                        structured: state.structured,
+                        base_allocation,
+                    }));
                 }
             }
             OPT_LIST => {
                 let replies = if data.is_empty() {
                     list(registry)
                 } else {
-                    vec![reply_error(OPT_LIST, REP_ERR_INVALID, "NBD_OPT_LIST takes no data")]
+                    vec![reply_error(
+                        OPT_LIST,
+                        REP_ERR_INVALID,
+                        "NBD_OPT_LIST takes no data",
+                    )]
                 };
                 send(w, &replies).await?;
             }
             OPT_STARTTLS => {
                 let reply = if data.is_empty() {
-                    reply_error(OPT_STARTTLS, REP_ERR_UNSUP, "TLS is not supported by this server")
+                    reply_error(
+                        OPT_STARTTLS,
+                        REP_ERR_UNSUP,
+                        "TLS is not supported by this server",
+                    )
                 } else {
-                    reply_error(OPT_STARTTLS, REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data")
+                    reply_error(
+                        OPT_STARTTLS,
+                        REP_ERR_INVALID,
+                        "NBD_OPT_STARTTLS takes no data",
+                    )
                 };
                 send(w, &[reply]).await?;
             }
@@ -146,7 +177,11 @@ where
                     state.structured = true;
                     option_reply(OPT_STRUCTURED_REPLY, REP_ACK, &[])
                 } else {
-                    reply_error(OPT_STRUCTURED_REPLY, REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data")
+                    reply_error(
+                        OPT_STRUCTURED_REPLY,
+                        REP_ERR_INVALID,
+                        "NBD_OPT_STRUCTURED_REPLY takes no data",
+                    )
                 };
                 send(w, &[reply]).await?;
             }
@@ -159,7 +194,11 @@ where
                 send(w, &replies).await?;
             }
             other => {
-                send(w, &[reply_error(other, REP_ERR_UNSUP, "option not supported")]).await?;
+                send(
+                    w,
+                    &[reply_error(other, REP_ERR_UNSUP, "option not supported")],
+                )
+                .await?;
             }
         }
     }
@@ -167,7 +206,10 @@ where
 }
 
 /// Fills `buf`, or returns `false` if the peer closed the connection before sending any of it.
-pub(crate) async fn read_or_eof<R: AsyncRead + Unpin>(r: &mut R, buf: &mut [u8]) -> Result<bool, NbdError> {
+pub(crate) async fn read_or_eof<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+) -> Result<bool, NbdError> {
     let mut filled = 0;
     while filled < buf.len() {
         let n = r.read(&mut buf[filled..]).await?;
@@ -201,7 +243,11 @@ async fn send<W: AsyncWrite + Unpin>(w: &mut W, replies: &[Bytes]) -> Result<(),
 
 /// An error reply whose payload is a message for a human.
 fn reply_error(option: u32, reply_type: u32, message: &str) -> Bytes {
-    option_reply(option, reply_type, truncate_str(message, MAX_STRING_LEN).as_bytes())
+    option_reply(
+        option,
+        reply_type,
+        truncate_str(message, MAX_STRING_LEN).as_bytes(),
+    )
 }
 
 async fn resolve(registry: &dyn ExportRegistry, name: &str) -> Option<Export> {
@@ -223,7 +269,9 @@ async fn export_name<W: AsyncWrite + Unpin>(
     registry: &dyn ExportRegistry,
 ) -> Result<Negotiated, NbdError> {
     let name = parse_string(data).ok_or(NbdError::Protocol("invalid export name"))?;
-    let export = resolve(registry, name).await.ok_or(NbdError::Protocol("unknown export"))?;
+    let export = resolve(registry, name)
+        .await
+        .ok_or(NbdError::Protocol("unknown export"))?;
     let mut reply = BytesMut::with_capacity(10 + 124);
     reply.put_u64(export.size);
     reply.put_u16(transmission_flags(&export, state.structured));
@@ -231,7 +279,11 @@ async fn export_name<W: AsyncWrite + Unpin>(
         reply.put_bytes(0, 124);
     }
     send(w, &[reply.freeze()]).await?;
-    Ok(Negotiated { base_allocation: state.base_allocation_for(name), export, structured: state.structured })
+    Ok(Negotiated {
+        base_allocation: state.base_allocation_for(name),
+        export,
+        structured: state.structured,
+    })
 }
 
 /// `NBD_OPT_INFO` / `NBD_OPT_GO`: the replies to send, and the export (with its name) on success.
@@ -243,13 +295,22 @@ async fn info_or_go(
     config: &ServerConfig,
 ) -> (Vec<Bytes>, Option<(String, Export)>) {
     let Some((name, requests)) = parse_info_request(data) else {
-        return (vec![reply_error(option, REP_ERR_INVALID, "malformed request")], None);
+        return (
+            vec![reply_error(option, REP_ERR_INVALID, "malformed request")],
+            None,
+        );
     };
     let Some(name) = parse_string(name) else {
-        return (vec![reply_error(option, REP_ERR_INVALID, "invalid export name")], None);
+        return (
+            vec![reply_error(option, REP_ERR_INVALID, "invalid export name")],
+            None,
+        );
     };
     let Some(export) = resolve(registry, name).await else {
-        return (vec![reply_error(option, REP_ERR_UNKNOWN, "unknown export")], None);
+        return (
+            vec![reply_error(option, REP_ERR_UNKNOWN, "unknown export")],
+            None,
+        );
     };
 
     let mut replies = Vec::with_capacity(5);
@@ -261,10 +322,18 @@ async fn info_or_go(
     // Each item once, whatever the client asked (it must not repeat, but may).
     let wants = |t: u16| requests.contains(&t);
     if wants(INFO_NAME) {
-        replies.push(option_reply(option, REP_INFO, &info_string(INFO_NAME, name)));
+        replies.push(option_reply(
+            option,
+            REP_INFO,
+            &info_string(INFO_NAME, name),
+        ));
     }
     if let (true, Some(description)) = (wants(INFO_DESCRIPTION), &export.description) {
-        replies.push(option_reply(option, REP_INFO, &info_string(INFO_DESCRIPTION, description)));
+        replies.push(option_reply(
+            option,
+            REP_INFO,
+            &info_string(INFO_DESCRIPTION, description),
+        ));
     }
     if wants(INFO_BLOCK_SIZE) {
         let mut b = BytesMut::with_capacity(14);
@@ -332,13 +401,20 @@ fn set_meta_context(data: &[u8], state: &mut State) -> Vec<Bytes> {
     const OPT: u32 = OPT_SET_META_CONTEXT;
     state.meta = None;
     if !state.structured {
-        return vec![reply_error(OPT, REP_ERR_INVALID, "structured replies must be negotiated first")];
+        return vec![reply_error(
+            OPT,
+            REP_ERR_INVALID,
+            "structured replies must be negotiated first",
+        )];
     }
     let Some((name, queries)) = parse_meta_request(data) else {
         return vec![reply_error(OPT, REP_ERR_INVALID, "malformed request")];
     };
     let base_allocation = queries.contains(&BASE_ALLOCATION);
-    state.meta = Some(MetaSelection { export_name: name.to_owned(), base_allocation });
+    state.meta = Some(MetaSelection {
+        export_name: name.to_owned(),
+        base_allocation,
+    });
     let mut replies = Vec::with_capacity(2);
     if base_allocation {
         replies.push(meta_context_reply(OPT, BASE_ALLOCATION_ID));
@@ -351,12 +427,19 @@ fn set_meta_context(data: &[u8], state: &mut State) -> Vec<Bytes> {
 fn list_meta_context(data: &[u8], state: &State) -> Vec<Bytes> {
     const OPT: u32 = OPT_LIST_META_CONTEXT;
     if !state.structured {
-        return vec![reply_error(OPT, REP_ERR_INVALID, "structured replies must be negotiated first")];
+        return vec![reply_error(
+            OPT,
+            REP_ERR_INVALID,
+            "structured replies must be negotiated first",
+        )];
     }
     let Some((_name, queries)) = parse_meta_request(data) else {
         return vec![reply_error(OPT, REP_ERR_INVALID, "malformed request")];
     };
-    let matches = queries.is_empty() || queries.iter().any(|q| *q == "base:" || *q == BASE_ALLOCATION);
+    let matches = queries.is_empty()
+        || queries
+            .iter()
+            .any(|q| *q == "base:" || *q == BASE_ALLOCATION);
     let mut replies = Vec::with_capacity(2);
     if matches {
         // Context ids in list replies are reserved and should be zero.
@@ -410,7 +493,10 @@ mod tests {
     #[test]
     fn info_request_parses_exactly() {
         let d = info_data(b"disk", &[INFO_NAME, INFO_BLOCK_SIZE]);
-        assert_eq!(parse_info_request(&d), Some((&b"disk"[..], vec![INFO_NAME, INFO_BLOCK_SIZE])));
+        assert_eq!(
+            parse_info_request(&d),
+            Some((&b"disk"[..], vec![INFO_NAME, INFO_BLOCK_SIZE]))
+        );
         // Truncated anywhere, or with trailing bytes: refused.
         for cut in 0..d.len() {
             assert_eq!(parse_info_request(&d[..cut]), None, "cut at {cut}");
@@ -427,7 +513,10 @@ mod tests {
     #[test]
     fn meta_request_parses_exactly() {
         let d = meta_data(b"disk", &[b"base:allocation", b"qemu:dirty-bitmap:x"]);
-        assert_eq!(parse_meta_request(&d), Some(("disk", vec!["base:allocation", "qemu:dirty-bitmap:x"])));
+        assert_eq!(
+            parse_meta_request(&d),
+            Some(("disk", vec!["base:allocation", "qemu:dirty-bitmap:x"]))
+        );
         for cut in 0..d.len() {
             assert_eq!(parse_meta_request(&d[..cut]), None, "cut at {cut}");
         }
@@ -441,13 +530,22 @@ mod tests {
 
     #[test]
     fn set_meta_context_requires_structured_replies_and_clears_on_failure() {
-        let mut state = State { meta: Some(MetaSelection { export_name: "x".into(), base_allocation: true }), ..State::default() };
+        let mut state = State {
+            meta: Some(MetaSelection {
+                export_name: "x".into(),
+                base_allocation: true,
+            }),
+            ..State::default()
+        };
         let replies = set_meta_context(&meta_data(b"x", &[b"base:allocation"]), &mut state);
         assert_eq!(&replies[0][12..16], &REP_ERR_INVALID.to_be_bytes());
         assert!(state.meta.is_none());
 
         state.structured = true;
-        let replies = set_meta_context(&meta_data(b"x", &[b"base:allocation", b"base:allocation"]), &mut state);
+        let replies = set_meta_context(
+            &meta_data(b"x", &[b"base:allocation", b"base:allocation"]),
+            &mut state,
+        );
         assert_eq!(replies.len(), 2);
         assert_eq!(&replies[0][12..16], &REP_META_CONTEXT.to_be_bytes());
         assert!(state.base_allocation_for("x"));
@@ -474,8 +572,14 @@ mod tests {
         let ro = Export::read_only(Arc::new(Z), 1);
         let rw = Export::read_write(Arc::new(Z), 1);
         let f = transmission_flags(&ro, false);
-        assert_eq!(f & (FLAG_HAS_FLAGS | FLAG_READ_ONLY), FLAG_HAS_FLAGS | FLAG_READ_ONLY);
-        assert_eq!(f & (FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES | FLAG_SEND_FUA | FLAG_SEND_DF), 0);
+        assert_eq!(
+            f & (FLAG_HAS_FLAGS | FLAG_READ_ONLY),
+            FLAG_HAS_FLAGS | FLAG_READ_ONLY
+        );
+        assert_eq!(
+            f & (FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES | FLAG_SEND_FUA | FLAG_SEND_DF),
+            0
+        );
         let f = transmission_flags(&rw, true);
         assert_eq!(f & FLAG_READ_ONLY, 0);
         assert_ne!(f & FLAG_SEND_WRITE_ZEROES, 0);

@@ -27,6 +27,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 mod error;
 mod export;
 mod handshake;
@@ -36,7 +38,8 @@ mod transmission;
 
 pub use error::NbdError;
 pub use export::{
-    DiskImageBackend, Export, ExportBackend, ExportRegistry, ExportTable, Extent, FileBackend, ReadWriteBackend,
-    ResolveFuture,
+    DiskImageBackend, Export, ExportBackend, ExportRegistry, ExportTable, Extent, FileBackend,
+    ReadWriteBackend, ResolveFuture,
 };
+pub use ims_formats::BlockStatus;
 pub use server::{NbdServer, ServerConfig};

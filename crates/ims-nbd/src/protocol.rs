@@ -104,21 +104,21 @@ pub const INFO_DESCRIPTION: u16 = 2;
 pub const INFO_BLOCK_SIZE: u16 = 3;
 
 // Commands.
-/// Command type numbers.
+/// Read `length` bytes at `offset`.
 pub const CMD_READ: u16 = 0;
-/// See [`CMD_READ`].
+/// Write the `length`-byte payload that follows the header at `offset`.
 pub const CMD_WRITE: u16 = 1;
-/// See [`CMD_READ`].
+/// Disconnect once outstanding requests are answered; has no reply.
 pub const CMD_DISC: u16 = 2;
-/// See [`CMD_READ`].
+/// Make completed writes durable.
 pub const CMD_FLUSH: u16 = 3;
-/// See [`CMD_READ`].
+/// Discard a range (a hint).
 pub const CMD_TRIM: u16 = 4;
-/// See [`CMD_READ`].
+/// Prefetch a range (a hint).
 pub const CMD_CACHE: u16 = 5;
-/// See [`CMD_READ`].
+/// Make a range read as zeros.
 pub const CMD_WRITE_ZEROES: u16 = 6;
-/// See [`CMD_READ`].
+/// Query the metadata contexts for a range.
 pub const CMD_BLOCK_STATUS: u16 = 7;
 
 // Command flags.
@@ -211,7 +211,10 @@ impl OptionHeader {
         if r.u64()? != IHAVEOPT {
             return None;
         }
-        Some(OptionHeader { option: r.u32()?, length: r.u32()? })
+        Some(OptionHeader {
+            option: r.u32()?,
+            length: r.u32()?,
+        })
     }
 
     /// Encodes a header (used by test clients).
@@ -293,7 +296,13 @@ pub fn simple_reply(error: u32, cookie: u64) -> Bytes {
 ///
 /// `payload_len` is the length of the whole payload, `prefix` included; the rest of the payload
 /// (read data) is sent separately so it is never copied.
-pub fn chunk_header(flags: u16, chunk_type: u16, cookie: u64, payload_len: u32, prefix: &[u8]) -> Bytes {
+pub fn chunk_header(
+    flags: u16,
+    chunk_type: u16,
+    cookie: u64,
+    payload_len: u32,
+    prefix: &[u8],
+) -> Bytes {
     let mut out = BytesMut::with_capacity(20 + prefix.len());
     out.put_u32(STRUCTURED_REPLY_MAGIC);
     out.put_u16(flags);
@@ -311,7 +320,13 @@ pub fn error_chunk(cookie: u64, error: u32, message: &str) -> Bytes {
     prefix.put_u32(error);
     prefix.put_u16(message.len() as u16);
     prefix.put_slice(message.as_bytes());
-    chunk_header(REPLY_FLAG_DONE, REPLY_TYPE_ERROR, cookie, prefix.len() as u32, &prefix)
+    chunk_header(
+        REPLY_FLAG_DONE,
+        REPLY_TYPE_ERROR,
+        cookie,
+        prefix.len() as u32,
+        &prefix,
+    )
 }
 
 /// `s` cut to at most `max` bytes on a character boundary.
@@ -384,20 +399,36 @@ mod tests {
 
     #[test]
     fn request_header_round_trips() {
-        let h = RequestHeader { flags: 5, command: CMD_WRITE, cookie: 0xdead_beef, offset: 1 << 40, length: 4096 };
+        let h = RequestHeader {
+            flags: 5,
+            command: CMD_WRITE,
+            cookie: 0xdead_beef,
+            offset: 1 << 40,
+            length: 4096,
+        };
         assert_eq!(RequestHeader::parse(&h.encode()), Some(h));
     }
 
     #[test]
     fn request_header_rejects_bad_magic() {
-        let mut raw = RequestHeader { flags: 0, command: 0, cookie: 0, offset: 0, length: 0 }.encode();
+        let mut raw = RequestHeader {
+            flags: 0,
+            command: 0,
+            cookie: 0,
+            offset: 0,
+            length: 0,
+        }
+        .encode();
         raw[0] ^= 1;
         assert_eq!(RequestHeader::parse(&raw), None);
     }
 
     #[test]
     fn option_header_round_trips_and_rejects_bad_magic() {
-        let h = OptionHeader { option: OPT_GO, length: 77 };
+        let h = OptionHeader {
+            option: OPT_GO,
+            length: 77,
+        };
         assert_eq!(OptionHeader::parse(&h.encode()), Some(h));
         let mut raw = h.encode();
         raw[7] = 0;

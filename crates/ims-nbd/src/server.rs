@@ -78,7 +78,11 @@ impl NbdServer {
     /// A server over `exports` with `config` (normalized as [`ServerConfig`] describes).
     pub fn with_config(exports: Arc<dyn ExportRegistry>, config: ServerConfig) -> NbdServer {
         NbdServer {
-            inner: Arc::new(Inner { exports, config: config.normalized(), next_connection: AtomicU64::new(1) }),
+            inner: Arc::new(Inner {
+                exports,
+                config: config.normalized(),
+                next_connection: AtomicU64::new(1),
+            }),
         }
     }
 
@@ -146,7 +150,11 @@ impl NbdServer {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let id = self.inner.next_connection.fetch_add(1, Ordering::Relaxed);
-        let span = tracing::debug_span!("nbd_connection", id, peer = peer.map(tracing::field::display));
+        let span = tracing::debug_span!(
+            "nbd_connection",
+            id,
+            peer = peer.map(tracing::field::display)
+        );
         async {
             match self.connection(stream, stop).await {
                 Ok(()) => tracing::debug!("NBD connection closed"),
@@ -157,7 +165,11 @@ impl NbdServer {
         .await
     }
 
-    async fn connection<S>(&self, stream: S, mut stop: watch::Receiver<bool>) -> Result<(), NbdError>
+    async fn connection<S>(
+        &self,
+        stream: S,
+        mut stop: watch::Receiver<bool>,
+    ) -> Result<(), NbdError>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {

@@ -82,7 +82,9 @@ where
     });
     let (tx, rx) = mpsc::channel::<Reply>(REPLY_QUEUE);
     let writer = tokio::spawn(write_replies(w, rx));
-    let budget = Arc::new(Semaphore::new(config.inflight_bytes_per_connection as usize));
+    let budget = Arc::new(Semaphore::new(
+        config.inflight_bytes_per_connection as usize,
+    ));
     let mut tasks = JoinSet::new();
 
     let result = read_requests(&mut r, &session, &tx, &budget, &mut tasks, &mut shutdown).await;
@@ -127,7 +129,9 @@ async fn read_requests<R: AsyncRead + Unpin>(
                     // Keep the stream in step: the payload follows whatever we think of it.
                     discard(r, u64::from(req.length)).await?;
                 }
-                let _ = tx.send(error_reply(session, req.cookie, error, message)).await;
+                let _ = tx
+                    .send(error_reply(session, req.cookie, error, message))
+                    .await;
                 continue;
             }
         };
@@ -178,7 +182,13 @@ fn validate(req: &RequestHeader, s: &Session) -> Result<Op, Refusal> {
             Ok(())
         }
     };
-    let writable = || if s.export.read_only { Err((EPERM, "export is read-only")) } else { Ok(()) };
+    let writable = || {
+        if s.export.read_only {
+            Err((EPERM, "export is read-only"))
+        } else {
+            Ok(())
+        }
+    };
     let end = req.offset.checked_add(u64::from(req.length));
     let in_bounds = end.is_some_and(|end| end <= s.export.size);
     let fua = req.flags & CMD_FLAG_FUA != 0;
@@ -196,7 +206,9 @@ fn validate(req: &RequestHeader, s: &Session) -> Result<Op, Refusal> {
             if !in_bounds {
                 return Err((EINVAL, "read past the end of the export"));
             }
-            Ok(Op::Read { df: req.flags & CMD_FLAG_DF != 0 })
+            Ok(Op::Read {
+                df: req.flags & CMD_FLAG_DF != 0,
+            })
         }
         CMD_WRITE => {
             flags_ok(0)?;
@@ -238,7 +250,10 @@ fn validate(req: &RequestHeader, s: &Session) -> Result<Op, Refusal> {
             if !in_bounds {
                 return Err((ENOSPC, "write past the end of the export"));
             }
-            Ok(Op::WriteZeroes { fua, may_trim: req.flags & CMD_FLAG_NO_HOLE == 0 })
+            Ok(Op::WriteZeroes {
+                fua,
+                may_trim: req.flags & CMD_FLAG_NO_HOLE == 0,
+            })
         }
         CMD_BLOCK_STATUS => {
             flags_ok(CMD_FLAG_REQ_ONE)?;
@@ -251,7 +266,9 @@ fn validate(req: &RequestHeader, s: &Session) -> Result<Op, Refusal> {
             if !in_bounds {
                 return Err((EINVAL, "block status past the end of the export"));
             }
-            Ok(Op::BlockStatus { req_one: req.flags & CMD_FLAG_REQ_ONE != 0 })
+            Ok(Op::BlockStatus {
+                req_one: req.flags & CMD_FLAG_REQ_ONE != 0,
+            })
         }
         _ => Err((EINVAL, "unknown command")),
     }
@@ -292,7 +309,9 @@ fn io_error_reply(s: &Session, cookie: u64, e: &io::Error) -> Reply {
 }
 
 /// Runs a backend call on a blocking thread; a panicking backend is an I/O error, not a crash.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result,
         Err(e) => Err(io::Error::other(format!("backend task failed: {e}"))),
@@ -330,7 +349,16 @@ async fn execute(s: &Arc<Session>, req: &RequestHeader, op: Op, payload: Option<
             })
             .await
         }
-        Op::Cache => blocking(move || if len > 0 { backend.cache(offset, len) } else { Ok(()) }).await,
+        Op::Cache => {
+            blocking(move || {
+                if len > 0 {
+                    backend.cache(offset, len)
+                } else {
+                    Ok(())
+                }
+            })
+            .await
+        }
         Op::WriteZeroes { fua, may_trim } => {
             blocking(move || {
                 if len > 0 {
@@ -365,10 +393,15 @@ struct Segment {
 fn plan_read(len: u64, extents: &[Extent]) -> Vec<Segment> {
     let mut segments: Vec<Segment> = Vec::new();
     let mut covered = 0u64;
-    let push = |segments: &mut Vec<Segment>, start: u64, n: u64, zero: bool| match segments.last_mut() {
-        Some(last) if last.zero == zero => last.len += n,
-        _ => segments.push(Segment { start, len: n, zero }),
-    };
+    let push =
+        |segments: &mut Vec<Segment>, start: u64, n: u64, zero: bool| match segments.last_mut() {
+            Some(last) if last.zero == zero => last.len += n,
+            _ => segments.push(Segment {
+                start,
+                len: n,
+                zero,
+            }),
+        };
     for e in extents {
         if covered == len {
             break;
@@ -384,7 +417,11 @@ fn plan_read(len: u64, extents: &[Extent]) -> Vec<Segment> {
         push(&mut segments, covered, len - covered, false);
     }
     if segments.len() > MAX_READ_CHUNKS {
-        return vec![Segment { start: 0, len, zero: false }];
+        return vec![Segment {
+            start: 0,
+            len,
+            zero: false,
+        }];
     }
     segments
 }
@@ -393,7 +430,13 @@ async fn read(s: &Arc<Session>, req: &RequestHeader, df: bool) -> Reply {
     let cookie = req.cookie;
     if req.length == 0 {
         return if s.structured {
-            vec![chunk_header(REPLY_FLAG_DONE, REPLY_TYPE_NONE, cookie, 0, &[])]
+            vec![chunk_header(
+                REPLY_FLAG_DONE,
+                REPLY_TYPE_NONE,
+                cookie,
+                0,
+                &[],
+            )]
         } else {
             vec![simple_reply(0, cookie)]
         };
@@ -407,10 +450,18 @@ async fn read(s: &Arc<Session>, req: &RequestHeader, df: bool) -> Reply {
             match backend.block_status(offset, len) {
                 Ok(extents) => plan_read(len, &extents),
                 // Status is an optimisation; reading everything is always correct.
-                Err(_) => vec![Segment { start: 0, len, zero: false }],
+                Err(_) => vec![Segment {
+                    start: 0,
+                    len,
+                    zero: false,
+                }],
             }
         } else {
-            vec![Segment { start: 0, len, zero: false }]
+            vec![Segment {
+                start: 0,
+                len,
+                zero: false,
+            }]
         };
         let mut buf = vec![0u8; len as usize];
         for seg in segments.iter().filter(|seg| !seg.zero) {
@@ -438,10 +489,22 @@ async fn read(s: &Arc<Session>, req: &RequestHeader, df: bool) -> Reply {
             let mut prefix = [0u8; 12];
             prefix[..8].copy_from_slice(&at.to_be_bytes());
             prefix[8..].copy_from_slice(&(seg.len as u32).to_be_bytes());
-            reply.push(chunk_header(flags, REPLY_TYPE_OFFSET_HOLE, cookie, 12, &prefix));
+            reply.push(chunk_header(
+                flags,
+                REPLY_TYPE_OFFSET_HOLE,
+                cookie,
+                12,
+                &prefix,
+            ));
         } else {
             let payload_len = 8 + seg.len as u32;
-            reply.push(chunk_header(flags, REPLY_TYPE_OFFSET_DATA, cookie, payload_len, &at.to_be_bytes()));
+            reply.push(chunk_header(
+                flags,
+                REPLY_TYPE_OFFSET_DATA,
+                cookie,
+                payload_len,
+                &at.to_be_bytes(),
+            ));
             reply.push(data.slice(seg.start as usize..(seg.start + seg.len) as usize));
         }
     }
@@ -503,12 +566,21 @@ async fn block_status(s: &Arc<Session>, req: &RequestHeader, req_one: bool) -> R
         payload.put_u32(length);
         payload.put_u32(flags);
     }
-    vec![chunk_header(REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, req.cookie, payload.len() as u32, &payload)]
+    vec![chunk_header(
+        REPLY_FLAG_DONE,
+        REPLY_TYPE_BLOCK_STATUS,
+        req.cookie,
+        payload.len() as u32,
+        &payload,
+    )]
 }
 
 /// Writes replies as they come, flushing whenever the queue runs dry; closes the write side when
 /// every sender is gone.
-async fn write_replies<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::Receiver<Reply>) -> io::Result<()> {
+async fn write_replies<W: AsyncWrite + Unpin>(
+    mut w: W,
+    mut rx: mpsc::Receiver<Reply>,
+) -> io::Result<()> {
     while let Some(reply) = rx.recv().await {
         for piece in reply {
             w.write_all(&piece).await?;
@@ -535,12 +607,28 @@ mod tests {
     }
 
     fn session(read_only: bool, structured: bool, base_allocation: bool) -> Session {
-        let export = Export { size: 1 << 20, read_only, description: None, backend: Arc::new(Zeros) };
-        Session { export, structured, base_allocation, max_payload: 1 << 16 }
+        let export = Export {
+            size: 1 << 20,
+            read_only,
+            description: None,
+            backend: Arc::new(Zeros),
+        };
+        Session {
+            export,
+            structured,
+            base_allocation,
+            max_payload: 1 << 16,
+        }
     }
 
     fn req(command: u16, flags: u16, offset: u64, length: u32) -> RequestHeader {
-        RequestHeader { flags, command, cookie: 1, offset, length }
+        RequestHeader {
+            flags,
+            command,
+            cookie: 1,
+            offset,
+            length,
+        }
     }
 
     fn ext(length: u64, status: BlockStatus) -> Extent {
@@ -552,25 +640,89 @@ mod tests {
         let rw = session(false, true, true);
         let ro = session(true, false, false);
         let size = 1u64 << 20;
-        assert_eq!(validate(&req(CMD_READ, 0, 0, 512), &rw), Ok(Op::Read { df: false }));
-        assert_eq!(validate(&req(CMD_READ, CMD_FLAG_DF | CMD_FLAG_FUA, 0, 512), &rw), Ok(Op::Read { df: true }));
+        assert_eq!(
+            validate(&req(CMD_READ, 0, 0, 512), &rw),
+            Ok(Op::Read { df: false })
+        );
+        assert_eq!(
+            validate(&req(CMD_READ, CMD_FLAG_DF | CMD_FLAG_FUA, 0, 512), &rw),
+            Ok(Op::Read { df: true })
+        );
         // DF without structured replies, unknown flags, flags of another command.
-        assert_eq!(validate(&req(CMD_READ, CMD_FLAG_DF, 0, 512), &ro).unwrap_err().0, EINVAL);
-        assert_eq!(validate(&req(CMD_READ, 1 << 9, 0, 512), &rw).unwrap_err().0, EINVAL);
-        assert_eq!(validate(&req(CMD_WRITE, CMD_FLAG_NO_HOLE, 0, 512), &rw).unwrap_err().0, EINVAL);
-        assert_eq!(validate(&req(CMD_WRITE_ZEROES, CMD_FLAG_FAST_ZERO, 0, 512), &rw).unwrap_err().0, EINVAL);
+        assert_eq!(
+            validate(&req(CMD_READ, CMD_FLAG_DF, 0, 512), &ro)
+                .unwrap_err()
+                .0,
+            EINVAL
+        );
+        assert_eq!(
+            validate(&req(CMD_READ, 1 << 9, 0, 512), &rw).unwrap_err().0,
+            EINVAL
+        );
+        assert_eq!(
+            validate(&req(CMD_WRITE, CMD_FLAG_NO_HOLE, 0, 512), &rw)
+                .unwrap_err()
+                .0,
+            EINVAL
+        );
+        assert_eq!(
+            validate(&req(CMD_WRITE_ZEROES, CMD_FLAG_FAST_ZERO, 0, 512), &rw)
+                .unwrap_err()
+                .0,
+            EINVAL
+        );
         // Bounds: EINVAL for reads, ENOSPC for writes, overflow-safe.
-        assert_eq!(validate(&req(CMD_READ, 0, size - 1, 2), &rw).unwrap_err().0, EINVAL);
-        assert_eq!(validate(&req(CMD_READ, 0, u64::MAX, 2), &rw).unwrap_err().0, EINVAL);
-        assert_eq!(validate(&req(CMD_READ, 0, size, 0), &rw), Ok(Op::Read { df: false }));
-        assert_eq!(validate(&req(CMD_WRITE, 0, size - 1, 2), &rw).unwrap_err().0, ENOSPC);
-        assert_eq!(validate(&req(CMD_WRITE_ZEROES, 0, u64::MAX, 1), &rw).unwrap_err().0, ENOSPC);
-        assert_eq!(validate(&req(CMD_TRIM, 0, size, 1), &rw).unwrap_err().0, EINVAL);
-        assert_eq!(validate(&req(CMD_CACHE, 0, size, 1), &rw).unwrap_err().0, EINVAL);
+        assert_eq!(
+            validate(&req(CMD_READ, 0, size - 1, 2), &rw).unwrap_err().0,
+            EINVAL
+        );
+        assert_eq!(
+            validate(&req(CMD_READ, 0, u64::MAX, 2), &rw).unwrap_err().0,
+            EINVAL
+        );
+        assert_eq!(
+            validate(&req(CMD_READ, 0, size, 0), &rw),
+            Ok(Op::Read { df: false })
+        );
+        assert_eq!(
+            validate(&req(CMD_WRITE, 0, size - 1, 2), &rw)
+                .unwrap_err()
+                .0,
+            ENOSPC
+        );
+        assert_eq!(
+            validate(&req(CMD_WRITE_ZEROES, 0, u64::MAX, 1), &rw)
+                .unwrap_err()
+                .0,
+            ENOSPC
+        );
+        assert_eq!(
+            validate(&req(CMD_TRIM, 0, size, 1), &rw).unwrap_err().0,
+            EINVAL
+        );
+        assert_eq!(
+            validate(&req(CMD_CACHE, 0, size, 1), &rw).unwrap_err().0,
+            EINVAL
+        );
         // Size cap.
-        assert_eq!(validate(&req(CMD_READ, 0, 0, (1 << 16) + 1), &rw).unwrap_err().0, EOVERFLOW);
-        assert_eq!(validate(&req(CMD_READ, 0, 0, (1 << 16) + 1), &ro).unwrap_err().0, EINVAL);
-        assert_eq!(validate(&req(CMD_WRITE, 0, 0, (1 << 16) + 1), &rw).unwrap_err().0, EINVAL);
+        assert_eq!(
+            validate(&req(CMD_READ, 0, 0, (1 << 16) + 1), &rw)
+                .unwrap_err()
+                .0,
+            EOVERFLOW
+        );
+        assert_eq!(
+            validate(&req(CMD_READ, 0, 0, (1 << 16) + 1), &ro)
+                .unwrap_err()
+                .0,
+            EINVAL
+        );
+        assert_eq!(
+            validate(&req(CMD_WRITE, 0, 0, (1 << 16) + 1), &rw)
+                .unwrap_err()
+                .0,
+            EINVAL
+        );
         // Write-zeroes and trim have no payload, so no cap.
         assert!(validate(&req(CMD_WRITE_ZEROES, CMD_FLAG_NO_HOLE, 0, 1 << 20), &rw).is_ok());
         // Read-only.
@@ -578,11 +730,27 @@ mod tests {
             assert_eq!(validate(&req(cmd, 0, 0, 512), &ro).unwrap_err().0, EPERM);
         }
         assert_eq!(validate(&req(CMD_FLUSH, 0, 0, 0), &ro), Ok(Op::Flush));
-        assert_eq!(validate(&req(CMD_FLUSH, 0, 0, 1), &ro).unwrap_err().0, EINVAL);
+        assert_eq!(
+            validate(&req(CMD_FLUSH, 0, 0, 1), &ro).unwrap_err().0,
+            EINVAL
+        );
         // Block status needs a negotiated context and a non-empty range.
-        assert_eq!(validate(&req(CMD_BLOCK_STATUS, 0, 0, 512), &ro).unwrap_err().0, EINVAL);
-        assert_eq!(validate(&req(CMD_BLOCK_STATUS, 0, 0, 0), &rw).unwrap_err().0, EINVAL);
-        assert_eq!(validate(&req(CMD_BLOCK_STATUS, CMD_FLAG_REQ_ONE, 0, 512), &rw), Ok(Op::BlockStatus { req_one: true }));
+        assert_eq!(
+            validate(&req(CMD_BLOCK_STATUS, 0, 0, 512), &ro)
+                .unwrap_err()
+                .0,
+            EINVAL
+        );
+        assert_eq!(
+            validate(&req(CMD_BLOCK_STATUS, 0, 0, 0), &rw)
+                .unwrap_err()
+                .0,
+            EINVAL
+        );
+        assert_eq!(
+            validate(&req(CMD_BLOCK_STATUS, CMD_FLAG_REQ_ONE, 0, 512), &rw),
+            Ok(Op::BlockStatus { req_one: true })
+        );
         // Unknown commands.
         assert_eq!(validate(&req(8, 0, 0, 0), &rw).unwrap_err().0, EINVAL);
         assert_eq!(validate(&req(0xffff, 0, 0, 0), &rw).unwrap_err().0, EINVAL);
@@ -591,24 +759,72 @@ mod tests {
     #[test]
     fn read_plan_clips_merges_and_fills() {
         use BlockStatus::*;
-        assert_eq!(plan_read(100, &[]), vec![Segment { start: 0, len: 100, zero: false }]);
-        let plan = plan_read(100, &[ext(10, Data), ext(20, Zero), ext(20, Unallocated), ext(0, Data), ext(1000, Data)]);
+        assert_eq!(
+            plan_read(100, &[]),
+            vec![Segment {
+                start: 0,
+                len: 100,
+                zero: false
+            }]
+        );
+        let plan = plan_read(
+            100,
+            &[
+                ext(10, Data),
+                ext(20, Zero),
+                ext(20, Unallocated),
+                ext(0, Data),
+                ext(1000, Data),
+            ],
+        );
         assert_eq!(
             plan,
             vec![
-                Segment { start: 0, len: 10, zero: false },
-                Segment { start: 10, len: 40, zero: true },
-                Segment { start: 50, len: 50, zero: false },
+                Segment {
+                    start: 0,
+                    len: 10,
+                    zero: false
+                },
+                Segment {
+                    start: 10,
+                    len: 40,
+                    zero: true
+                },
+                Segment {
+                    start: 50,
+                    len: 50,
+                    zero: false
+                },
             ]
         );
         // Short coverage: the rest is read as data.
         assert_eq!(
             plan_read(100, &[ext(60, Zero)]),
-            vec![Segment { start: 0, len: 60, zero: true }, Segment { start: 60, len: 40, zero: false }]
+            vec![
+                Segment {
+                    start: 0,
+                    len: 60,
+                    zero: true
+                },
+                Segment {
+                    start: 60,
+                    len: 40,
+                    zero: false
+                }
+            ]
         );
         // Fragmented layouts collapse to one read.
-        let many: Vec<Extent> = (0..4000).map(|i| ext(1, if i % 2 == 0 { Data } else { Zero })).collect();
-        assert_eq!(plan_read(4000, &many), vec![Segment { start: 0, len: 4000, zero: false }]);
+        let many: Vec<Extent> = (0..4000)
+            .map(|i| ext(1, if i % 2 == 0 { Data } else { Zero }))
+            .collect();
+        assert_eq!(
+            plan_read(4000, &many),
+            vec![Segment {
+                start: 0,
+                len: 4000,
+                zero: false
+            }]
+        );
     }
 
     #[test]
@@ -616,18 +832,41 @@ mod tests {
         use BlockStatus::*;
         assert_eq!(plan_status(100, &[], false), vec![]);
         assert_eq!(
-            plan_status(100, &[ext(10, Data), ext(10, Data), ext(50, Unallocated), ext(u64::MAX, Zero)], false),
+            plan_status(
+                100,
+                &[
+                    ext(10, Data),
+                    ext(10, Data),
+                    ext(50, Unallocated),
+                    ext(u64::MAX, Zero)
+                ],
+                false
+            ),
             vec![(20, 0), (50, STATE_HOLE | STATE_ZERO), (30, STATE_ZERO)]
         );
-        assert_eq!(plan_status(100, &[ext(10, Data), ext(10, Data), ext(50, Zero)], true), vec![(20, 0)]);
-        assert_eq!(plan_status(5, &[ext(u64::MAX, Zero)], true), vec![(5, STATE_ZERO)]);
-        let many: Vec<Extent> = (0..100_000).map(|i| ext(1, if i % 2 == 0 { Data } else { Zero })).collect();
-        assert_eq!(plan_status(u32::MAX, &many, false).len(), MAX_STATUS_EXTENTS);
+        assert_eq!(
+            plan_status(100, &[ext(10, Data), ext(10, Data), ext(50, Zero)], true),
+            vec![(20, 0)]
+        );
+        assert_eq!(
+            plan_status(5, &[ext(u64::MAX, Zero)], true),
+            vec![(5, STATE_ZERO)]
+        );
+        let many: Vec<Extent> = (0..100_000)
+            .map(|i| ext(1, if i % 2 == 0 { Data } else { Zero }))
+            .collect();
+        assert_eq!(
+            plan_status(u32::MAX, &many, false).len(),
+            MAX_STATUS_EXTENTS
+        );
     }
 
     #[test]
     fn backend_errors_map_to_nbd_errors() {
-        assert_eq!(errno(&io::Error::from(io::ErrorKind::PermissionDenied)), EPERM);
+        assert_eq!(
+            errno(&io::Error::from(io::ErrorKind::PermissionDenied)),
+            EPERM
+        );
         assert_eq!(errno(&io::Error::from(io::ErrorKind::StorageFull)), ENOSPC);
         assert_eq!(errno(&io::Error::from(io::ErrorKind::InvalidData)), EIO);
         assert_eq!(errno(&io::Error::other("x")), EIO);

@@ -53,24 +53,50 @@ async fn go_describes_the_export_and_enters_transmission() {
     let f = fixture();
     let mut c = connect(f.table);
     c.greet(FIXED).await;
-    c.send_option(OPT_GO, &info_data("ro", &[INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE, 0x7777])).await;
+    c.send_option(
+        OPT_GO,
+        &info_data(
+            "ro",
+            &[INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE, 0x7777],
+        ),
+    )
+    .await;
     let replies = c.read_option_replies().await;
     assert!(replies.iter().all(|r| r.option == OPT_GO));
     assert_eq!(replies.last().unwrap().reply_type, REP_ACK);
-    let infos: Vec<&Vec<u8>> = replies.iter().filter(|r| r.reply_type == REP_INFO).map(|r| &r.data).collect();
-    let export = infos.iter().find(|d| u16_at(d, 0) == INFO_EXPORT).expect("NBD_INFO_EXPORT");
+    let infos: Vec<&Vec<u8>> = replies
+        .iter()
+        .filter(|r| r.reply_type == REP_INFO)
+        .map(|r| &r.data)
+        .collect();
+    let export = infos
+        .iter()
+        .find(|d| u16_at(d, 0) == INFO_EXPORT)
+        .expect("NBD_INFO_EXPORT");
     assert_eq!(export.len(), 12);
     assert_eq!(u64_at(export, 2), SIZE);
     let flags = u16_at(export, 10);
     assert_ne!(flags & FLAG_HAS_FLAGS, 0);
     assert_ne!(flags & FLAG_READ_ONLY, 0);
-    let name = infos.iter().find(|d| u16_at(d, 0) == INFO_NAME).expect("NBD_INFO_NAME");
+    let name = infos
+        .iter()
+        .find(|d| u16_at(d, 0) == INFO_NAME)
+        .expect("NBD_INFO_NAME");
     assert_eq!(&name[2..], b"ro");
-    let desc = infos.iter().find(|d| u16_at(d, 0) == INFO_DESCRIPTION).expect("NBD_INFO_DESCRIPTION");
+    let desc = infos
+        .iter()
+        .find(|d| u16_at(d, 0) == INFO_DESCRIPTION)
+        .expect("NBD_INFO_DESCRIPTION");
     assert_eq!(&desc[2..], b"a read-only disk");
-    let bs = infos.iter().find(|d| u16_at(d, 0) == INFO_BLOCK_SIZE).expect("NBD_INFO_BLOCK_SIZE");
+    let bs = infos
+        .iter()
+        .find(|d| u16_at(d, 0) == INFO_BLOCK_SIZE)
+        .expect("NBD_INFO_BLOCK_SIZE");
     assert_eq!(bs.len(), 14);
-    assert_eq!((u32_at(bs, 2), u32_at(bs, 6), u32_at(bs, 10)), (1, 4096, 32 << 20));
+    assert_eq!(
+        (u32_at(bs, 2), u32_at(bs, 6), u32_at(bs, 10)),
+        (1, 4096, 32 << 20)
+    );
     assert_eq!(infos.len(), 4, "the unknown request 0x7777 is ignored");
 
     // Transmission works: a simple read of the first bytes.
@@ -98,7 +124,12 @@ async fn info_and_go_agree_and_info_stays_in_negotiation() {
     assert_eq!(info[0].data, go[0].data, "same size and flags");
     let flags = u16_at(&go[0].data, 10);
     assert_eq!(flags & FLAG_READ_ONLY, 0);
-    for f in [FLAG_SEND_FLUSH, FLAG_SEND_FUA, FLAG_SEND_TRIM, FLAG_SEND_WRITE_ZEROES] {
+    for f in [
+        FLAG_SEND_FLUSH,
+        FLAG_SEND_FUA,
+        FLAG_SEND_TRIM,
+        FLAG_SEND_WRITE_ZEROES,
+    ] {
         assert_ne!(flags & f, 0);
     }
     assert_eq!(flags & FLAG_SEND_DF, 0, "DF only with structured replies");
@@ -109,7 +140,8 @@ async fn unknown_export_is_an_error_and_negotiation_continues() {
     let mut c = connect(fixture().table);
     c.greet(FIXED).await;
     for opt in [OPT_INFO, OPT_GO] {
-        c.send_option(opt, &info_data("no-such-export", &[INFO_NAME])).await;
+        c.send_option(opt, &info_data("no-such-export", &[INFO_NAME]))
+            .await;
         let replies = c.read_option_replies().await;
         assert_eq!(replies.len(), 1, "no info about unknown exports");
         assert_eq!(replies[0].reply_type, REP_ERR_UNKNOWN);
@@ -118,7 +150,10 @@ async fn unknown_export_is_an_error_and_negotiation_continues() {
     c.send_option(OPT_GO, &info_data("", &[])).await;
     assert_eq!(c.read_option_reply().await.reply_type, REP_ERR_UNKNOWN);
     c.send_option(OPT_GO, &info_data("rw", &[])).await;
-    assert_eq!(c.read_option_replies().await.last().unwrap().reply_type, REP_ACK);
+    assert_eq!(
+        c.read_option_replies().await.last().unwrap().reply_type,
+        REP_ACK
+    );
 }
 
 #[tokio::test]
@@ -172,13 +207,21 @@ async fn starttls_is_refused() {
 async fn unknown_options_are_unsupported_and_skipped() {
     let mut c = connect(fixture().table);
     c.greet(FIXED).await;
-    for (opt, data) in [(4u32, &b""[..]), (11, b"abc"), (0xdead_beef, &[0u8; 300][..]), (0, b"z")] {
+    for (opt, data) in [
+        (4u32, &b""[..]),
+        (11, b"abc"),
+        (0xdead_beef, &[0u8; 300][..]),
+        (0, b"z"),
+    ] {
         c.send_option(opt, data).await;
         let r = c.read_option_reply().await;
         assert_eq!((r.option, r.reply_type), (opt, REP_ERR_UNSUP));
     }
     c.send_option(OPT_GO, &info_data("rw", &[])).await;
-    assert_eq!(c.read_option_replies().await.last().unwrap().reply_type, REP_ACK);
+    assert_eq!(
+        c.read_option_replies().await.last().unwrap().reply_type,
+        REP_ACK
+    );
 }
 
 #[tokio::test]
@@ -192,25 +235,46 @@ async fn malformed_option_data_is_invalid() {
     let mut nul = info_data("r\0w", &[]);
     nul[4] = b'r';
     let cases: Vec<(u32, Vec<u8>)> = vec![
-        (OPT_GO, vec![]),                                  // no name length
-        (OPT_GO, vec![0, 0]),                              // truncated name length
-        (OPT_GO, long_name),                               // name length past the data
-        (OPT_GO, info_data("rw", &[1, 2])[..11].to_vec()), // truncated request list
+        (OPT_GO, vec![]),                                   // no name length
+        (OPT_GO, vec![0, 0]),                               // truncated name length
+        (OPT_GO, long_name),                                // name length past the data
+        (OPT_GO, info_data("rw", &[1, 2])[..11].to_vec()),  // truncated request list
         (OPT_GO, [info_data("rw", &[]), vec![0]].concat()), // trailing byte
-        (OPT_INFO, info_data("r\0w", &[])),                // NUL in the name
-        (OPT_INFO, info_data(&"x".repeat(4097), &[])),     // name longer than 4096
-        (OPT_INFO, [4u32.to_be_bytes().to_vec(), vec![0xff, 0xfe, 0xfd, 0xfc], vec![0, 0]].concat()), // not UTF-8
-        (OPT_SET_META_CONTEXT, meta_data("rw", &[BASE_ALLOCATION])[..20].to_vec()),
-        (OPT_LIST_META_CONTEXT, vec![0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]), // 4 billion queries, no data
+        (OPT_INFO, info_data("r\0w", &[])),                 // NUL in the name
+        (OPT_INFO, info_data(&"x".repeat(4097), &[])),      // name longer than 4096
+        (
+            OPT_INFO,
+            [
+                4u32.to_be_bytes().to_vec(),
+                vec![0xff, 0xfe, 0xfd, 0xfc],
+                vec![0, 0],
+            ]
+            .concat(),
+        ), // not UTF-8
+        (
+            OPT_SET_META_CONTEXT,
+            meta_data("rw", &[BASE_ALLOCATION])[..20].to_vec(),
+        ),
+        (
+            OPT_LIST_META_CONTEXT,
+            vec![0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff],
+        ), // 4 billion queries, no data
         (OPT_STRUCTURED_REPLY, vec![1]),
     ];
     for (opt, data) in cases {
         c.send_option(opt, &data).await;
         let r = c.read_option_reply().await;
-        assert_eq!((r.option, r.reply_type), (opt, REP_ERR_INVALID), "option {opt} data {data:?}");
+        assert_eq!(
+            (r.option, r.reply_type),
+            (opt, REP_ERR_INVALID),
+            "option {opt} data {data:?}"
+        );
     }
     c.send_option(OPT_GO, &info_data("rw", &[])).await;
-    assert_eq!(c.read_option_replies().await.last().unwrap().reply_type, REP_ACK);
+    assert_eq!(
+        c.read_option_replies().await.last().unwrap().reply_type,
+        REP_ACK
+    );
 }
 
 #[tokio::test]
@@ -223,7 +287,10 @@ async fn oversized_option_is_skipped_or_closes() {
     c.send_option(OPT_LIST, &[]).await;
     assert_eq!(c.read_option_reply().await.reply_type, REP_ACK);
     // A 4 GiB option: the server hangs up rather than read it.
-    let h = OptionHeader { option: OPT_GO, length: u32::MAX };
+    let h = OptionHeader {
+        option: OPT_GO,
+        length: u32::MAX,
+    };
     c.s.write_all(&h.encode()).await.unwrap();
     c.expect_closed().await;
     assert!(matches!(c.finish().await, Err(NbdError::Protocol(_))));
@@ -233,7 +300,10 @@ async fn oversized_option_is_skipped_or_closes() {
 async fn oversized_export_name_closes() {
     let mut c = connect(fixture().table);
     c.greet(FIXED).await;
-    let h = OptionHeader { option: OPT_EXPORT_NAME, length: 70_000 };
+    let h = OptionHeader {
+        option: OPT_EXPORT_NAME,
+        length: 70_000,
+    };
     c.s.write_all(&h.encode()).await.unwrap();
     c.expect_closed().await;
 }
@@ -242,7 +312,11 @@ async fn oversized_export_name_closes() {
 async fn bad_option_magic_closes_the_connection() {
     let mut c = connect(fixture().table);
     c.greet(FIXED).await;
-    let mut h = OptionHeader { option: OPT_LIST, length: 0 }.encode();
+    let mut h = OptionHeader {
+        option: OPT_LIST,
+        length: 0,
+    }
+    .encode();
     h[0] = b'X';
     c.s.write_all(&h).await.unwrap();
     c.expect_closed().await;
@@ -253,7 +327,10 @@ async fn bad_option_magic_closes_the_connection() {
 async fn truncated_option_data_ends_the_connection_without_a_crash() {
     let mut c = connect(fixture().table);
     c.greet(FIXED).await;
-    let h = OptionHeader { option: OPT_GO, length: 100 };
+    let h = OptionHeader {
+        option: OPT_GO,
+        length: 100,
+    };
     c.s.write_all(&h.encode()).await.unwrap();
     c.s.write_all(&[0u8; 10]).await.unwrap();
     assert!(matches!(c.finish().await, Err(NbdError::Io(_))));
@@ -263,28 +340,45 @@ async fn truncated_option_data_ends_the_connection_without_a_crash() {
 async fn meta_contexts_need_structured_replies_and_list_base_allocation() {
     let mut c = connect(fixture().table);
     c.greet(FIXED).await;
-    c.send_option(OPT_SET_META_CONTEXT, &meta_data("rw", &[BASE_ALLOCATION])).await;
+    c.send_option(OPT_SET_META_CONTEXT, &meta_data("rw", &[BASE_ALLOCATION]))
+        .await;
     assert_eq!(c.read_option_reply().await.reply_type, REP_ERR_INVALID);
-    c.send_option(OPT_LIST_META_CONTEXT, &meta_data("rw", &[])).await;
+    c.send_option(OPT_LIST_META_CONTEXT, &meta_data("rw", &[]))
+        .await;
     assert_eq!(c.read_option_reply().await.reply_type, REP_ERR_INVALID);
 
     c.send_option(OPT_STRUCTURED_REPLY, &[]).await;
     assert_eq!(c.read_option_reply().await.reply_type, REP_ACK);
-    for queries in [&[][..], &["base:"][..], &[BASE_ALLOCATION][..], &["qemu:x", "base:"][..]] {
-        c.send_option(OPT_LIST_META_CONTEXT, &meta_data("rw", queries)).await;
+    for queries in [
+        &[][..],
+        &["base:"][..],
+        &[BASE_ALLOCATION][..],
+        &["qemu:x", "base:"][..],
+    ] {
+        c.send_option(OPT_LIST_META_CONTEXT, &meta_data("rw", queries))
+            .await;
         let replies = c.read_option_replies().await;
         assert_eq!(replies.len(), 2, "{queries:?}");
         assert_eq!(replies[0].reply_type, REP_META_CONTEXT);
         assert_eq!(&replies[0].data[4..], BASE_ALLOCATION.as_bytes());
         assert_eq!(replies[1].reply_type, REP_ACK);
     }
-    for queries in [&["qemu:dirty-bitmap:a"][..], &["base:other"][..], &["nocolon"][..]] {
-        c.send_option(OPT_LIST_META_CONTEXT, &meta_data("rw", queries)).await;
+    for queries in [
+        &["qemu:dirty-bitmap:a"][..],
+        &["base:other"][..],
+        &["nocolon"][..],
+    ] {
+        c.send_option(OPT_LIST_META_CONTEXT, &meta_data("rw", queries))
+            .await;
         let replies = c.read_option_replies().await;
         assert_eq!(replies.len(), 1, "{queries:?}");
         assert_eq!(replies[0].reply_type, REP_ACK);
     }
-    c.send_option(OPT_SET_META_CONTEXT, &meta_data("rw", &["base:", "x-foo:bar", BASE_ALLOCATION])).await;
+    c.send_option(
+        OPT_SET_META_CONTEXT,
+        &meta_data("rw", &["base:", "x-foo:bar", BASE_ALLOCATION]),
+    )
+    .await;
     let replies = c.read_option_replies().await;
     assert_eq!(replies.len(), 2);
     assert_eq!(u32_at(&replies[0].data, 0), BASE_ALLOCATION_ID);
@@ -304,7 +398,8 @@ async fn meta_context_for_another_export_does_not_enable_block_status() {
     c.greet(FIXED).await;
     c.send_option(OPT_STRUCTURED_REPLY, &[]).await;
     c.read_option_reply().await;
-    c.send_option(OPT_SET_META_CONTEXT, &meta_data("ro", &[BASE_ALLOCATION])).await;
+    c.send_option(OPT_SET_META_CONTEXT, &meta_data("ro", &[BASE_ALLOCATION]))
+        .await;
     assert_eq!(c.read_option_replies().await.len(), 2);
     c.send_option(OPT_GO, &info_data("rw", &[])).await;
     c.read_option_replies().await;
@@ -322,14 +417,25 @@ async fn endless_options_end_the_connection() {
         assert_eq!(c.read_option_reply().await.reply_type, REP_ACK);
     }
     // The server hangs up instead of reading this one.
-    let _ = c.s.write_all(&OptionHeader { option: OPT_LIST, length: 0 }.encode()).await;
+    let _ =
+        c.s.write_all(
+            &OptionHeader {
+                option: OPT_LIST,
+                length: 0,
+            }
+            .encode(),
+        )
+        .await;
     c.expect_closed().await;
     assert!(matches!(c.finish().await, Err(NbdError::Protocol(_))));
 }
 
 #[tokio::test]
 async fn silent_client_times_out() {
-    let config = ServerConfig { handshake_timeout: Duration::from_millis(200), ..ServerConfig::default() };
+    let config = ServerConfig {
+        handshake_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
     let mut c = connect_with(fixture().table, config);
     c.greet(FIXED).await;
     c.expect_closed().await;
@@ -347,9 +453,19 @@ async fn garbage_instead_of_a_handshake_never_crashes() {
         // Valid-looking option headers with random options, lengths and data.
         let mut bytes = Vec::new();
         for _ in 0..rng.gen_range(1..6) {
-            let option = if rng.gen_bool(0.5) { rng.gen_range(0..12) } else { rng.gen() };
+            let option = if rng.gen_bool(0.5) {
+                rng.gen_range(0..12)
+            } else {
+                rng.gen()
+            };
             let len: u32 = rng.gen_range(0..64);
-            bytes.extend_from_slice(&OptionHeader { option, length: len }.encode());
+            bytes.extend_from_slice(
+                &OptionHeader {
+                    option,
+                    length: len,
+                }
+                .encode(),
+            );
             if rng.gen_bool(0.2) {
                 let at = rng.gen_range(0..bytes.len());
                 bytes[at] = rng.gen();

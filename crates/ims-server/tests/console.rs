@@ -89,7 +89,8 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
 
 // --- the browser -----------------------------------------------------------------------------
 
-/// chromedriver, in its own process group so that the browsers it starts go with it.
+/// The chromedriver this test started. When it goes, it is asked to shut down (which closes the
+/// browsers it started); only if it does not is it ended, by its process id.
 struct ChromeDriverProcess {
     child: Child,
     port: u16,
@@ -97,9 +98,19 @@ struct ChromeDriverProcess {
 
 impl Drop for ChromeDriverProcess {
     fn drop(&mut self) {
-        // The group id is chromedriver's pid (process_group(0)): this ends chromedriver and the
-        // Chromium processes it started, and nothing else.
-        let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", self.child.id())).status();
+        use std::io::{Read, Write};
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(b"GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+            let _ = s.read_to_end(&mut Vec::new());
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -130,7 +141,6 @@ fn free_port() -> u16 {
 }
 
 async fn start_chromedriver(log: &Path) -> ChromeDriverProcess {
-    use std::os::unix::process::CommandExt;
     for _ in 0..3 {
         let port = free_port();
         let child = Command::new(CHROMEDRIVER)
@@ -139,7 +149,6 @@ async fn start_chromedriver(log: &Path) -> ChromeDriverProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER}: {e}"));
         let process = ChromeDriverProcess { child, port };
@@ -179,6 +188,19 @@ impl Console {
             "--disable-quic",
             "--lang=en-US",
             "--hide-scrollbars",
+            // Nothing leaves the machine: names do not resolve, and anything not on the loopback
+            // goes to a closed local port (loopback addresses bypass the proxy).
+            "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1",
+            "--proxy-server=http://127.0.0.1:9",
+            "--disable-domain-reliability",
+            "--disable-client-side-phishing-detection",
+            "--disable-default-apps",
+            "--disable-extensions",
+            "--disable-breakpad",
+            "--disable-crash-reporter",
+            "--no-default-browser-check",
+            "--no-pings",
+            "--disable-features=OptimizationHints,MediaRouter,Translate,NetworkTimeServiceQuerying,DnsOverHttps,AutofillServerCommunication",
         ] {
             caps.add_arg(arg).unwrap();
         }
@@ -375,6 +397,38 @@ async fn console_files_are_served_with_a_strict_policy() {
     let r = http.get(format!("{}/console/js/views/images.js", server.url)).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    // Every module the page loads, followed through its imports, is served as JavaScript.
+    let mut pending = vec!["js/app.js".to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(path) = pending.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let r = http.get(format!("{}/console/{path}", server.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path} is listed in console/assets.rs");
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"), "{path}");
+        let text = r.text().await.unwrap();
+        let dir = path.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+        for line in text.lines().filter(|l| l.starts_with("import ")) {
+            let spec = line.rsplit_once(" from \"").map(|(_, s)| s.trim_end_matches("\";")).unwrap();
+            let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+            for seg in spec.split('/') {
+                match seg {
+                    "." => {}
+                    ".." => {
+                        parts.pop();
+                    }
+                    s => parts.push(s),
+                }
+            }
+            pending.push(parts.join("/"));
+        }
+    }
+    assert!(seen.len() >= 10, "{seen:?}");
+    for asset in ["console.css", "favicon.svg"] {
+        let r = http.get(format!("{}/console/{asset}", server.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{asset}");
+    }
     let r = http.get(format!("{}/console/nope.js", server.url)).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let r = http.get(format!("{}/console/../v2/images", server.url)).send().await.unwrap();
@@ -461,6 +515,37 @@ async fn a_file_uploads_with_progress_to_100_percent_and_the_image_becomes_activ
     let mut tags = image[0].tags.clone();
     tags.sort();
     assert_eq!(tags, vec!["linux", "web"]);
+
+    // Download, streamed into the file the user picks (File System Access API; the picker is
+    // stood in for by a page script, since a headless browser shows no dialog).
+    c.click(&format!("{row} a.image-link")).await;
+    c.wait_for("#download").await;
+    c.js(
+        "window.__saved = {name: null, bytes: 0, closed: false}; \
+         window.showSaveFilePicker = async (opts) => { window.__saved.name = opts.suggestedName; return { \
+           createWritable: async () => new WritableStream({ \
+             write(chunk) { window.__saved.bytes += chunk.byteLength; }, \
+             close() { window.__saved.closed = true; } }) }; }; return null",
+    )
+    .await;
+    c.click("#download").await;
+    c.until("window.__saved.closed", "the streamed download").await;
+    assert_eq!(c.js("return window.__saved").await, json!({"name": "web-server.raw", "bytes": size, "closed": true}));
+    assert!(c.text("#download-progress").await.starts_with("Saved web-server.raw"));
+
+    // Without that API: the in-memory fallback saves the file through the browser's downloads.
+    let downloads = dir.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
+    c.cdp("Browser.setDownloadBehavior", json!({"behavior": "allow", "downloadPath": downloads.to_str().unwrap()})).await;
+    c.js("window.showSaveFilePicker = undefined; return null").await;
+    c.click("#download").await;
+    let saved = downloads.join("web-server.raw");
+    let deadline = Instant::now() + WAIT;
+    while std::fs::metadata(&saved).map(|m| m.len()).unwrap_or(0) != size as u64 {
+        assert!(Instant::now() < deadline, "the fallback download never arrived in {}", downloads.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(std::fs::read(&saved).unwrap() == pattern(size, 7), "the downloaded bytes are the uploaded ones");
     c.quit().await;
 }
 
@@ -795,12 +880,12 @@ async fn the_keyboard_reaches_the_main_actions() {
     c.go("#/images?tab=private").await;
     c.wait_for("#images-table a.image-link").await;
 
-    // Tab from the top of the page, recording where focus goes and whether it is visible.
+    // Tab from the top of a freshly loaded page, recording where focus goes and whether it shows.
     let record = "const e = document.activeElement; const s = getComputedStyle(e); \
                   return [e.id || (e.classList.contains('image-link') ? 'image-link' : e.tagName), s.outlineStyle !== 'none' && s.outlineWidth !== '0px']";
-    // (Blurring and putting the selection at the start of the page moves Chromium's sequential
-    // focus starting point there, as a click on the page's top would.)
-    c.js("document.activeElement && document.activeElement.blur(); window.getSelection().collapse(document.body, 0); window.scrollTo(0, 0); return null").await;
+    c.driver.refresh().await.unwrap();
+    c.wait_for("#images-table a.image-link").await;
+    assert_eq!(c.js("return document.activeElement.tagName").await, json!("BODY"), "a page load leaves focus at the top");
     let mut reached = Vec::new();
     for _ in 0..40 {
         c.driver.action_chain().send_keys(Key::Tab).perform().await.unwrap();

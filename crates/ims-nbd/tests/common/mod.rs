@@ -25,7 +25,11 @@ pub struct MemDisk {
 
 impl MemDisk {
     pub fn new(data: Vec<u8>) -> Arc<MemDisk> {
-        Arc::new(MemDisk { data: Mutex::new(data), flushes: AtomicUsize::new(0), trims: Mutex::new(Vec::new()) })
+        Arc::new(MemDisk {
+            data: Mutex::new(data),
+            flushes: AtomicUsize::new(0),
+            trims: Mutex::new(Vec::new()),
+        })
     }
     pub fn snapshot(&self) -> Vec<u8> {
         self.data.lock().unwrap().clone()
@@ -60,8 +64,14 @@ impl ExportBackend for MemDisk {
         while at < end {
             let block_end = ((at / BLOCK) + 1) * BLOCK;
             let stop = block_end.min(data.len() as u64);
-            let zero = data[(at / BLOCK * BLOCK) as usize..stop as usize].iter().all(|&b| b == 0);
-            let status = if zero { BlockStatus::Unallocated } else { BlockStatus::Data };
+            let zero = data[(at / BLOCK * BLOCK) as usize..stop as usize]
+                .iter()
+                .all(|&b| b == 0);
+            let status = if zero {
+                BlockStatus::Unallocated
+            } else {
+                BlockStatus::Data
+            };
             let n = block_end.min(end) - at;
             match out.last_mut() {
                 Some(last) if last.status == status => last.length += n,
@@ -124,9 +134,18 @@ pub fn fixture() -> Fixture {
     let rw = MemDisk::new(pattern());
     let ro = MemDisk::new(pattern());
     table.insert("rw", Export::read_write(rw.clone(), SIZE));
-    table.insert("ro", Export::read_only(ro.clone(), SIZE).with_description("a read-only disk"));
-    table.insert("broken", Export::read_write(Arc::new(Broken { panic: false }), SIZE));
-    table.insert("panicky", Export::read_only(Arc::new(Broken { panic: true }), SIZE));
+    table.insert(
+        "ro",
+        Export::read_only(ro.clone(), SIZE).with_description("a read-only disk"),
+    );
+    table.insert(
+        "broken",
+        Export::read_write(Arc::new(Broken { panic: false }), SIZE),
+    );
+    table.insert(
+        "panicky",
+        Export::read_only(Arc::new(Broken { panic: true }), SIZE),
+    );
     Fixture { table, rw, ro }
 }
 
@@ -155,6 +174,13 @@ pub struct OptReply {
     pub data: Vec<u8>,
 }
 
+/// Any transmission reply.
+#[derive(Debug)]
+pub enum AnyReply {
+    Simple { error: u32, cookie: u64 },
+    Chunk(Chunk),
+}
+
 /// A structured reply chunk.
 #[derive(Debug)]
 pub struct Chunk {
@@ -166,7 +192,10 @@ pub struct Chunk {
 
 impl Chunk {
     pub fn error(&self) -> u32 {
-        assert!(self.chunk_type & (1 << 15) != 0, "not an error chunk: {self:?}");
+        assert!(
+            self.chunk_type & (1 << 15) != 0,
+            "not an error chunk: {self:?}"
+        );
         u32::from_be_bytes(self.payload[..4].try_into().unwrap())
     }
 }
@@ -206,7 +235,10 @@ impl Client {
     }
 
     pub async fn read_exact(&mut self, buf: &mut [u8]) {
-        tokio::time::timeout(TIMEOUT, self.s.read_exact(buf)).await.expect("server answers").expect("read");
+        tokio::time::timeout(TIMEOUT, self.s.read_exact(buf))
+            .await
+            .expect("server answers")
+            .expect("read");
     }
 
     pub async fn read_vec(&mut self, n: usize) -> Vec<u8> {
@@ -216,7 +248,10 @@ impl Client {
     }
 
     pub async fn send_option(&mut self, option: u32, data: &[u8]) {
-        let h = OptionHeader { option, length: data.len() as u32 };
+        let h = OptionHeader {
+            option,
+            length: data.len() as u32,
+        };
         self.s.write_all(&h.encode()).await.unwrap();
         self.s.write_all(data).await.unwrap();
     }
@@ -228,7 +263,11 @@ impl Client {
         let reply_type = u32::from_be_bytes(h[12..16].try_into().unwrap());
         let len = u32::from_be_bytes(h[16..20].try_into().unwrap());
         let data = self.read_vec(len as usize).await;
-        OptReply { option, reply_type, data }
+        OptReply {
+            option,
+            reply_type,
+            data,
+        }
     }
 
     /// Reads replies up to and including the first that is not `NBD_REP_INFO`/`SERVER`/`META_CONTEXT`.
@@ -253,7 +292,8 @@ impl Client {
             assert_eq!(self.read_option_reply().await.reply_type, REP_ACK);
         }
         if meta {
-            self.send_option(OPT_SET_META_CONTEXT, &meta_data(name, &[BASE_ALLOCATION])).await;
+            self.send_option(OPT_SET_META_CONTEXT, &meta_data(name, &[BASE_ALLOCATION]))
+                .await;
             let replies = self.read_option_replies().await;
             assert_eq!(replies.len(), 2);
             assert_eq!(replies[0].reply_type, REP_META_CONTEXT);
@@ -261,32 +301,82 @@ impl Client {
         }
         self.send_option(OPT_GO, &info_data(name, &[])).await;
         let replies = self.read_option_replies().await;
-        assert_eq!(replies.last().unwrap().reply_type, REP_ACK, "GO {name}: {replies:?}");
+        assert_eq!(
+            replies.last().unwrap().reply_type,
+            REP_ACK,
+            "GO {name}: {replies:?}"
+        );
         let export = &replies[0].data;
         assert_eq!(u16::from_be_bytes([export[0], export[1]]), INFO_EXPORT);
         u16::from_be_bytes([export[10], export[11]])
     }
 
-    pub async fn request(&mut self, command: u16, flags: u16, cookie: u64, offset: u64, length: u32) {
-        let h = RequestHeader { flags, command, cookie, offset, length };
+    pub async fn request(
+        &mut self,
+        command: u16,
+        flags: u16,
+        cookie: u64,
+        offset: u64,
+        length: u32,
+    ) {
+        let h = RequestHeader {
+            flags,
+            command,
+            cookie,
+            offset,
+            length,
+        };
         self.s.write_all(&h.encode()).await.unwrap();
     }
 
     pub async fn write(&mut self, flags: u16, cookie: u64, offset: u64, data: &[u8]) {
-        self.request(CMD_WRITE, flags, cookie, offset, data.len() as u32).await;
+        self.request(CMD_WRITE, flags, cookie, offset, data.len() as u32)
+            .await;
         self.s.write_all(data).await.unwrap();
     }
 
     /// Reads a simple reply header; returns (error, cookie).
     pub async fn read_simple(&mut self) -> (u32, u64) {
         let h = self.read_vec(16).await;
-        assert_eq!(&h[..4], &SIMPLE_REPLY_MAGIC.to_be_bytes(), "simple reply magic");
-        (u32::from_be_bytes(h[4..8].try_into().unwrap()), u64::from_be_bytes(h[8..16].try_into().unwrap()))
+        assert_eq!(
+            &h[..4],
+            &SIMPLE_REPLY_MAGIC.to_be_bytes(),
+            "simple reply magic"
+        );
+        (
+            u32::from_be_bytes(h[4..8].try_into().unwrap()),
+            u64::from_be_bytes(h[8..16].try_into().unwrap()),
+        )
+    }
+
+    /// Reads one reply of either kind (simple replies must carry no payload).
+    pub async fn read_any(&mut self) -> AnyReply {
+        let magic = self.read_vec(4).await;
+        if magic == SIMPLE_REPLY_MAGIC.to_be_bytes() {
+            let h = self.read_vec(12).await;
+            return AnyReply::Simple {
+                error: u32::from_be_bytes(h[..4].try_into().unwrap()),
+                cookie: u64::from_be_bytes(h[4..].try_into().unwrap()),
+            };
+        }
+        assert_eq!(magic, STRUCTURED_REPLY_MAGIC.to_be_bytes(), "reply magic");
+        let h = self.read_vec(16).await;
+        let len = u32::from_be_bytes(h[12..16].try_into().unwrap());
+        AnyReply::Chunk(Chunk {
+            flags: u16::from_be_bytes([h[0], h[1]]),
+            chunk_type: u16::from_be_bytes([h[2], h[3]]),
+            cookie: u64::from_be_bytes(h[4..12].try_into().unwrap()),
+            payload: self.read_vec(len as usize).await,
+        })
     }
 
     pub async fn read_chunk(&mut self) -> Chunk {
         let h = self.read_vec(20).await;
-        assert_eq!(&h[..4], &STRUCTURED_REPLY_MAGIC.to_be_bytes(), "structured reply magic");
+        assert_eq!(
+            &h[..4],
+            &STRUCTURED_REPLY_MAGIC.to_be_bytes(),
+            "structured reply magic"
+        );
         let len = u32::from_be_bytes(h[16..20].try_into().unwrap());
         Chunk {
             flags: u16::from_be_bytes([h[4], h[5]]),
@@ -312,7 +402,12 @@ impl Client {
 
     /// A structured read reassembled: `Ok(bytes)` or `Err(error)`. Checks chunks stay in range and
     /// do not overlap.
-    pub async fn structured_read(&mut self, cookie: u64, offset: u64, len: u32) -> Result<Vec<u8>, u32> {
+    pub async fn structured_read(
+        &mut self,
+        cookie: u64,
+        offset: u64,
+        len: u32,
+    ) -> Result<Vec<u8>, u32> {
         let chunks = self.read_reply_chunks(cookie).await;
         let mut out = vec![0xEEu8; len as usize];
         let mut covered = vec![false; len as usize];
@@ -358,6 +453,9 @@ impl Client {
     /// Waits for the server task and returns its result.
     pub async fn finish(self) -> Result<(), NbdError> {
         drop(self.s);
-        tokio::time::timeout(TIMEOUT, self.server).await.expect("server task ends").expect("server task did not panic")
+        tokio::time::timeout(TIMEOUT, self.server)
+            .await
+            .expect("server task ends")
+            .expect("server task did not panic")
     }
 }

@@ -55,26 +55,3 @@ static ASSETS: &[Asset] = assets! {
 pub fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_asset_has_a_distinct_path_and_a_validator() {
-        for (i, a) in ASSETS.iter().enumerate() {
-            assert!(ASSETS[i + 1..].iter().all(|b| b.path != a.path), "{} listed twice", a.path);
-            assert!(!a.body.is_empty(), "{} is empty", a.path);
-            assert!(a.etag().starts_with('"'));
-        }
-        assert!(find("../Cargo.toml").is_none());
-    }
-
-    #[test]
-    fn scripts_are_served_as_javascript() {
-        for a in ASSETS.iter().filter(|a| a.path.ends_with(".js")) {
-            assert_eq!(a.content_type, JS);
-        }
-        assert_eq!(find("index.html").unwrap().content_type, HTML);
-    }
-}

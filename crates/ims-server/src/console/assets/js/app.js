@@ -30,7 +30,7 @@ const ROUTES = [
 const NAV = [
   { id: "images", href: "#/images", label: "Images" },
   { id: "create", href: "#/create", label: "Create image" },
-  { id: "usage", href: "#/usage", label: "Quotas and usage" },
+  { id: "usage", href: "#/usage", label: "Quotas & usage" },
   { id: "admin", href: "#/admin/projects", label: "Administration", admin: true },
 ];
 
@@ -107,11 +107,16 @@ async function render() {
 
 let lastPath = null;
 
-/** Moves focus to the page heading after a page change (not after a change of filters). */
+/**
+ * Moves focus to the page heading after a change of page inside the console (not after a change of
+ * filters, and not on the first load, where the browser starts at the top of the page).
+ */
 function focusHeading() {
   const path = currentRoute().path;
   if (path === lastPath) return;
+  const first = lastPath === null;
   lastPath = path;
+  if (first) return; // a page load: focus starts at the top, as on any page
   const active = document.activeElement;
   if (active && active !== main && main.contains(active) && active.tagName !== "H1") return; // the page chose
   const h1 = main.querySelector("h1");
@@ -146,7 +151,8 @@ function drawChrome(route) {
       "span",
       { class: "who-text", id: "whoami" },
       h("span", { class: "who-user", text: me.user.name }),
-      " in project ",
+      h("span", { class: "who-in", text: " in" }),
+      " project ",
       h("strong", { class: "who-project", id: "project-name", title: `Project ID ${me.project.id}`, text: me.project.name }),
       h("span", { class: `badge role-${me.role}`, text: me.role }),
     ),

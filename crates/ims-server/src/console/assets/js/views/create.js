@@ -113,7 +113,9 @@ async function run(f, fields, form, area, slot) {
   const phase = h("p", { id: "upload-phase", role: "status", text: "Sending the file…" });
   const cancel = h("button", { type: "button", class: "btn", id: "cancel-upload", text: "Cancel upload" });
   const result = h("div", { class: "slot", id: "upload-result" });
-  replace(area, h("section", { class: "card", "aria-labelledby": "upload-progress-label" }, label, bar, numbers, phase, h("div", { class: "actions" }, cancel), result));
+  const card = h("section", { class: "card", "aria-labelledby": "upload-progress-label" }, label, bar, numbers, phase, h("div", { class: "actions" }, cancel), result);
+  replace(area, card);
+  card.scrollIntoView({ block: "nearest" });
 
   const up = transfer.upload(image.id, f, {
     onProgress: ({ loaded, total, rate, eta }) => {
@@ -161,7 +163,7 @@ async function run(f, fields, form, area, slot) {
     );
   } finally {
     activeUpload = null;
-    cancel.disabled = true;
+    cancel.hidden = true;
     for (const el of form.elements) el.disabled = false;
   }
 }

@@ -139,32 +139,43 @@ export async function renderImages(main, ctx) {
     `${sortKey}:${sortDir || "desc"}`,
   );
   const limit = select({ name: "limit", id: "page-size" }, PAGE_SIZES.map((n) => [n, `${n} per page`]), s.limit);
+  const active = ["name", "status", "visibility", "disk_format", "tag"].filter((k) => s[k]).length;
+  const narrow = window.matchMedia("(max-width: 760px)").matches;
   const form = h(
     "form",
     { class: "filters card", role: "search", "aria-label": "Filter images", id: "filters" },
     h(
-      "div",
-      { class: "filter-grid" },
-      field("Name", name, "Exact name"),
-      field("Status", status),
-      visibility ? field("Visibility", visibility) : null,
-      memberStatus ? field("Share status", memberStatus) : null,
-      field("Disk format", diskFormat),
-      field("Tag", tag),
-      field("Sort by", sort),
-      field("Page size", limit),
-    ),
-    h(
-      "div",
-      { class: "actions" },
-      h("button", { type: "submit", class: "btn btn-primary", id: "apply-filters", text: "Apply filters" }),
-      h("button", {
-        type: "button",
-        class: "btn",
-        id: "reset-filters",
-        text: "Reset",
-        onclick: () => ctx.navigate("/images", { tab: s.tab }),
-      }),
+      "details",
+      { open: !narrow || active > 0, id: "filters-details" },
+      h("summary", { text: active ? `Filters and sorting (${active} ${active === 1 ? "filter" : "filters"} on)` : "Filters and sorting" }),
+      h(
+        "div",
+        { class: "filter-grid" },
+        field("Name (exact match)", name),
+        field("Status", status),
+        visibility ? field("Visibility", visibility) : null,
+        memberStatus ? field("Share status", memberStatus) : null,
+        field("Disk format", diskFormat),
+        field("Tag", tag),
+      ),
+      h(
+        "div",
+        { class: "filter-foot" },
+        field("Sort by", sort),
+        field("Page size", limit),
+        h(
+          "div",
+          { class: "actions" },
+          h("button", { type: "submit", class: "btn btn-primary", id: "apply-filters", text: "Apply filters" }),
+          h("button", {
+            type: "button",
+            class: "btn",
+            id: "reset-filters",
+            text: "Reset",
+            onclick: () => ctx.navigate("/images", { tab: s.tab }),
+          }),
+        ),
+      ),
     ),
   );
   const readForm = () => {
@@ -302,7 +313,8 @@ function countText(pageNumber, n, more) {
 }
 
 function row(img, tab) {
-  const td = (label, ...content) => h("td", { "data-label": label }, ...content);
+  // One element per cell: at phone width a cell is a two-column grid (label, content).
+  const td = (label, ...content) => h("td", { "data-label": label }, h("span", { class: "cell" }, ...content));
   return h(
     "tr",
     { dataset: { imageId: img.id, name: img.name || "" } },
@@ -361,10 +373,14 @@ async function loadPending(section, ctx) {
         const reject = h("button", { type: "button", class: "btn btn-small", text: "Reject", "aria-label": `Reject ${img.name || img.id}`, dataset: { reject: img.id } });
         accept.addEventListener("click", () => answer(img, "accepted", accept));
         reject.addEventListener("click", () => answer(img, "rejected", reject));
+        const from = h("small", { class: "muted", text: ` from project ${img.owner} · ${fmt.bytes(img.size)}` });
+        api.projectName(img.owner).then((n) => {
+          if (n) from.textContent = ` from project ${n} · ${fmt.bytes(img.size)}`;
+        });
         return h(
           "li",
           { dataset: { imageId: img.id } },
-          h("span", { class: "pending-name" }, h("a", { href: `#/images/${img.id}`, text: img.name || img.id }), h("small", { class: "muted", text: ` from project ${img.owner} · ${fmt.bytes(img.size)}` })),
+          h("span", { class: "pending-name" }, h("a", { href: `#/images/${img.id}`, text: img.name || img.id }), from),
           h("span", { class: "actions" }, accept, reject),
         );
       }),
