@@ -92,6 +92,8 @@ async function render() {
     return;
   }
   document.title = `${r.title} · IMS console`;
+  // Re-rendering the same page (after a save, or a change of filters) keeps the keyboard's place.
+  const focusedId = route.path === lastPath && main.contains(document.activeElement) ? document.activeElement.id : null;
   main.setAttribute("aria-busy", "true");
   try {
     await r.render(main, { params: m.slice(1), query: route.query, signal: pageAbort.signal, navigate });
@@ -102,7 +104,10 @@ async function render() {
   } finally {
     if (seq === renderSeq) main.removeAttribute("aria-busy");
   }
-  if (seq === renderSeq) focusHeading();
+  if (seq !== renderSeq) return;
+  const again = focusedId && document.getElementById(focusedId);
+  if (again && !again.disabled) again.focus();
+  else focusHeading();
 }
 
 let lastPath = null;
