@@ -187,19 +187,7 @@ pub fn exercise(img: &dyn DiskImage) {
             continue;
         }
         if let Some(w) = &whole {
-            for (i, chunk) in buf.chunks(512).enumerate() {
-                let at = offset + i as u64 * 512;
-                if chunk.iter().any(|&b| b != 0) {
-                    check_status(
-                        format,
-                        w,
-                        at,
-                        chunk.len() as u64,
-                        |s| s == BlockStatus::Data,
-                        "non-zero bytes",
-                    );
-                }
-            }
+            check_zeros(format, w, offset, &buf);
         }
         // The same bytes when read in two unaligned pieces (caches, grain/cluster boundaries).
         let cut = (len / 2 + 1).min(len) as usize;
@@ -236,6 +224,24 @@ fn check_cover(format: Format, extents: &[BlockExtent], offset: u64, len: u64) {
         offset + len,
         "{format}: block_status({offset}, {len}) ends at {at}"
     );
+}
+
+/// `buf`, read at `offset`, must hold only zeros where `whole` says zero or unallocated.
+fn check_zeros(format: Format, whole: &[BlockExtent], offset: u64, buf: &[u8]) {
+    let end = offset + buf.len() as u64;
+    for e in whole.iter().filter(|e| e.status != BlockStatus::Data) {
+        let (from, to) = (e.offset.max(offset), (e.offset + e.length).min(end));
+        if from < to {
+            let part = &buf[(from - offset) as usize..(to - offset) as usize];
+            if let Some(i) = part.iter().position(|&b| b != 0) {
+                panic!(
+                    "{format}: byte {} reads {:#04x} but the whole-disk block status says {e:?}",
+                    from + i as u64,
+                    part[i]
+                );
+            }
+        }
+    }
 }
 
 /// Every extent of `whole` that overlaps `[offset, offset + len)` must satisfy `ok`.
