@@ -15,7 +15,11 @@ fn ims(args: &[&str]) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 fn stdout(o: &Output) -> String {
@@ -25,12 +29,20 @@ fn stdout(o: &Output) -> String {
 /// Runs ims and asserts success; returns stdout.
 fn ims_ok(args: &[&str]) -> String {
     let o = ims(args);
-    assert!(o.status.success(), "ims {args:?} failed ({:?}): {}", o.status.code(), text(&o));
+    assert!(
+        o.status.success(),
+        "ims {args:?} failed ({:?}): {}",
+        o.status.code(),
+        text(&o)
+    );
     stdout(&o)
 }
 
 fn run(cmd: &str, args: &[&str]) -> Output {
-    Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
+    Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd}: {e}"))
 }
 
 fn run_ok(cmd: &str, args: &[&str]) -> String {
@@ -88,7 +100,10 @@ fn qemu_image(s: &Scratch, name: &str, fmt: &str, size: u64, opts: &[&str]) -> P
     args.extend([p(&path), size_arg.as_str()]);
     run_ok("qemu-img", &args);
     // VHD sizes are rounded to a CHS geometry: write the last pattern at the real end.
-    let info = json(&run_ok("qemu-img", &["info", "--output=json", "-f", fmt, p(&path)]));
+    let info = json(&run_ok(
+        "qemu-img",
+        &["info", "--output=json", "-f", fmt, p(&path)],
+    ));
     let cmds = pattern_cmds(info["virtual-size"].as_u64().expect("virtual-size"));
     let mut args = vec!["-f", fmt];
     for c in &cmds {
@@ -131,8 +146,15 @@ fn info_agrees_with_qemu_img() {
     for fmt in ["raw", "qcow2", "qcow", "qed", "vmdk", "vpc", "vhdx", "vdi"] {
         let img = qemu_image(&s, &format!("i.{fmt}"), fmt, size, &[]);
         let ours = json(&ims_ok(&["img", "info", "--output", "json", p(&img)]));
-        let theirs = json(&run_ok("qemu-img", &["info", "--output=json", "-f", fmt, p(&img)]));
-        assert_eq!(qemu_name(ours["format"].as_str().unwrap()), theirs["format"].as_str().unwrap(), "{fmt}");
+        let theirs = json(&run_ok(
+            "qemu-img",
+            &["info", "--output=json", "-f", fmt, p(&img)],
+        ));
+        assert_eq!(
+            qemu_name(ours["format"].as_str().unwrap()),
+            theirs["format"].as_str().unwrap(),
+            "{fmt}"
+        );
         assert_eq!(ours["virtual-size"], theirs["virtual-size"], "{fmt}");
         assert_eq!(ours["actual-size"], theirs["actual-size"], "{fmt}");
         assert_eq!(ours["safe"], Value::Bool(true), "{fmt}: {ours}");
@@ -143,7 +165,15 @@ fn info_agrees_with_qemu_img() {
         }
         assert!(ours["features"].is_object(), "{fmt}");
         // The declared format is accepted under qemu's name and checked.
-        let declared = json(&ims_ok(&["img", "info", "-f", fmt, "--output", "json", p(&img)]));
+        let declared = json(&ims_ok(&[
+            "img",
+            "info",
+            "-f",
+            fmt,
+            "--output",
+            "json",
+            p(&img),
+        ]));
         assert_eq!(declared["safe"], Value::Bool(true), "{fmt}: {declared}");
         // Human output.
         let human = ims_ok(&["img", "info", p(&img)]);
@@ -152,7 +182,15 @@ fn info_agrees_with_qemu_img() {
     }
     // A declared format the content does not match is refused, with exit code 0.
     let q = s.path("i.qcow2");
-    let r = json(&ims_ok(&["img", "info", "-f", "raw", "--output", "json", p(&q)]));
+    let r = json(&ims_ok(&[
+        "img",
+        "info",
+        "-f",
+        "raw",
+        "--output",
+        "json",
+        p(&q),
+    ]));
     assert_eq!(r["safe"], Value::Bool(false));
     assert_eq!(r["refusal"], "image content is qcow2, not the declared raw");
 }
@@ -162,7 +200,20 @@ fn info_refuses_a_backing_file() {
     let s = Scratch::new();
     let base = qemu_image(&s, "base.qcow2", "qcow2", 16 * MIB, &[]);
     let top = s.path("top.qcow2");
-    run_ok("qemu-img", &["create", "-q", "-f", "qcow2", "-b", p(&base), "-F", "qcow2", p(&top)]);
+    run_ok(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            p(&base),
+            "-F",
+            "qcow2",
+            p(&top),
+        ],
+    );
     let o = ims(&["img", "info", "--output", "json", p(&top)]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let v = json(&stdout(&o));
@@ -173,7 +224,10 @@ fn info_refuses_a_backing_file() {
     assert_eq!(v["virtual-size"], 16 * MIB);
     assert_eq!(v["backing-filename"].as_str(), Some(p(&base)));
     let human = ims_ok(&["img", "info", p(&top)]);
-    assert!(human.contains("safety: refused: qcow2: backing file"), "{human}");
+    assert!(
+        human.contains("safety: refused: qcow2: backing file"),
+        "{human}"
+    );
 
     // Converting it is refused, and no destination is created.
     let dst = s.path("out.raw");
@@ -182,9 +236,22 @@ fn info_refuses_a_backing_file() {
     assert!(text(&o).contains("backing file"), "{}", text(&o));
     assert!(!dst.exists());
     // So is a source whose content is not the declared format.
-    let o = ims(&["img", "convert", "-f", "raw", "-O", "qcow2", p(&base), p(&dst)]);
+    let o = ims(&[
+        "img",
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        p(&base),
+        p(&dst),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("image content is qcow2, not the declared raw"), "{}", text(&o));
+    assert!(
+        text(&o).contains("image content is qcow2, not the declared raw"),
+        "{}",
+        text(&o)
+    );
     assert!(!dst.exists());
 }
 
@@ -198,11 +265,41 @@ fn convert_to_every_output_format() {
         ("raw", "raw", &[], "raw", false),
         ("qcow2", "qcow2", &[], "qcow2", true),
         ("qcow2-zlib", "qcow2", &["-c"], "qcow2", true),
-        ("qcow2-zstd", "qcow2", &["-c", "-o", "compression_type=zstd"], "qcow2", true),
-        ("qcow2-4k", "qcow2", &["-o", "cluster_size=4k"], "qcow2", true),
-        ("vmdk-stream", "vmdk", &["-o", "subformat=streamOptimized"], "vmdk", true),
-        ("vmdk-sparse", "vmdk", &["-o", "subformat=monolithicSparse"], "vmdk", true),
-        ("vpc-dynamic", "vpc", &["-o", "subformat=dynamic"], "vpc", false),
+        (
+            "qcow2-zstd",
+            "qcow2",
+            &["-c", "-o", "compression_type=zstd"],
+            "qcow2",
+            true,
+        ),
+        (
+            "qcow2-4k",
+            "qcow2",
+            &["-o", "cluster_size=4k"],
+            "qcow2",
+            true,
+        ),
+        (
+            "vmdk-stream",
+            "vmdk",
+            &["-o", "subformat=streamOptimized"],
+            "vmdk",
+            true,
+        ),
+        (
+            "vmdk-sparse",
+            "vmdk",
+            &["-o", "subformat=monolithicSparse"],
+            "vmdk",
+            true,
+        ),
+        (
+            "vpc-dynamic",
+            "vpc",
+            &["-o", "subformat=dynamic"],
+            "vpc",
+            false,
+        ),
         ("vhd-fixed", "vhd", &["-o", "subformat=fixed"], "vpc", false),
         ("vhdx", "vhdx", &[], "vhdx", true),
         ("zvhd", "zvhd", &[], "", false),
@@ -215,7 +312,10 @@ fn convert_to_every_output_format() {
         args.extend([p(&src), p(&dst)]);
         let o = ims(&args);
         assert!(o.status.success(), "{name}: {}", text(&o));
-        assert!(o.stdout.is_empty(), "{name}: convert prints nothing on stdout");
+        assert!(
+            o.stdout.is_empty(),
+            "{name}: convert prints nothing on stdout"
+        );
         if qfmt.is_empty() {
             // Our own formats: back to raw with ims, then the oracle.
             let back = s.path(&format!("back.{name}.raw"));
@@ -231,18 +331,39 @@ fn convert_to_every_output_format() {
             }
         }
         // Our own check and compare agree.
-        assert!(ims_ok(&["img", "check", p(&dst)]).contains("No errors were found on the image."), "{name}");
-        assert!(ims_ok(&["img", "compare", p(&src), p(&dst)]).contains("Images are identical."), "{name}");
+        assert!(
+            ims_ok(&["img", "check", p(&dst)]).contains("No errors were found on the image."),
+            "{name}"
+        );
+        assert!(
+            ims_ok(&["img", "compare", p(&src), p(&dst)]).contains("Images are identical."),
+            "{name}"
+        );
         // The bytes written say what was asked.
-        let qinfo = |f: &str| json(&run_ok("qemu-img", &["info", "--output=json", "-f", f, p(&dst)]));
+        let qinfo = |f: &str| {
+            json(&run_ok(
+                "qemu-img",
+                &["info", "--output=json", "-f", f, p(&dst)],
+            ))
+        };
         match name {
             "qcow2-zstd" => {
-                assert_eq!(qinfo("qcow2")["format-specific"]["data"]["compression-type"], "zstd");
+                assert_eq!(
+                    qinfo("qcow2")["format-specific"]["data"]["compression-type"],
+                    "zstd"
+                );
             }
             "qcow2-4k" => assert_eq!(qinfo("qcow2")["cluster-size"], 4096),
             "vmdk-stream" | "vmdk-sparse" => {
-                let want = if name == "vmdk-stream" { "streamOptimized" } else { "monolithicSparse" };
-                assert_eq!(qinfo("vmdk")["format-specific"]["data"]["create-type"], want);
+                let want = if name == "vmdk-stream" {
+                    "streamOptimized"
+                } else {
+                    "monolithicSparse"
+                };
+                assert_eq!(
+                    qinfo("vmdk")["format-specific"]["data"]["create-type"],
+                    want
+                );
             }
             "vhd-fixed" => {
                 let len = std::fs::metadata(&dst).unwrap().len();
@@ -256,10 +377,27 @@ fn convert_to_every_output_format() {
     let zlib = std::fs::metadata(s.path("out.qcow2-zlib")).unwrap().len();
     assert!(zlib < plain, "zlib {zlib} vs plain {plain}");
     // -c on a format without compression is an error.
-    let o = ims(&["img", "convert", "-c", "-O", "raw", p(&src), p(&s.path("x.raw"))]);
+    let o = ims(&[
+        "img",
+        "convert",
+        "-c",
+        "-O",
+        "raw",
+        p(&src),
+        p(&s.path("x.raw")),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     // An unknown -o option is an error.
-    let o = ims(&["img", "convert", "-O", "qcow2", "-o", "bogus=1", p(&src), p(&s.path("x.qcow2"))]);
+    let o = ims(&[
+        "img",
+        "convert",
+        "-O",
+        "qcow2",
+        "-o",
+        "bogus=1",
+        p(&src),
+        p(&s.path("x.qcow2")),
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(!s.path("x.qcow2").exists());
     // The source cannot be its own destination.
@@ -309,7 +447,10 @@ fn check_finds_corruption() {
 
     // A compressed cluster whose deflate stream is damaged.
     let comp = s.path("comp.qcow2");
-    run_ok("qemu-img", &["convert", "-c", "-O", "qcow2", p(&good), p(&comp)]);
+    run_ok(
+        "qemu-img",
+        &["convert", "-c", "-O", "qcow2", p(&good), p(&comp)],
+    );
     assert!(ims_ok(&["img", "check", p(&comp)]).contains("No errors were found"));
     let mut data = std::fs::read(&comp).unwrap();
     let (_, entry) = qcow2_l2_entry(&data, |e| e & (1 << 62) != 0);
@@ -334,7 +475,13 @@ fn check_finds_corruption() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let v = json(&stdout(&o));
     assert_eq!(v["corruptions"], 1);
-    assert!(v["errors"][0].as_str().unwrap().contains("past the end of the file"), "{v}");
+    assert!(
+        v["errors"][0]
+            .as_str()
+            .unwrap()
+            .contains("past the end of the file"),
+        "{v}"
+    );
     // qemu-img agrees that both are damaged.
     assert_eq!(run("qemu-img", &["check", p(&bad2)]).status.code(), Some(2));
 
@@ -368,7 +515,16 @@ fn compare_reports_identical_and_first_mismatch() {
     for (name, offset) in [("data", 13 * MIB + 4097), ("hole", 17 * MIB + 3)] {
         let raw = s.path(&format!("m-{name}.raw"));
         run_ok("qemu-img", &["convert", "-O", "raw", p(&a), p(&raw)]);
-        run_ok("qemu-io", &["-f", "raw", "-c", &format!("write -P 0x99 {offset} 1"), p(&raw)]);
+        run_ok(
+            "qemu-io",
+            &[
+                "-f",
+                "raw",
+                "-c",
+                &format!("write -P 0x99 {offset} 1"),
+                p(&raw),
+            ],
+        );
         let want = format!("Content mismatch at offset {}!\n", offset / 512 * 512);
         let o = ims(&["img", "compare", p(&a), p(&raw)]);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -383,18 +539,43 @@ fn compare_reports_identical_and_first_mismatch() {
     // A longer disk is the same if its extra part is zero, different otherwise; -s is strict.
     let long = s.path("long.raw");
     run_ok("qemu-img", &["convert", "-O", "raw", p(&a), p(&long)]);
-    run_ok("qemu-img", &["resize", "-q", "-f", "raw", p(&long), &(size + 8 * MIB).to_string()]);
+    run_ok(
+        "qemu-img",
+        &[
+            "resize",
+            "-q",
+            "-f",
+            "raw",
+            p(&long),
+            &(size + 8 * MIB).to_string(),
+        ],
+    );
     let o = ims(&["img", "compare", p(&a), p(&long)]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert_eq!(stdout(&o), "Warning: Image size mismatch!\nImages are identical.\n");
+    assert_eq!(
+        stdout(&o),
+        "Warning: Image size mismatch!\nImages are identical.\n"
+    );
     let o = ims(&["img", "compare", "-s", p(&a), p(&long)]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    run_ok("qemu-io", &["-f", "raw", "-c", &format!("write -P 1 {} 1", size + 5 * MIB + 600), p(&long)]);
+    run_ok(
+        "qemu-io",
+        &[
+            "-f",
+            "raw",
+            "-c",
+            &format!("write -P 1 {} 1", size + 5 * MIB + 600),
+            p(&long),
+        ],
+    );
     let o = ims(&["img", "compare", p(&long), p(&a)]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert_eq!(
         stdout(&o),
-        format!("Warning: Image size mismatch!\nContent mismatch at offset {}!\n", size + 5 * MIB + 512)
+        format!(
+            "Warning: Image size mismatch!\nContent mismatch at offset {}!\n",
+            size + 5 * MIB + 512
+        )
     );
 
     // Errors exit 2.

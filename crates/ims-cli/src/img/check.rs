@@ -44,7 +44,10 @@ impl Report {
 }
 
 pub fn run(args: CheckArgs) -> i32 {
-    let mut report = Report { filename: args.file.display().to_string(), ..Report::default() };
+    let mut report = Report {
+        filename: args.file.display().to_string(),
+        ..Report::default()
+    };
     check(&args, &mut report);
     let text = match args.output {
         ImgOutput::Human => human(&report),
@@ -55,7 +58,10 @@ pub fn run(args: CheckArgs) -> i32 {
     }
     if report.check_error.is_some() {
         if args.output == ImgOutput::Human {
-            eprintln!("error: {}", report.check_error.as_deref().unwrap_or_default());
+            eprintln!(
+                "error: {}",
+                report.check_error.as_deref().unwrap_or_default()
+            );
         }
         1
     } else if report.corruptions > 0 {
@@ -98,7 +104,11 @@ fn check(args: &CheckArgs, report: &mut Report) {
         }
     };
     report.virtual_size = Some(image.virtual_size());
-    let unit = image.details().cluster_size.unwrap_or(64 << 10).clamp(512, 64 << 20);
+    let unit = image
+        .details()
+        .cluster_size
+        .unwrap_or(64 << 10)
+        .clamp(512, 64 << 20);
     walk(&*image, unit, report);
 }
 
@@ -129,7 +139,12 @@ fn walk(image: &dyn DiskImage, unit: u64, report: &mut Report) {
                 BlockStatus::Unallocated => {}
             }
         }
-        let results = par_map(&jobs, threads, |&(at, len)| read_job(image, at, len, unit), |_| false);
+        let results = par_map(
+            &jobs,
+            threads,
+            |&(at, len)| read_job(image, at, len, unit),
+            |_| false,
+        );
         for errs in results.into_iter().flatten() {
             for e in errs {
                 report.corrupt(e);
@@ -160,7 +175,11 @@ fn status(
         }
         Err(_) => {
             let mid = (offset + len / 2) / unit * unit;
-            let mid = if mid <= offset { offset + unit.min(len) } else { mid };
+            let mid = if mid <= offset {
+                offset + unit.min(len)
+            } else {
+                mid
+            };
             status(image, offset, mid - offset, unit, out, report);
             if mid < offset + len {
                 status(image, mid, offset + len - mid, unit, out, report);
@@ -217,7 +236,11 @@ fn human(r: &Report) -> String {
         s.push_str("Data may be corrupted, or further writes to the image may corrupt it.\n");
     }
     if let Some(v) = r.virtual_size {
-        let pct = if v == 0 { 0.0 } else { r.data_bytes as f64 * 100.0 / v as f64 };
+        let pct = if v == 0 {
+            0.0
+        } else {
+            r.data_bytes as f64 * 100.0 / v as f64
+        };
         let _ = writeln!(s, "{}/{v} bytes = {pct:.2}% allocated", r.data_bytes);
     }
     let _ = writeln!(s, "Image end offset: {}", r.file_length);

@@ -53,7 +53,11 @@ fn compare(args: &CompareArgs) -> anyhow::Result<i32> {
 
     let mut offset = 0u64;
     while offset < longest {
-        let len = WINDOW.min(if offset < common { common - offset } else { longest - offset });
+        let len = WINDOW.min(if offset < common {
+            common - offset
+        } else {
+            longest - offset
+        });
         let jobs = if offset < common {
             let ea = a.block_status(offset, len)?;
             let eb = b.block_status(offset, len)?;
@@ -62,7 +66,11 @@ fn compare(args: &CompareArgs) -> anyhow::Result<i32> {
             // Past the shorter disk: the longer one must read as zeros.
             let (longer, a_longer) = if sa > sb { (&a, true) } else { (&b, false) };
             let e = longer.block_status(offset, len)?;
-            let none = [BlockExtent { offset, length: len, status: BlockStatus::Unallocated }];
+            let none = [BlockExtent {
+                offset,
+                length: len,
+                status: BlockStatus::Unallocated,
+            }];
             if a_longer {
                 jobs_for(&e, &none)
             } else {
@@ -124,7 +132,12 @@ fn jobs_for(ea: &[BlockExtent], eb: &[BlockExtent]) -> Vec<Job> {
                     {
                         *len += stop - at
                     }
-                    _ => jobs.push(Job { offset: at, len: stop - at, a: data(x.status), b: data(y.status) }),
+                    _ => jobs.push(Job {
+                        offset: at,
+                        len: stop - at,
+                        a: data(x.status),
+                        b: data(y.status),
+                    }),
                 }
                 at = stop;
             }
@@ -144,7 +157,10 @@ fn compare_job(a: &dyn DiskImage, b: &dyn DiskImage, job: &Job) -> anyhow::Resul
     let read = |img: &dyn DiskImage, which: &str| -> anyhow::Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
         img.read_at(&mut buf, job.offset).map_err(|e| {
-            anyhow::Error::new(e).context(format!("reading the {which} image at offset {}", job.offset))
+            anyhow::Error::new(e).context(format!(
+                "reading the {which} image at offset {}",
+                job.offset
+            ))
         })?;
         Ok(buf)
     };
@@ -180,7 +196,11 @@ fn first_difference(x: &[u8], y: &[u8]) -> Option<usize> {
     let mut base = 0usize;
     for (cx, cy) in x.chunks(4096).zip(y.chunks(4096)) {
         if cx != cy {
-            return cx.iter().zip(cy).position(|(p, q)| p != q).map(|i| base + i);
+            return cx
+                .iter()
+                .zip(cy)
+                .position(|(p, q)| p != q)
+                .map(|i| base + i);
         }
         base += cx.len();
     }
@@ -192,18 +212,37 @@ mod tests {
     use super::*;
 
     fn ext(offset: u64, length: u64, status: BlockStatus) -> BlockExtent {
-        BlockExtent { offset, length, status }
+        BlockExtent {
+            offset,
+            length,
+            status,
+        }
     }
 
     #[test]
     fn jobs_cover_data_of_either_side() {
-        let a = [ext(0, 8 << 20, BlockStatus::Data), ext(8 << 20, 8 << 20, BlockStatus::Unallocated)];
-        let b = [ext(0, 2 << 20, BlockStatus::Zero), ext(2 << 20, 14 << 20, BlockStatus::Data)];
+        let a = [
+            ext(0, 8 << 20, BlockStatus::Data),
+            ext(8 << 20, 8 << 20, BlockStatus::Unallocated),
+        ];
+        let b = [
+            ext(0, 2 << 20, BlockStatus::Zero),
+            ext(2 << 20, 14 << 20, BlockStatus::Data),
+        ];
         let jobs = jobs_for(&a, &b);
-        let summary: Vec<_> = jobs.iter().map(|j| (j.offset >> 20, j.len >> 20, j.a, j.b)).collect();
+        let summary: Vec<_> = jobs
+            .iter()
+            .map(|j| (j.offset >> 20, j.len >> 20, j.a, j.b))
+            .collect();
         assert_eq!(
             summary,
-            vec![(0, 2, true, false), (2, 2, true, true), (4, 4, true, true), (8, 4, false, true), (12, 4, false, true)]
+            vec![
+                (0, 2, true, false),
+                (2, 2, true, true),
+                (4, 4, true, true),
+                (8, 4, false, true),
+                (12, 4, false, true)
+            ]
         );
     }
 

@@ -30,8 +30,13 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<i32> {
     let src: Arc<dyn ReadAt> = file;
     let inspection = ims_formats::inspect(src.clone(), args.format, &limits())
         .with_context(|| format!("{}: refused", args.src.display()))?;
-    let image = ims_formats::open(src, inspection.format, &limits())
-        .with_context(|| format!("cannot open {} as {}", args.src.display(), inspection.format))?;
+    let image = ims_formats::open(src, inspection.format, &limits()).with_context(|| {
+        format!(
+            "cannot open {} as {}",
+            args.src.display(),
+            inspection.format
+        )
+    })?;
 
     let show = args.progress || std::io::stderr().is_terminal();
     let bar = crate::progress::bytes_bar(Some(image.virtual_size()), show, "Converting");
@@ -42,7 +47,9 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<i32> {
         .expect("valid template")
         .progress_chars("=> "),
     );
-    let result = convert_to_file(&*image, dst_format, &args.dst, &opts, &|done| bar.set_position(done));
+    let result = convert_to_file(&*image, dst_format, &args.dst, &opts, &|done| {
+        bar.set_position(done)
+    });
     match result {
         Ok(_) => {
             bar.finish();
@@ -63,11 +70,19 @@ fn write_options(
     compress: bool,
     threads: usize,
 ) -> anyhow::Result<WriteOptions> {
-    let mut opts = WriteOptions { threads, ..WriteOptions::default() };
+    let mut opts = WriteOptions {
+        threads,
+        ..WriteOptions::default()
+    };
     let mut compression_type = Qcow2Compression::Deflate;
     let mut vmdk_subformat: Option<VmdkSubformat> = None;
     let fmt = format.as_str();
-    for item in options.iter().flat_map(|o| o.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+    for item in options
+        .iter()
+        .flat_map(|o| o.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let (key, value) = item
             .split_once('=')
             .with_context(|| format!("invalid option {item:?}: expected KEY=VALUE"))?;
@@ -154,7 +169,13 @@ mod tests {
 
     #[test]
     fn options() {
-        let w = write_options(Format::Qcow2, &o(&["compression_type=zstd,cluster_size=128k"]), true, 2).unwrap();
+        let w = write_options(
+            Format::Qcow2,
+            &o(&["compression_type=zstd,cluster_size=128k"]),
+            true,
+            2,
+        )
+        .unwrap();
         assert_eq!(w.qcow2_compression, Some(Qcow2Compression::Zstd));
         assert_eq!(w.qcow2_cluster_size, 128 << 10);
         assert_eq!(w.threads, 2);

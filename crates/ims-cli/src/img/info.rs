@@ -76,8 +76,12 @@ fn typed(v: &str) -> Value {
 }
 
 fn to_json(i: &Info) -> Value {
-    let features: Map<String, Value> =
-        i.details.features.iter().map(|(k, v)| (k.clone(), typed(v))).collect();
+    let features: Map<String, Value> = i
+        .details
+        .features
+        .iter()
+        .map(|(k, v)| (k.clone(), typed(v)))
+        .collect();
     let mut v = json!({
         "filename": i.filename,
         "format": i.format.as_str(),
@@ -107,7 +111,12 @@ fn human(i: &Info) -> String {
         None => s.push_str("virtual size: unknown\n"),
     }
     let _ = writeln!(s, "disk size: {}", human_size(i.actual_size));
-    let _ = writeln!(s, "file length: {} ({} bytes)", human_size(i.file_length), i.file_length);
+    let _ = writeln!(
+        s,
+        "file length: {} ({} bytes)",
+        human_size(i.file_length),
+        i.file_length
+    );
     if let Some(c) = i.details.cluster_size {
         let _ = writeln!(s, "cluster_size: {c}");
     }
@@ -153,7 +162,9 @@ fn header_facts(src: &dyn ReadAt, format: Format) -> (Option<u64>, ImageDetails,
         Format::Qcow2 => match ims_formats::qcow2::parse_header(&head) {
             Ok(h) => {
                 details.cluster_size = Some(h.cluster_size());
-                details.features.push(("version".into(), h.version.to_string()));
+                details
+                    .features
+                    .push(("version".into(), h.version.to_string()));
                 let backing = name_at(h.backing_file_offset, u64::from(h.backing_file_size));
                 (Some(h.size), details, backing)
             }

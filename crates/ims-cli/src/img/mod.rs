@@ -73,7 +73,12 @@ pub struct ConvertArgs {
     #[arg(short = 'p')]
     pub progress: bool,
     /// Threads that read and compress (default: one per core).
-    #[arg(short = 't', long = "threads", value_name = "THREADS", default_value_t = 0)]
+    #[arg(
+        short = 't',
+        long = "threads",
+        value_name = "THREADS",
+        default_value_t = 0
+    )]
     pub threads: usize,
     /// The source image file.
     pub src: PathBuf,
@@ -174,7 +179,9 @@ fn thread_count(requested: usize) -> usize {
     if requested > 0 {
         requested.min(256)
     } else {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     }
 }
 
@@ -302,7 +309,10 @@ mod tests {
     fn par_map_keeps_order_and_stops() {
         let jobs: Vec<u32> = (0..100).collect();
         let out = par_map(&jobs, 4, |j| j * 2, |_| false);
-        assert_eq!(out.iter().map(|o| o.unwrap()).collect::<Vec<_>>(), (0..100).map(|j| j * 2).collect::<Vec<_>>());
+        assert_eq!(
+            out.iter().map(|o| o.unwrap()).collect::<Vec<_>>(),
+            (0..100).map(|j| j * 2).collect::<Vec<_>>()
+        );
         let out = par_map(&jobs, 1, |j| *j, |r| *r == 10);
         assert!(out[11].is_none());
         assert_eq!(out[10], Some(10));
