@@ -59,6 +59,53 @@ pub fn run(name: &str, data: &[u8]) -> bool {
     }
 }
 
+/// In the fuzz targets (cargo-fuzz builds with `--cfg fuzzing`), any single allocation above
+/// [`MAX_ALLOCATION`] aborts, which libFuzzer reports as a crash. With AddressSanitizer,
+/// `-malloc_limit_mb` does the same; without a sanitizer it does not work at all, and a huge
+/// `calloc` that is never touched would not show in the RSS either.
+pub const MAX_ALLOCATION: usize = 256 << 20;
+
+// `fuzzing` is set by cargo-fuzz only; the regression test includes this file without it.
+#[allow(unexpected_cfgs)]
+#[cfg(fuzzing)]
+mod allocation_cap {
+    use std::alloc::{GlobalAlloc, Layout, System};
+
+    struct Capped;
+
+    fn check(size: usize) {
+        if size > super::MAX_ALLOCATION {
+            eprintln!(
+                "ims-fuzz: allocation of {size} bytes is above the cap of {} bytes",
+                super::MAX_ALLOCATION
+            );
+            std::process::abort();
+        }
+    }
+
+    // SAFETY: forwards every call to the system allocator unchanged, after a size check.
+    unsafe impl GlobalAlloc for Capped {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            check(layout.size());
+            System.alloc(layout)
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            check(layout.size());
+            System.alloc_zeroed(layout)
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            check(new_size);
+            System.realloc(ptr, layout, new_size)
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            System.dealloc(ptr, layout)
+        }
+    }
+
+    #[global_allocator]
+    static CAPPED: Capped = Capped;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Inputs
 

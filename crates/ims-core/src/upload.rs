@@ -1,10 +1,10 @@
 //! Uploading an image's data: streamed into the chunk store while md5 and sha512 are computed on
 //! another thread, so that neither the file nor a hash pass ever needs the whole image at once.
 
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::{Stream, StreamExt};
 use ims_catalog::{Image, ImageStatus};
 use md5::{Digest, Md5};
@@ -14,6 +14,9 @@ use uuid::Uuid;
 use crate::images::ImageService;
 use crate::inspection::{inspect_stored, inspected_format};
 use crate::{CoreError, Policy, RequestContext, Result};
+
+/// Bytes gathered from the request body before they are hashed and chunked.
+const BATCH: usize = 1 << 20;
 
 /// The hash algorithm recorded in `os_hash_algo`.
 pub const HASH_ALGO: &str = "sha512";
@@ -27,18 +30,18 @@ struct Digests {
 /// One digest computed on its own thread, fed through a bounded channel, so that md5 and sha512
 /// run in parallel with each other and with chunking.
 struct DigestThread {
-    tx: Option<mpsc::SyncSender<Bytes>>,
+    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
     worker: Option<thread::JoinHandle<String>>,
 }
 
 impl DigestThread {
     fn start<D: Digest + Send + 'static>(name: &str) -> DigestThread {
-        let (tx, rx) = mpsc::sync_channel::<Bytes>(32);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let worker = thread::Builder::new()
             .name(format!("ims-{name}"))
             .spawn(move || {
                 let mut digest = D::new();
-                for data in rx {
+                while let Some(data) = rx.blocking_recv() {
                     digest.update(&data);
                 }
                 hex::encode(digest.finalize())
@@ -47,15 +50,10 @@ impl DigestThread {
         DigestThread { tx: Some(tx), worker: Some(worker) }
     }
 
-    /// Queues bytes; waits (off the async threads) when the digest is behind.
+    /// Queues bytes; waits when the digest is behind (backpressure on the upload).
     async fn update(&mut self, data: Bytes) {
-        let Some(tx) = self.tx.as_ref() else { return };
-        match tx.try_send(data) {
-            Ok(()) | Err(mpsc::TrySendError::Disconnected(_)) => {}
-            Err(mpsc::TrySendError::Full(data)) => {
-                let tx = tx.clone();
-                let _ = tokio::task::spawn_blocking(move || tx.send(data)).await;
-            }
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(data).await;
         }
     }
 
@@ -166,17 +164,29 @@ impl ImageService {
         let mut writer = self.store.writer();
         let mut hasher = Hasher::start();
         let mut received: u64 = 0;
-        while let Some(next) = body.next().await {
-            let data = next.map_err(|e| CoreError::Invalid(format!("upload interrupted: {e}")))?;
-            received += data.len() as u64;
-            if received > limit {
-                return Err(match declared_size {
-                    Some(d) if received > d && d <= cap => size_mismatch(d, received),
-                    _ => too_large(cap),
-                });
+        // Network frames are small; hashing and chunking work on batches of about BATCH bytes.
+        let mut batch = BytesMut::with_capacity(BATCH);
+        loop {
+            let next = body.next().await;
+            if let Some(next) = &next {
+                let data = next.as_ref().map_err(|e| CoreError::Invalid(format!("upload interrupted: {e}")))?;
+                received += data.len() as u64;
+                if received > limit {
+                    return Err(match declared_size {
+                        Some(d) if received > d && d <= cap => size_mismatch(d, received),
+                        _ => too_large(cap),
+                    });
+                }
+                batch.extend_from_slice(data);
             }
-            hasher.update(data.clone()).await;
-            writer.write(data).await?;
+            if batch.len() >= BATCH || (next.is_none() && !batch.is_empty()) {
+                let data = std::mem::replace(&mut batch, BytesMut::with_capacity(BATCH)).freeze();
+                hasher.update(data.clone()).await;
+                writer.write(data).await?;
+            }
+            if next.is_none() {
+                break;
+            }
         }
         if let Some(d) = declared_size {
             if d != received {
