@@ -1,0 +1,1 @@
+//! An ephemeral PostgreSQL cluster (filled in by the PostgreSQL catalog work).
