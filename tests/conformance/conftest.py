@@ -303,9 +303,17 @@ def ims(request, tmp_path_factory) -> Env:
     server_env["IMS_ADMIN_TOKEN"] = admin_token
     server_env.setdefault("RUST_LOG", "info")
     server_env["RUST_BACKTRACE"] = "1"
+    # web-download may reach the suite's own HTTP servers on 127.0.0.1, and no other host.
+    config_path = workdir / "ims.toml"
+    config_path.write_text(
+        "[glance_import]\n"
+        "web_download_allowed_hosts = [\"127.0.0.1\"]\n"
+        "web_download_allow_private_addresses = true\n"
+    )
     log_file = open(log_path, "wb")
     proc = subprocess.Popen(
-        [ims_bin, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", str(data_dir)],
+        [ims_bin, "serve", "--config", str(config_path), "--listen", f"127.0.0.1:{port}",
+         "--data-dir", str(data_dir)],
         env=server_env,
         stdout=log_file,
         stderr=subprocess.STDOUT,

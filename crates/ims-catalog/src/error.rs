@@ -15,9 +15,15 @@ pub enum CatalogError {
     /// The request cannot be expressed (bad URL, bad marker, ...).
     #[error("invalid: {0}")]
     Invalid(String),
-    /// The database is unreachable or failed; the operation may be retried.
+    /// The database failed or returned data this version cannot read.
     #[error("database error: {0}")]
     Database(String),
+    /// The database cannot serve the request now: the connection was refused or lost, the pool is
+    /// exhausted, the server is shutting down, or it aborted the transaction (deadlock). Nothing was
+    /// applied, except when the connection broke during the commit (then the outcome is unknown).
+    /// Retrying may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

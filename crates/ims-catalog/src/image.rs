@@ -172,11 +172,18 @@ pub struct Image {
     pub manifest_id: Option<String>,
     pub tags: BTreeSet<String>,
     pub properties: BTreeMap<String, String>,
+    /// From this time on the image is deprecated: left out of default lists, still readable and usable.
+    pub deprecate_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl Image {
+    /// Whether the image is deprecated at `now` (its `deprecate_at` is `now` or earlier).
+    pub fn is_deprecated_at(&self, now: DateTime<Utc>) -> bool {
+        self.deprecate_at.is_some_and(|at| at <= now)
+    }
+
     /// A new queued image owned by `owner`, with Glance's defaults (visibility shared).
     pub fn new(id: Uuid, owner: &str, now: DateTime<Utc>) -> Image {
         Image {
@@ -199,6 +206,7 @@ impl Image {
             manifest_id: None,
             tags: BTreeSet::new(),
             properties: BTreeMap::new(),
+            deprecate_at: None,
             created_at: now,
             updated_at: now,
         }

@@ -73,6 +73,18 @@ pub struct Job {
     pub updated_at: DateTime<Utc>,
     pub begin_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
+    /// The worker holding a `RUNNING` job (none while it waits or once it ended).
+    pub claimed_by: Option<String>,
+    /// The holder's last sign of life; a running job whose heartbeat is too old is taken over.
+    pub heartbeat_at: Option<DateTime<Utc>>,
+    /// A waiting job is not claimed before this instant (backoff after a transient error); none: at once.
+    pub run_after: Option<DateTime<Utc>>,
+    /// The job this one is a sub-job of.
+    pub parent_id: Option<String>,
+    /// What a successful job produced (a JSON value), none before.
+    pub result: Option<serde_json::Value>,
+    /// A caller asked to cancel the job while it ran; its worker stops at its next heartbeat.
+    pub cancel_requested: bool,
 }
 
 impl Job {
@@ -93,6 +105,54 @@ impl Job {
             updated_at: now,
             begin_time: None,
             end_time: None,
+            claimed_by: None,
+            heartbeat_at: None,
+            run_after: None,
+            parent_id: None,
+            result: None,
+            cancel_requested: false,
         }
     }
+
+    /// The same job as a sub-job of `parent_id`.
+    pub fn with_parent(mut self, parent_id: &str) -> Job {
+        self.parent_id = Some(parent_id.to_string());
+        self
+    }
+}
+
+/// Which jobs [`crate::JobRepository::list`] returns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    /// Only jobs of this project.
+    pub project_id: Option<String>,
+    /// Only jobs in one of these statuses (any status when empty).
+    pub statuses: Vec<JobStatus>,
+    /// Only sub-jobs of this job.
+    pub parent_id: Option<String>,
+    /// At most this many (newest first).
+    pub limit: u32,
+}
+
+/// The end a worker gives a job it holds ([`crate::JobRepository::finish`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    /// `SUCCESS` with this result; progress becomes 100 and any earlier error is cleared.
+    Success { result: serde_json::Value },
+    /// `FAIL` with an error code and a human reason.
+    Fail { code: String, reason: String },
+    /// Back to `INIT` (claimable again from `run_after`), recording the error that caused the retry.
+    Retry { run_after: DateTime<Utc>, code: String, reason: String },
+    /// Back to `INIT` at once, without an error: the worker is stopping (shutdown) and hands the job back.
+    Release,
+}
+
+/// A change of an image stored in the same transaction as a new job
+/// ([`crate::JobRepository::create_with_image`]).
+#[derive(Debug, Clone, Copy)]
+pub enum ImageChange<'a> {
+    /// Insert this new image (as [`crate::ImageRepository::create`]).
+    Create(&'a crate::Image),
+    /// Replace the stored image if its status is one of `expected` (as [`crate::ImageRepository::save`]).
+    Save { image: &'a crate::Image, expected: &'a [crate::ImageStatus] },
 }

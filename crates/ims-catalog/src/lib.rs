@@ -6,28 +6,39 @@
 
 pub mod access_key;
 pub mod audit;
+pub mod audit_chain;
+pub mod encryption;
 pub mod error;
+pub mod favorite;
 pub mod identity;
 pub mod image;
 pub mod job;
 pub mod member;
+pub mod nbd_export;
+pub mod postgres;
 pub mod query;
 pub mod repo;
 pub mod resource_tag;
+pub mod share_auto_accept;
 pub mod sqlite;
 
 use std::sync::Arc;
 
 pub use access_key::AccessKey;
 pub use audit::AuditEvent;
+pub use audit_chain::{AuditQuery, AuditRecord, BrokenLink, ChainCheck, ChainVerification};
+pub use encryption::{ImageEncryption, KeyState, StoredKmsKey};
 pub use error::{CatalogError, Result};
+pub use favorite::{Favorite, FavoriteRepository};
+pub use share_auto_accept::ShareAutoAcceptRepository;
 pub use identity::{Project, Role, Token, User};
 pub use image::{Image, ImageStatus, Visibility};
-pub use job::{Job, JobStatus};
+pub use job::{ImageChange, Job, JobFilter, JobOutcome, JobStatus};
 pub use member::{Member, MemberStatus};
+pub use nbd_export::{NbdExport, NbdExportRepository};
 pub use query::{ImageQuery, MemberStatusFilter, SortDir, SortKey, TimeFilter, TimeOp, Viewer, VisibilityFilter};
 pub use repo::{
-    IdentityRepository, ImageRepository, ImageUsage, JobRepository, MemberRepository, ResourceTagRepository,
+    AuditRepository, IdentityRepository, ImageRepository, ImageUsage, JobRepository, MemberRepository, ResourceTagRepository,
 };
 pub use resource_tag::{OsVersion, ResourceTag};
 
@@ -39,18 +50,34 @@ pub struct Catalog {
     pub identity: Arc<dyn IdentityRepository>,
     pub resource_tags: Arc<dyn ResourceTagRepository>,
     pub jobs: Arc<dyn JobRepository>,
+    pub encryption: Arc<dyn repo::EncryptionRepository>,
+    /// The audit trail: standalone events, queries, chain verification.
+    pub audit: Arc<dyn AuditRepository>,
+    /// Each user's favourite images.
+    pub favorites: Arc<dyn FavoriteRepository>,
+    /// The projects each project accepts shares from without answering.
+    pub share_auto_accept: Arc<dyn ShareAutoAcceptRepository>,
+    /// Export names minted for NBD access to images.
+    pub nbd_exports: Arc<dyn NbdExportRepository>,
 }
 
 impl Catalog {
-    /// Opens the catalog named by `url` (`sqlite://PATH`, `sqlite::memory:`), creating the database
-    /// if missing and running every pending migration before returning.
+    /// Opens the catalog named by `url` and runs every pending migration before returning:
+    /// `sqlite://PATH` or `sqlite::memory:` (the database is created if missing), or `postgres://...` /
+    /// `postgresql://...` (the database must exist; see [`postgres::PostgresCatalog::connect`]).
+    /// `Invalid` for any other scheme or a malformed URL; `Unavailable` if the server cannot be reached.
     pub async fn connect(url: &str) -> Result<Catalog> {
         if url.starts_with("sqlite:") {
             let db = sqlite::SqliteCatalog::connect(url).await?;
             Ok(db.into_catalog())
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let db = postgres::PostgresCatalog::connect(url).await?;
+            Ok(db.into_catalog())
         } else {
+            // Only the scheme is echoed: the rest of a URL may hold a password.
+            let scheme = url.split_once(':').map_or("", |(scheme, _)| scheme);
             Err(CatalogError::Invalid(format!(
-                "unsupported database URL {url:?}: expected sqlite://PATH"
+                "unsupported database URL scheme {scheme:?}: expected sqlite://PATH or postgres://HOST/DATABASE"
             )))
         }
     }

@@ -109,6 +109,12 @@ pub struct ImageQuery {
     pub protected: Option<bool>,
     /// Default (`None`) hides images with `os_hidden = true`.
     pub os_hidden: Option<bool>,
+    /// Deprecated images are those whose `deprecate_at` is at or before `deprecated_as_of`.
+    /// `None` and `Some(false)` keep only images that are not deprecated; `Some(true)` keeps only the
+    /// deprecated ones.
+    pub deprecated: Option<bool>,
+    /// The time `deprecated` is judged at; [`ImageQuery::new`] sets the current time.
+    pub deprecated_as_of: DateTime<Utc>,
     pub tags: Vec<String>,
     pub properties: Vec<(String, String)>,
     /// Like `properties`, but an image without the key matches too (for values the API treats as the
@@ -149,6 +155,8 @@ impl ImageQuery {
             container_formats: vec![],
             protected: None,
             os_hidden: None,
+            deprecated: None,
+            deprecated_as_of: Utc::now(),
             tags: vec![],
             properties: vec![],
             properties_or_absent: vec![],
@@ -164,5 +172,47 @@ impl ImageQuery {
             marker: None,
             limit,
         }
+    }
+
+    /// The total order of the results: `sort` with repeated keys dropped (empty means `created_at desc`),
+    /// ending at `id` if `sort` has it, else with `id` appended in the direction of the last key. Every
+    /// backend sorts and pages by exactly this order.
+    pub fn total_order(&self) -> Vec<(SortKey, SortDir)> {
+        let mut order: Vec<(SortKey, SortDir)> = Vec::new();
+        for &(key, dir) in &self.sort {
+            if !order.iter().any(|(k, _)| *k == key) {
+                order.push((key, dir));
+            }
+        }
+        if order.is_empty() {
+            order.push((SortKey::CreatedAt, SortDir::Desc));
+        }
+        if let Some(pos) = order.iter().position(|(k, _)| *k == SortKey::Id) {
+            // Keys after a unique key never decide anything.
+            order.truncate(pos + 1);
+        } else {
+            let last_dir = order.last().map_or(SortDir::Desc, |(_, d)| *d);
+            order.push((SortKey::Id, last_dir));
+        }
+        order
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn total_order_defaults_dedups_and_ends_with_id() {
+        use SortDir::*;
+        use SortKey::*;
+        let order = |sort: &[(SortKey, SortDir)]| {
+            let mut q = ImageQuery::new(Viewer { project_id: None, is_admin: false }, 1);
+            q.sort = sort.to_vec();
+            q.total_order()
+        };
+        assert_eq!(order(&[]), vec![(CreatedAt, Desc), (Id, Desc)]);
+        assert_eq!(order(&[(Name, Asc), (Size, Desc), (Name, Desc)]), vec![(Name, Asc), (Size, Desc), (Id, Desc)]);
+        assert_eq!(order(&[(Id, Asc), (Name, Desc)]), vec![(Id, Asc)]);
     }
 }

@@ -4,11 +4,12 @@
 //! [`AuditEvent`] describing the change and store it in the same transaction.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::{
-    AccessKey, AuditEvent, Image, ImageQuery, ImageStatus, Job, Member, MemberStatus, OsVersion, Project, ResourceTag,
-    Result, Role, Token, User,
+    AccessKey, AuditEvent, Image, ImageChange, ImageQuery, ImageStatus, Job, JobFilter, JobOutcome, Member,
+    MemberStatus, OsVersion, Project, ResourceTag, Result, Role, Token, User,
 };
 
 #[async_trait]
@@ -56,6 +57,11 @@ pub trait MemberRepository: Send + Sync {
     /// Adds `member`. `Conflict` if that project is already a member of the image; `NotFound` if the
     /// image does not exist.
     async fn add(&self, member: &Member, event: &AuditEvent) -> Result<()>;
+
+    /// Like [`MemberRepository::add`], but only if the image has fewer than `max_members` members;
+    /// otherwise `LimitExceeded` and nothing is stored. The count and the insert happen in one
+    /// transaction, so concurrent additions to one image never pass the limit together.
+    async fn add_within_limit(&self, member: &Member, max_members: u64, event: &AuditEvent) -> Result<()>;
 
     /// The membership of `member` in `image_id`, or `NotFound`.
     async fn get(&self, image_id: Uuid, member: &str) -> Result<Member>;
@@ -150,18 +156,141 @@ pub trait ResourceTagRepository: Send + Sync {
     async fn of_project(&self, project: &str) -> Result<Vec<(Image, Vec<ResourceTag>)>>;
 }
 
-/// Durable jobs (DESIGN section 5).
+/// Durable jobs (DESIGN section 5): a queue any node's workers claim from.
 ///
-/// The first version stores and reads jobs; a runner with claims and heartbeats extends this trait.
+/// Life of a job: `create` (or `create_with_image`) stores it in `INIT`; a worker `claim_next`s it
+/// (`RUNNING`, held by that worker), `heartbeat`s while it works, and `finish`es it: `SUCCESS`, `FAIL`, or
+/// back to `INIT` for a retry after a backoff. A running job whose holder stopped heartbeating is handed
+/// back to `INIT` by `take_over_stale`, so another worker claims it. Every write is atomic; the ones that
+/// act for a worker (`heartbeat`, `finish`) only apply while that worker still holds the job, so a worker
+/// that was presumed dead and comes back cannot overwrite its successor's work.
 #[async_trait]
 pub trait JobRepository: Send + Sync {
-    /// Inserts the job. `Conflict` if its id exists.
+    /// Enqueues the job as given (normally `INIT`). `Conflict` if its id exists; `NotFound` if its
+    /// `parent_id` names no job.
     async fn create(&self, job: &Job, event: &AuditEvent) -> Result<()>;
+
+    /// Enqueues the job and applies `change` to an image in one transaction: either both are stored or
+    /// neither (so a job exists iff the change that asked for it does). Errors as
+    /// [`JobRepository::create`] and as the image write (`Conflict` on a status mismatch or a taken id,
+    /// `NotFound` for a missing image).
+    async fn create_with_image(&self, job: &Job, change: ImageChange<'_>, event: &AuditEvent) -> Result<()>;
 
     /// The job, or `NotFound`.
     async fn get(&self, id: &str) -> Result<Job>;
 
-    /// Stores the job's status, progress, entities, error, attempts, times and `updated_at` as given.
-    /// `NotFound` if missing; `Conflict` (and nothing changes) if the stored status is final.
+    /// The jobs matching `filter`, newest first (then by id), at most `filter.limit`.
+    async fn list(&self, filter: &JobFilter) -> Result<Vec<Job>>;
+
+    /// Stores the job's status, progress, entities, error, attempts, times and `updated_at` as given
+    /// (for jobs run outside the runner). `NotFound` if missing; `Conflict` (and nothing changes) if the
+    /// stored status is final.
     async fn update(&self, job: &Job) -> Result<()>;
+
+    /// Atomically claims the oldest `INIT` job whose type is one of `job_types` and whose `run_after` is
+    /// unset or not after `now`: it becomes `RUNNING`, held by `worker`, with one more attempt, its
+    /// heartbeat at `now` and `begin_time` set if it had none. Returns it, or `None` when no job is
+    /// claimable. Two workers never claim the same job.
+    async fn claim_next(&self, worker: &str, job_types: &[&str], now: DateTime<Utc>) -> Result<Option<Job>>;
+
+    /// Records that `worker` still works on the job: heartbeat at `now`, plus the progress percent and
+    /// entities when given. Returns whether a cancellation was requested. `Conflict` (and nothing
+    /// changes) if the job is not `RUNNING` under `worker` any more; `NotFound` if missing.
+    async fn heartbeat(
+        &self,
+        id: &str,
+        worker: &str,
+        progress: Option<f64>,
+        entities: Option<&serde_json::Value>,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Ends `worker`'s hold of the job with `outcome` (see [`JobOutcome`]) and returns the stored job.
+    /// `Conflict` (and nothing changes) if the job is not `RUNNING` under `worker`; `NotFound` if missing.
+    async fn finish(&self, id: &str, worker: &str, outcome: &JobOutcome, now: DateTime<Utc>) -> Result<Job>;
+
+    /// Cancels the job and its unfinished sub-jobs: a waiting (`INIT`) one fails at once with `code` and
+    /// `reason`; a running one is flagged (`cancel_requested`), and its worker fails it at its next
+    /// heartbeat. Returns the job afterwards. Idempotent on a running job; `Conflict` if the job is
+    /// already final; `NotFound` if missing.
+    async fn request_cancel(&self, id: &str, code: &str, reason: &str, now: DateTime<Utc>) -> Result<Job>;
+
+    /// Hands every `RUNNING` job whose heartbeat is older than `stale_before` back to `INIT` (claimable at
+    /// once, attempts kept) and returns their ids. Idempotent; safe to run on every node at once.
+    async fn take_over_stale(&self, stale_before: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<String>>;
+}
+
+/// Encryption at rest: the master keys of the built-in KMS, the wrapped data key of each encryption
+/// domain (one per project and master key), and the domain of each encrypted image.
+#[async_trait]
+pub trait EncryptionRepository: Send + Sync {
+    /// Stores a new master key. `Conflict` (and nothing is stored) if its id or alias is taken.
+    async fn create_key(&self, key: &crate::StoredKmsKey, event: &AuditEvent) -> Result<()>;
+    /// The master key with this id, or `NotFound`.
+    async fn get_key(&self, id: &str) -> Result<crate::StoredKmsKey>;
+    /// Every master key, oldest first (then by id).
+    async fn list_keys(&self) -> Result<Vec<crate::StoredKmsKey>>;
+    /// Sets the key's state and `updated_at` (idempotent for the state) and returns the key afterwards.
+    /// `NotFound` if missing.
+    async fn set_key_state(
+        &self,
+        id: &str,
+        state: crate::KeyState,
+        at: chrono::DateTime<chrono::Utc>,
+        event: &AuditEvent,
+    ) -> Result<crate::StoredKmsKey>;
+
+    /// The wrapped data key of the domain (`project_id`, `key_id`), if the domain exists.
+    async fn domain_key(&self, project_id: &str, key_id: &str) -> Result<Option<String>>;
+    /// Creates the domain with `wrapped` as its data key unless it exists, and returns the domain's stored
+    /// wrapped key: `wrapped` if this call created it, else the existing one (so concurrent creators all
+    /// end up using the first key stored). A domain's key never changes once stored.
+    async fn add_domain_key(
+        &self,
+        project_id: &str,
+        key_id: &str,
+        wrapped: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<String>;
+
+    /// Records (or replaces) the domain an image's data is written in. `NotFound` if the image never existed.
+    async fn set_image_encryption(&self, record: &crate::ImageEncryption) -> Result<()>;
+    /// The domain the image's data was written in; `None` for an image stored in plaintext.
+    async fn image_encryption(&self, image_id: Uuid) -> Result<Option<crate::ImageEncryption>>;
+}
+
+/// The audit trail as a whole: events that accompany no other change, queries, and the chain check.
+/// Events written with a change (the `event` argument of the other repositories' methods) are chained
+/// exactly like those written by [`AuditRepository::record`].
+#[async_trait]
+pub trait AuditRepository: Send + Sync {
+    /// Appends `event` on its own (an outcome that changes nothing else: a refused request, a job's end)
+    /// and returns it as chained. Atomic; concurrent appends, from any node, get distinct consecutive
+    /// positions, each linked to the one before.
+    async fn record(&self, event: &AuditEvent) -> Result<crate::AuditRecord>;
+
+    /// The chained events matching `query`, by position (oldest first unless `query.newest_first`), at
+    /// most `query.limit` of them. Events of transactions not yet committed are never returned.
+    async fn list(&self, query: &crate::AuditQuery) -> Result<Vec<crate::AuditRecord>>;
+
+    /// Walks the whole chain in position order and reports the first event that does not continue it
+    /// (see [`crate::audit_chain`]). Read-only; safe while events are being appended (those appended
+    /// after the walk began may or may not be included).
+    async fn verify(&self) -> Result<crate::ChainVerification> {
+        const PAGE: u32 = 1000;
+        let mut check = crate::ChainCheck::default();
+        let mut marker = None;
+        loop {
+            let page = self.list(&crate::AuditQuery { marker, ..crate::AuditQuery::all(PAGE) }).await?;
+            for record in &page {
+                if !check.push(record) {
+                    return Ok(check.finish());
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE as usize => marker = Some(last.position),
+                _ => return Ok(check.finish()),
+            }
+        }
+    }
 }

@@ -2,11 +2,21 @@
 //!
 //! Each check is an `async fn check_xxx(backend: &Backend)` in one of the modules below, written only against
 //! the `Catalog` trait objects (plus the backend's audit probe). `conformance_suite!(name, constructor)`
-//! generates one `#[tokio::test]` per check for a backend; adding a backend (PostgreSQL) is one more
-//! invocation at the bottom of this file.
+//! generates one `#[tokio::test]` per check for a backend; every backend (SQLite on a file, SQLite in memory,
+//! PostgreSQL) is one invocation at the bottom of this file.
 
 #[path = "conformance/audit.rs"]
 mod audit;
+#[path = "conformance/audit_trail.rs"]
+mod audit_trail;
+#[path = "conformance/deprecation.rs"]
+mod deprecation;
+#[path = "conformance/encryption.rs"]
+mod encryption;
+#[path = "conformance/favorites.rs"]
+mod favorites;
+#[path = "conformance/nbd_exports.rs"]
+mod nbd_exports;
 #[path = "conformance/filters.rs"]
 mod filters;
 #[path = "conformance/identity.rs"]
@@ -15,8 +25,14 @@ mod identity;
 mod images;
 #[path = "conformance/ims.rs"]
 mod ims;
+#[path = "conformance/jobs.rs"]
+mod jobs;
+#[path = "conformance/member_limits.rs"]
+mod member_limits;
 #[path = "conformance/members.rs"]
 mod members;
+#[path = "conformance/share_auto_accept.rs"]
+mod share_auto_accept;
 #[path = "conformance/sorting.rs"]
 mod sorting;
 #[path = "conformance/support.rs"]
@@ -26,7 +42,9 @@ mod visibility;
 
 use std::sync::Arc;
 
+use ims_catalog::postgres::PostgresCatalog;
 use ims_catalog::sqlite::SqliteCatalog;
+use ims_testkit::postgres::PostgresCluster;
 use support::Backend;
 
 /// Generates `mod $backend { #[tokio::test] async fn check_xxx() ... }` running every check on a fresh
@@ -72,12 +90,36 @@ macro_rules! conformance_suite {
             identity::check_delete_project,
             audit::check_writes_are_audited,
             audit::check_failed_writes_are_not_audited,
+            audit_trail::check_audit_chain_links_every_write,
+            audit_trail::check_audit_empty_trail_verifies,
+            audit_trail::check_audit_query_filters_and_pages,
+            audit_trail::check_audit_concurrent_writers_keep_one_chain,
             ims::check_access_keys,
             ims::check_project_quotas,
             ims::check_create_within_quota,
             ims::check_resource_tags,
             ims::check_jobs,
             ims::check_os_versions,
+            jobs::check_job_claims_oldest_of_known_types,
+            jobs::check_job_concurrent_claims_never_share,
+            jobs::check_job_heartbeat_and_finish_need_the_holder,
+            jobs::check_job_fail_and_retry,
+            jobs::check_job_cancel,
+            jobs::check_job_take_over_stale,
+            jobs::check_job_list_and_sub_jobs,
+            jobs::check_job_with_image_change_is_atomic,
+            encryption::check_kms_keys,
+            encryption::check_encryption_domains_and_images,
+            favorites::check_favorites_lifecycle,
+            favorites::check_favorites_skip_deleted_images,
+            favorites::check_favorites_limit_holds_under_concurrency,
+            nbd_exports::check_nbd_exports_lifecycle,
+            nbd_exports::check_nbd_exports_need_a_live_image,
+            member_limits::check_member_add_within_limit,
+            member_limits::check_member_limit_holds_under_concurrency,
+            share_auto_accept::check_share_auto_accept,
+            deprecation::check_deprecate_at_round_trips,
+            deprecation::check_filter_deprecated,
         );
     };
     (@checks $backend:ident, $connect:expr; $($module:ident :: $check:ident),* $(,)?) => {
@@ -109,3 +151,13 @@ async fn sqlite_memory() -> Backend {
 
 conformance_suite!(sqlite_file, crate::sqlite_file);
 conformance_suite!(sqlite_memory, crate::sqlite_memory);
+
+/// A fresh database on the test PostgreSQL server (the test command's shared one, else a private cluster).
+async fn postgres() -> Backend {
+    let server = PostgresCluster::shared_or_start().await.expect("a PostgreSQL server");
+    let url = server.fresh_database().await.expect("a fresh PostgreSQL database");
+    let db = PostgresCatalog::connect(&url).await.expect("open the PostgreSQL catalog");
+    Backend::new(db.clone().into_catalog(), Arc::new(db), None).on_postgres(server)
+}
+
+conformance_suite!(postgres, crate::postgres);

@@ -44,6 +44,34 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// User buckets: where images are imported from and exported to.
+    Bucket {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: commands::bucket::BucketCommand,
+    },
+    /// Long work (imports, exports, copies): list, show, wait for, cancel.
+    Job {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: commands::job::JobCommand,
+    },
+    /// The audit trail: who did what, when, from where, and how it ended.
+    Audit {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: commands::audit::AuditCommand,
+    },
+    /// Your project's quotas and usage.
+    Quota {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: commands::own_quota::OwnQuotaCommand,
+    },
     /// Show the user, project and role of the current token.
     Whoami {
         #[command(flatten)]
@@ -76,10 +104,19 @@ enum ImageCommand {
     /// Share an image with projects, and answer shares.
     #[command(subcommand)]
     Member(MemberCommand),
+    /// Your frequently used images (listed first by `image list`).
+    #[command(subcommand)]
+    Favorite(commands::favorite::FavoriteCommand),
     /// Deactivate an image: its data can no longer be downloaded (admin).
     Deactivate(IdArg),
     /// Reactivate a deactivated image (admin).
     Reactivate(IdArg),
+    /// Make an image from a bucket file (converted as the operator set), as a job.
+    Import(commands::pipeline::ImportArgs),
+    /// Export an image into a bucket in another format, as a job.
+    Export(commands::pipeline::ExportArgs),
+    /// Copy an image (the copy shares the source's data), as a job.
+    Copy(commands::pipeline::CopyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +141,11 @@ enum MemberCommand {
     Accept(MemberOptionalArgs),
     /// Reject an image shared with your project.
     Reject(MemberOptionalArgs),
+    /// List the images shared with your project that wait for your answer.
+    Pending,
+    /// Accept shares from named projects without answering them.
+    #[command(subcommand)]
+    AutoAccept(commands::share_auto_accept::AutoAcceptCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -120,6 +162,18 @@ enum AdminCommand {
     /// Access keys (AK/SK) for SDK-HMAC-SHA256 signed requests (the Huawei Cloud SDK).
     #[command(subcommand)]
     AccessKey(AccessKeyCommand),
+    /// Master keys of the key management service (encrypted images).
+    #[command(subcommand)]
+    Kms(commands::kms::KmsCommand),
+    /// Per-project quotas.
+    #[command(subcommand)]
+    Quota(commands::quota::QuotaCommand),
+    /// The chunk store: garbage collection, verification, statistics.
+    #[command(subcommand)]
+    Store(commands::store::StoreCommand),
+    /// The audit trail's hash chain.
+    #[command(subcommand)]
+    Audit(commands::audit::AdminAuditCommand),
 }
 
 #[tokio::main]
@@ -155,11 +209,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     MemberCommand::Remove(a) => member::remove(&ctx, a).await,
                     MemberCommand::List(a) => member::list(&ctx, a).await,
                     MemberCommand::Show(a) => member::show(&ctx, a).await,
+                    MemberCommand::Pending => commands::pending_shares::list(&ctx).await,
+                    MemberCommand::AutoAccept(c) => commands::share_auto_accept::run(&ctx, c).await,
                     MemberCommand::Accept(a) => member::answer(&ctx, a, ims_client::MemberStatus::Accepted).await,
                     MemberCommand::Reject(a) => member::answer(&ctx, a, ims_client::MemberStatus::Rejected).await,
                 },
+                ImageCommand::Favorite(c) => commands::favorite::run(&ctx, c).await,
                 ImageCommand::Deactivate(a) => image::deactivate(&ctx, a).await,
                 ImageCommand::Reactivate(a) => image::reactivate(&ctx, a).await,
+                ImageCommand::Import(a) => commands::pipeline::import(&ctx, a).await,
+                ImageCommand::Export(a) => commands::pipeline::export(&ctx, a).await,
+                ImageCommand::Copy(a) => commands::pipeline::copy(&ctx, a).await,
             }
         }
         Command::Admin { opts, command } => {
@@ -169,8 +229,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 AdminCommand::User(c) => admin::user(&ctx, c).await,
                 AdminCommand::Token(c) => admin::token(&ctx, c).await,
                 AdminCommand::AccessKey(c) => admin::access_key(&ctx, c).await,
+                AdminCommand::Kms(c) => commands::kms::run(&ctx, c).await,
+                AdminCommand::Quota(c) => commands::quota::run(&ctx, c).await,
+                AdminCommand::Store(c) => commands::store::run(&ctx, c).await,
+                AdminCommand::Audit(c) => commands::audit::admin(&ctx, c).await,
             }
         }
+        Command::Bucket { opts, command } => commands::bucket::run(&Ctx::new(&opts)?, command).await,
+        Command::Job { opts, command } => commands::job::run(&Ctx::new(&opts)?, command).await,
+        Command::Audit { opts, command } => commands::audit::run(&Ctx::new(&opts)?, command).await,
+        Command::Quota { opts, command } => commands::own_quota::run(&Ctx::new(&opts)?, command).await,
         Command::Whoami { opts } => {
             let ctx = Ctx::new(&opts)?;
             admin::whoami(&ctx).await

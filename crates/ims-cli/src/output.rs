@@ -130,6 +130,9 @@ pub fn image(img: &Image, format: OutputFormat) -> String {
                 ("self".into(), img.self_link.clone()),
                 ("schema".into(), img.schema.clone()),
             ];
+            if let Some(at) = &img.deprecate_at {
+                rows.push(("deprecate_at".into(), at.clone()));
+            }
             rows.extend(img.properties.iter().map(|(k, v)| (k.clone(), cell(v))));
             fields(rows)
         }

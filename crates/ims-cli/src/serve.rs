@@ -40,6 +40,12 @@ pub struct ServeArgs {
     /// Base URL clients use to reach this node, for links in responses.
     #[arg(long, env = "IMS_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Jobs (imports, exports, copies) this node runs at once; 0 runs none [default: 2].
+    #[arg(long, env = "IMS_JOB_WORKERS")]
+    job_workers: Option<usize>,
+    /// User buckets URL: file:///PATH [default: <data-dir>/buckets], s3://bucket?endpoint=..., memory://
+    #[arg(long, env = "IMS_BUCKETS_URL")]
+    buckets: Option<String>,
 }
 
 impl ServeArgs {
@@ -57,9 +63,13 @@ impl ServeArgs {
             nbd_listen: self.nbd_listen,
             // Secrets come from the environment only, never from a flag visible in `ps`.
             admin_token: std::env::var("IMS_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
+            s3_access_key_id: std::env::var("IMS_S3_ACCESS_KEY_ID").ok().filter(|v| !v.is_empty()),
+            s3_secret_access_key: std::env::var("IMS_S3_SECRET_ACCESS_KEY").ok().filter(|v| !v.is_empty()),
             image_size_cap: self.image_size_cap,
             log_format: self.log_format.clone(),
             public_url: self.public_url.clone(),
+            job_workers: self.job_workers,
+            buckets: self.buckets.clone(),
         });
         Ok(settings)
     }

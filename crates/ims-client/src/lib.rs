@@ -16,10 +16,20 @@
 //! status. A `Client` is cheap to clone (the connection pool is shared); [`Client::with_token`] gives
 //! one that acts as someone else on the same server.
 
+mod audit;
+mod buckets;
 mod error;
+mod favorites;
+mod image_quota;
+mod share_auto_accept;
 mod identity;
 mod images;
+mod jobs;
+mod kms;
 mod members;
+mod pipelines;
+mod quotas;
+mod store_admin;
 mod types;
 
 use std::time::Duration;
@@ -27,8 +37,17 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+pub use audit::{AuditBrokenLink, AuditEventInfo, AuditFilter, AuditPage, AuditVerification};
+pub use buckets::{BucketInfo, BucketObjectInfo};
 pub use error::ClientError;
+pub use favorites::FavoriteImage;
+pub use image_quota::ImageQuota;
 pub use images::Download;
+pub use jobs::JobInfo;
+pub use pipelines::ImportImage;
+pub use kms::KmsKey;
+pub use quotas::{ProjectQuotas, QuotaLimit, QuotaUsage};
+pub use store_admin::{ChunkProblem, GcReport, ManifestProblem, ProjectStoreUsage, StoreStats, VerifyReport};
 pub use reqwest;
 pub use types::*;
 

@@ -60,6 +60,9 @@ pub struct Image {
     pub updated_at: String,
     #[serde(default, deserialize_with = "null_default")]
     pub tags: Vec<String>,
+    /// RFC 3339 time from which the image is deprecated (left out of default lists, still usable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deprecate_at: Option<String>,
     /// The image's own path (`/v2/images/{id}`); `self` on the wire.
     #[serde(rename = "self", default)]
     pub self_link: String,
@@ -118,6 +121,9 @@ pub struct CreateImage {
     pub min_ram: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub tags: Vec<String>,
+    /// RFC 3339 time from which the image is deprecated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deprecate_at: Option<String>,
     /// Extra properties, sent flat at the top level of the body.
     #[serde(flatten)]
     pub properties: BTreeMap<String, String>,
@@ -142,6 +148,8 @@ pub struct ListParams {
     pub member_status: Option<String>,
     pub protected: Option<bool>,
     pub os_hidden: Option<bool>,
+    /// `Some(true)`: only deprecated images (`deprecate_at` passed), which lists leave out by default.
+    pub deprecated: Option<bool>,
     pub disk_format: Option<String>,
     pub container_format: Option<String>,
     /// Repeated `tag=` pairs: an image must carry all of them.
@@ -175,6 +183,7 @@ impl ListParams {
         push("member_status", self.member_status.clone());
         push("protected", self.protected.map(|b| b.to_string()));
         push("os_hidden", self.os_hidden.map(|b| b.to_string()));
+        push("deprecated", self.deprecated.map(|b| b.to_string()));
         push("disk_format", self.disk_format.clone());
         push("container_format", self.container_format.clone());
         for t in &self.tags {

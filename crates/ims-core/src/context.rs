@@ -29,11 +29,19 @@ pub struct RequestContext {
     pub request_id: String,
     /// `None` for an anonymous request.
     pub caller: Option<Caller>,
+    /// The network address the request came from, when known; recorded in audit events.
+    pub source_address: Option<String>,
 }
 
 impl RequestContext {
     pub fn new(request_id: String, caller: Option<Caller>) -> RequestContext {
-        RequestContext { request_id, caller }
+        RequestContext { request_id, caller, source_address: None }
+    }
+
+    /// The same context, recording `address` as where the request came from.
+    pub fn with_source_address(mut self, address: Option<String>) -> RequestContext {
+        self.source_address = address;
+        self
     }
 
     pub fn is_admin(&self) -> bool {
@@ -55,6 +63,7 @@ impl RequestContext {
             event.project_id = Some(c.project_id.clone());
             event.user_id = Some(c.user_id.clone());
         }
+        event.source_address = self.source_address.clone();
         event
     }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
-use ims_catalog::Image;
-use ims_store::Manifest;
+use ims_catalog::{Image, ImageStatus};
+use ims_store::{ChunkStore, Manifest};
 use uuid::Uuid;
 
 use crate::images::ImageService;
@@ -15,6 +15,8 @@ use crate::{CoreError, Policy, RequestContext, Result};
 pub struct ImageData {
     pub image: Image,
     manifest: Arc<Manifest>,
+    /// The store view of the image's encryption domain (or plaintext).
+    store: ChunkStore,
 }
 
 impl ImageData {
@@ -25,25 +27,48 @@ impl ImageData {
 }
 
 impl ImageService {
-    /// Opens the image's data for reading. `Ok(None)` when the image has no data (Glance answers 204).
-    /// A deactivated image's data is for admins only (`Forbidden`).
+    /// Opens the image's data for reading. `Ok(None)` when the image has no data yet, staged data included
+    /// (Glance answers 204).
+    /// A deactivated image's data is for admins only (`Forbidden`); so is an encrypted image's whose master
+    /// key is disabled (`Forbidden` for everyone, until the key is enabled again).
     pub async fn open_data(&self, ctx: &RequestContext, id: Uuid) -> Result<Option<ImageData>> {
         let image = self.get(ctx, id).await?;
         Policy::check_download(ctx, &image)?;
-        let Some(manifest_id) = image.manifest_id.clone() else { return Ok(None) };
+        // Staged data (interoperable import) is not the image's data until the import activates it.
+        let staged = matches!(image.status, ImageStatus::Uploading | ImageStatus::Importing);
+        let Some(manifest_id) = image.manifest_id.clone().filter(|_| !staged) else { return Ok(None) };
+        let store = self.store_for_reading(&image).await?;
         let manifest = self.store.load_manifest(&manifest_id).await.map_err(|e| {
             CoreError::Corrupt(format!("image {id}: its data cannot be read: {e}"))
         })?;
-        Ok(Some(ImageData { image, manifest: Arc::new(manifest) }))
+        Ok(Some(ImageData { image, manifest: Arc::new(manifest), store }))
     }
 
     /// Streams bytes `[start, end)` of the data; every chunk is verified as it is read.
     pub fn read(&self, data: &ImageData, start: u64, end: u64) -> BoxStream<'static, Result<Bytes>> {
         use futures::StreamExt;
         let id = data.image.id;
-        self.store
+        data.store
             .read_range(data.manifest.clone(), start, end)
-            .map(move |r| r.map_err(|e| CoreError::Corrupt(format!("image {id}: {e}"))))
+            .map(move |r| {
+                r.map_err(|e| match e {
+                    ims_store::StoreError::Backend(m) => CoreError::Unavailable(format!("image {id}: {m}")),
+                    other => CoreError::Corrupt(format!("image {id}: {other}")),
+                })
+            })
             .boxed()
+    }
+
+    /// Like [`ImageService::read`], but reads the first piece before returning, so that data corrupt
+    /// from its first bytes fails here (before a response starts: the error can still be the answer).
+    /// Corruption found later ends the stream with an error; no unverified byte is ever yielded.
+    pub async fn read_checked(&self, data: &ImageData, start: u64, end: u64) -> Result<BoxStream<'static, Result<Bytes>>> {
+        use futures::StreamExt;
+        let mut stream = self.read(data, start, end);
+        match stream.next().await {
+            None => Ok(futures::stream::empty().boxed()),
+            Some(Err(e)) => Err(e),
+            Some(Ok(first)) => Ok(futures::stream::once(async move { Ok(first) }).chain(stream).boxed()),
+        }
     }
 }

@@ -46,6 +46,7 @@ impl From<CatalogError> for CoreError {
             CatalogError::Invalid(m) => CoreError::Invalid(m),
             CatalogError::LimitExceeded(m) => CoreError::QuotaExceeded(m),
             CatalogError::Database(m) => CoreError::Unavailable(format!("catalog unavailable: {m}")),
+            CatalogError::Unavailable(m) => CoreError::Unavailable(format!("catalog unavailable: {m}")),
         }
     }
 }

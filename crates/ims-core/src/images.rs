@@ -25,6 +25,8 @@ pub struct NewImage {
     pub owner: Option<String>,
     pub tags: Vec<String>,
     pub properties: BTreeMap<String, String>,
+    /// When the image becomes deprecated (see [`ims_catalog::Image::deprecate_at`]).
+    pub deprecate_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Image use cases, each authorized by [`Policy`].
@@ -33,11 +35,14 @@ pub struct ImageService {
     pub(crate) catalog: Catalog,
     pub(crate) store: ChunkStore,
     pub(crate) limits: ImageLimits,
+    /// Key management for encrypted images (unset: images cannot ask for encryption). Shared by every
+    /// clone, so the services holding one see the provider once it is configured.
+    pub(crate) kms: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn crate::kms::Kms>>>,
 }
 
 impl ImageService {
     pub fn new(catalog: Catalog, store: ChunkStore, limits: ImageLimits) -> ImageService {
-        ImageService { catalog, store, limits }
+        ImageService { catalog, store, limits, kms: Default::default() }
     }
 
     pub fn limits(&self) -> &ImageLimits {
@@ -67,7 +72,9 @@ impl ImageService {
         image.min_ram = new.min_ram;
         image.tags = new.tags.into_iter().collect();
         image.properties = new.properties;
+        image.deprecate_at = new.deprecate_at;
         self.validate(&image)?;
+        self.check_encryption_request(&image).await?;
         let event = ctx.event("image.create", format!("image:{}", image.id));
         // Admins are not limited (they publish public images and act for projects); everyone else
         // creates within the owner project's quota, counted and inserted in one transaction.
@@ -148,6 +155,7 @@ impl ImageService {
         Policy::check_modify(ctx, &current)?;
         let mut image = current.clone();
         apply_patch(ctx, &mut image, ops)?;
+        crate::kms::domains::check_unchanged(&current, &image)?;
         if image.visibility != current.visibility {
             Policy::check_visibility(ctx, image.visibility)?;
         }

@@ -1,25 +1,36 @@
 //! IMS use cases. Each one is authorized by [`Policy`] before it touches the catalog or the store;
 //! the HTTP layers only parse, call one use case and render.
 
+pub mod audit;
+pub mod buckets;
 mod context;
 mod download;
 mod error;
+pub mod favorites;
+pub mod glance_import;
 pub mod identity;
 mod images;
 pub mod inspection;
-mod jobs;
+pub mod kms;
+pub mod jobs;
+pub mod pipelines;
 pub mod limits;
+pub mod nbd_exports;
 mod members;
 pub mod os_versions;
 pub mod patch;
+mod quotas;
+pub mod share_auto_accept;
 mod policy;
 pub mod resource_tags;
 pub mod secrets;
+pub mod store_admin;
 mod upload;
 
 use ims_catalog::{Catalog, ImageUsage};
 use ims_store::ChunkStore;
 
+pub use audit::AuditService;
 pub use context::{Caller, RequestContext};
 pub use download::ImageData;
 pub use error::{CoreError, Result};
@@ -31,7 +42,9 @@ pub use limits::ImageLimits;
 pub use members::ShareService;
 pub use patch::{PatchKind, PatchOp};
 pub use policy::Policy;
+pub use quotas::{ProjectLimit, ProjectQuota};
 pub use secrets::{AesGcmSealer, SecretSealer};
+pub use store_admin::StoreAdminService;
 pub use upload::HASH_ALGO;
 
 /// The current time at whole-second precision: the precision timestamps are shown and filtered
@@ -49,6 +62,16 @@ pub struct Services {
     pub identity: IdentityService,
     pub tags: TagService,
     pub jobs: JobService,
+    pub store_admin: StoreAdminService,
+    pub kms: kms::KmsService,
+    /// Audit trail queries and verification.
+    pub audit: AuditService,
+    /// User object storage (import sources, export targets).
+    pub buckets: buckets::BucketStore,
+    /// Size limits of imports and exports.
+    pub pipeline_limits: pipelines::PipelineLimits,
+    /// The stored format per imported source format (none: kept as is).
+    pub import_conversions: std::sync::Arc<pipelines::ImportConversions>,
 }
 
 impl Services {
@@ -58,7 +81,16 @@ impl Services {
         Services {
             shares: ShareService::new(images.clone(), jobs.clone()),
             tags: TagService::new(images.clone()),
+            audit: AuditService::new(catalog.clone()),
             identity: IdentityService::new(catalog),
+            kms: kms::KmsService::default(),
+            buckets: buckets::BucketStore::new(
+                std::sync::Arc::new(object_store::memory::InMemory::new()),
+                Default::default(),
+            ),
+            pipeline_limits: Default::default(),
+            import_conversions: Default::default(),
+            store_admin: StoreAdminService::new(images.clone()),
             jobs,
             images,
         }
@@ -67,6 +99,20 @@ impl Services {
     /// The same services, sealing secrets (access keys) with `sealer`.
     pub fn with_sealer(mut self, sealer: std::sync::Arc<dyn SecretSealer>) -> Services {
         self.identity = self.identity.with_sealer(sealer);
+        self
+    }
+
+    /// The same services with key management by `kms`: the admin key API, and encrypted images.
+    /// The provider of a node is set once: a second call keeps the first provider for images.
+    pub fn with_kms(mut self, kms: std::sync::Arc<dyn kms::Kms>) -> Services {
+        let _ = self.images.kms.set(kms.clone());
+        self.kms = kms::KmsService::new(Some(kms));
+        self
+    }
+
+    /// The same services with user buckets in `buckets` (the default is an empty in-memory store).
+    pub fn with_buckets(mut self, buckets: buckets::BucketStore) -> Services {
+        self.buckets = buckets;
         self
     }
 }

@@ -50,3 +50,9 @@ pub const RESERVED_PREFIX: &str = "os_glance_";
 pub const PRIVATE_IMAGES: &str = "private_images";
 /// Largest private image quota an admin may set.
 pub const MAX_PRIVATE_IMAGE_QUOTA: i64 = 10_000;
+/// Name of the members-per-image quota in project quotas: how many projects one of the project's images
+/// may be shared with, through either API (whole-server images never more than
+/// [`ImageLimits::max_whole_image_members`]).
+pub const MEMBERS_PER_IMAGE: &str = "members_per_image";
+/// Largest members-per-image quota an admin may set.
+pub const MAX_MEMBERS_PER_IMAGE_QUOTA: i64 = 1_000;

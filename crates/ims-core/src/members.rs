@@ -33,7 +33,8 @@ impl ShareService {
 
     /// IMS `BatchAddMembers`: shares every image with every project, in a job. Checked before the job
     /// starts: the caller may manage each image's members, and no image would pass its member limit
-    /// (256 for system and data disk images, 10 for whole-server images). A private image becomes
+    /// (the owner's `members_per_image` quota, else 256 for system and data disk images; 10 at most for
+    /// whole-server images); the job adds each member within that limit atomically. A private image becomes
     /// `shared` (members only see shared images). Projects already members are left as they are.
     pub async fn batch_add(&self, ctx: &RequestContext, images: &[String], projects: &[String]) -> Result<Job> {
         let images = self.batch_images(ctx, images, true).await?;
@@ -47,8 +48,7 @@ impl ShareService {
         for image in &images {
             let existing = self.images.catalog.members.list(image.id).await?;
             let new = resolved.iter().filter(|p| !existing.iter().any(|m| &&m.member == p) && **p != image.owner).count();
-            let whole = image.properties.get("__whole_image").is_some_and(|v| v == "true");
-            let max = if whole { self.images.limits.max_whole_image_members } else { self.images.limits.max_ims_members };
+            let max = self.images.ims_member_limit(image).await?;
             if existing.len() + new > max {
                 return Err(CoreError::TooLarge(format!(
                     "Image {} would have {} members; it may have at most {max}",
@@ -149,18 +149,24 @@ impl ShareService {
                         };
                         self.images.update(ctx, image_id, &[op]).await?;
                     }
+                    let max = self.images.ims_member_limit(&current).await? as u64;
                     for project in projects.iter().filter(|p| **p != current.owner) {
                         let now = crate::now();
                         let m = Member {
                             image_id,
                             member: project.clone(),
-                            status: MemberStatus::Pending,
+                            status: self.images.initial_member_status(project, &current.owner).await?,
                             created_at: now,
                             updated_at: now,
                         };
                         let event = ctx.event("member.create", format!("image:{image_id}/member:{project}"));
-                        match members.add(&m, &event).await {
+                        match members.add_within_limit(&m, max, &event).await {
                             Ok(()) | Err(CatalogError::Conflict(_)) => {}
+                            Err(CatalogError::LimitExceeded(_)) => {
+                                return Err(CoreError::TooLarge(format!(
+                                    "Image {image_id} may have at most {max} members"
+                                )))
+                            }
                             Err(e) => return Err(e.into()),
                         }
                     }
@@ -185,7 +191,8 @@ impl ShareService {
     }
 
     /// Shares a `shared` image with `project` (an id, or a project name that resolves to one), pending
-    /// the member's answer. `Conflict` if already a member; `TooLarge` past the member limit.
+    /// the member's answer (accepted at once if the member auto-accepts the owner's shares). `Conflict`
+    /// if already a member; `TooLarge` past the owner's `members_per_image` limit (checked atomically).
     pub async fn add(&self, ctx: &RequestContext, image_id: Uuid, project: &str) -> Result<Member> {
         let image = self.images.get(ctx, image_id).await?;
         Policy::check_manage_members(ctx, &image)?;
@@ -194,19 +201,21 @@ impl ShareService {
         if existing.iter().any(|m| m.member == member) {
             return Err(CoreError::Conflict(format!("Member {member} already exists for image {image_id}")));
         }
-        let max = self.images.limits.max_members;
+        let max = self.images.members_per_image(&image.owner).await?;
+        let too_many =
+            || CoreError::TooLarge(format!("Maximum number of members exceeded: an image may have at most {max}"));
         if existing.len() >= max {
-            return Err(CoreError::TooLarge(format!(
-                "Maximum number of members exceeded: an image may have at most {max}"
-            )));
+            return Err(too_many());
         }
         let now = crate::now();
-        let m = Member { image_id, member, status: MemberStatus::Pending, created_at: now, updated_at: now };
+        let status = self.images.initial_member_status(&member, &image.owner).await?;
+        let m = Member { image_id, member, status, created_at: now, updated_at: now };
         let event = ctx.event("member.create", format!("image:{image_id}/member:{}", m.member));
-        self.images.catalog.members.add(&m, &event).await.map_err(|e| match e {
+        self.images.catalog.members.add_within_limit(&m, max as u64, &event).await.map_err(|e| match e {
             CatalogError::Conflict(_) => {
                 CoreError::Conflict(format!("Member {} already exists for image {image_id}", m.member))
             }
+            CatalogError::LimitExceeded(_) => too_many(),
             other => other.into(),
         })?;
         Ok(m)

@@ -31,6 +31,19 @@ const READ_ONLY: &[&str] = &[
     "updated_at", "self", "file", "schema", "direct_url", "locations", "stores",
 ];
 
+/// The attribute that sets [`Image::deprecate_at`]: an RFC 3339 time; `remove` or `null` clears it.
+pub const DEPRECATE_AT: &str = "deprecate_at";
+
+/// Parses a `deprecate_at` value: an RFC 3339 string with a time zone.
+pub fn parse_deprecate_at(value: &Value) -> Result<chrono::DateTime<chrono::Utc>> {
+    let s = value.as_str().ok_or_else(|| {
+        CoreError::Invalid(format!("'{DEPRECATE_AT}' must be an RFC 3339 time string, not {value}"))
+    })?;
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| CoreError::Invalid(format!("'{DEPRECATE_AT}' {s:?} is not an RFC 3339 time: {e}")))
+}
+
 /// Applies `ops` in order to `image`. On error `image` may be partly changed: callers apply to a copy.
 pub fn apply_patch(ctx: &RequestContext, image: &mut Image, ops: &[PatchOp]) -> Result<()> {
     for op in ops {
@@ -48,6 +61,14 @@ fn apply_one(_ctx: &RequestContext, image: &mut Image, op: &PatchOp) -> Result<(
         return Err(reserved(path));
     }
     let value = op.value.as_ref();
+    if path == DEPRECATE_AT {
+        image.deprecate_at = match (op.kind, value) {
+            (PatchKind::Remove, _) | (_, Some(Value::Null)) => None,
+            (_, Some(value)) => Some(parse_deprecate_at(value)?),
+            (_, None) => return Err(CoreError::Invalid(format!("Operation on '{path}' needs a value"))),
+        };
+        return Ok(());
+    }
     let base = matches!(
         path,
         "name" | "visibility" | "protected" | "os_hidden" | "min_disk" | "min_ram" | "disk_format"
@@ -216,6 +237,24 @@ mod tests {
             let err = apply_patch(&ctx(), &mut image(), &[op(PatchKind::Add, path, Some(v))]);
             assert!(matches!(err, Err(CoreError::Invalid(_))), "{path}");
         }
+    }
+
+    #[test]
+    fn deprecate_at_is_set_replaced_and_cleared() {
+        let mut img = image();
+        let set = |v| op(PatchKind::Replace, DEPRECATE_AT, Some(v));
+        apply_patch(&ctx(), &mut img, &[set(json!("2030-01-01T00:00:00+02:00"))]).unwrap();
+        assert_eq!(img.deprecate_at.unwrap().to_rfc3339(), "2029-12-31T22:00:00+00:00");
+        assert!(img.properties.is_empty(), "a record field, not a property");
+        for bad in [json!("2030-01-01"), json!(5), json!(true)] {
+            let err = apply_patch(&ctx(), &mut img, &[set(bad.clone())]);
+            assert!(matches!(err, Err(CoreError::Invalid(_))), "{bad}");
+        }
+        apply_patch(&ctx(), &mut img, &[op(PatchKind::Remove, DEPRECATE_AT, None)]).unwrap();
+        assert_eq!(img.deprecate_at, None);
+        apply_patch(&ctx(), &mut img, &[op(PatchKind::Remove, DEPRECATE_AT, None)]).unwrap();
+        apply_patch(&ctx(), &mut img, &[set(json!("2030-01-01T00:00:00Z")), set(Value::Null)]).unwrap();
+        assert_eq!(img.deprecate_at, None);
     }
 
     #[test]

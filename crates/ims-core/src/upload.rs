@@ -150,18 +150,22 @@ impl ImageService {
         if declared_size.is_some_and(|size| size > cap) {
             return Err(too_large(cap));
         }
+        // An encrypted image's key must be usable (enabled) before any data is taken.
+        self.store_for_upload(&image).await?;
         Ok(image)
     }
 
     /// Streams the body into the store; returns the image with its data fields filled in.
-    async fn receive<S, E>(&self, mut image: Image, declared_size: Option<u64>, mut body: S) -> Result<Image>
+    pub(crate) async fn receive<S, E>(&self, mut image: Image, declared_size: Option<u64>, mut body: S) -> Result<Image>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin + 'static,
         E: std::fmt::Display + Send + 'static,
     {
         let cap = self.limits.max_image_size;
         let limit = declared_size.map_or(cap, |d| d.min(cap));
-        let mut writer = self.store.writer();
+        // The image's encryption domain (or plaintext): written through, inspected through, recorded.
+        let (store, encryption) = self.store_for_upload(&image).await?;
+        let mut writer = store.writer();
         let mut hasher = Hasher::start();
         let mut received: u64 = 0;
         // Network frames are small; hashing and chunking work on batches of about BATCH bytes.
@@ -194,13 +198,23 @@ impl ImageService {
             }
         }
         let summary = writer.finish().await?;
+        // Until the manifest is saved, any early return gives the chunks back to garbage collection.
+        let pending = ims_store::PendingRelease::new(&self.store, summary.pending_id.clone());
         let digests = hasher.finish().await;
         let manifest = Arc::new(summary.manifest);
         let inspected = match image.disk_format.as_deref().and_then(inspected_format) {
-            Some(format) => Some(inspect_stored(&self.store, manifest.clone(), format, self.format_limits()).await?),
+            Some(format) => Some(inspect_stored(&store, manifest.clone(), format, self.format_limits()).await?),
             None => None,
         };
-        let manifest_id = self.store.save_manifest(&manifest).await?;
+        if let Some(record) = &encryption {
+            self.catalog.encryption.set_image_encryption(record).await?;
+        }
+        // Saved under the write's id, so its pending manifest protects it until `activate` releases that.
+        let manifest_id = match &summary.pending_id {
+            Some(id) => self.store.save_manifest_as(id, &manifest).await.map(|()| id.clone())?,
+            None => self.store.save_manifest(&manifest).await?,
+        };
+        pending.keep();
         tracing::info!(
             image = %image.id,
             bytes = received,
@@ -232,6 +246,7 @@ impl ImageService {
         if let Err(e) = self.catalog.images.save(&image, &[ImageStatus::Saving], &event).await {
             if let Some(m) = &image.manifest_id {
                 let _ = self.store.delete_manifest(m).await;
+                let _ = self.store.release_pending(m).await;
             }
             return Err(match e {
                 ims_catalog::CatalogError::Conflict(_) | ims_catalog::CatalogError::NotFound(_) => {
@@ -239,6 +254,12 @@ impl ImageService {
                 }
                 other => other.into(),
             });
+        }
+        // The catalog references the manifest now: its pending manifest is no longer needed.
+        if let Some(m) = &image.manifest_id {
+            if let Err(e) = self.store.release_pending(m).await {
+                tracing::warn!(image = %image.id, error = %e, "pending manifest left to expire");
+            }
         }
         Ok(image)
     }

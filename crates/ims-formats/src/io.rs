@@ -23,6 +23,16 @@ pub trait ReadAt: Send + Sync {
         }
         Ok(())
     }
+
+    /// The parts of `[offset, offset + len)` that may hold non-zero bytes, as sorted, disjoint
+    /// `(offset, length)` ranges inside that span, when the source knows them cheaply (the allocated
+    /// extents of a sparse file, the non-zero chunks of a manifest). Bytes outside the ranges read as
+    /// zeros. `None` when the source cannot tell: then every byte may be data. Never reads the data
+    /// itself; an answer is a snapshot and may be stale if the source changes concurrently.
+    fn data_ranges(&self, offset: u64, len: u64) -> io::Result<Option<Vec<(u64, u64)>>> {
+        let _ = (offset, len);
+        Ok(None)
+    }
 }
 
 /// Positional writes to a seekable sink.
@@ -40,6 +50,47 @@ impl ReadAt for File {
     fn size(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
+    /// Asks the file system with `SEEK_DATA`/`SEEK_HOLE`; `None` where it does not support them.
+    fn data_ranges(&self, offset: u64, len: u64) -> io::Result<Option<Vec<(u64, u64)>>> {
+        file_data_ranges(self, offset, len)
+    }
+}
+
+/// The allocated extents of `file` in `[offset, offset + len)`, found with `SEEK_DATA`/`SEEK_HOLE`
+/// (they move the file position, which positional reads do not use).
+fn file_data_ranges(file: &File, offset: u64, len: u64) -> io::Result<Option<Vec<(u64, u64)>>> {
+    use rustix::fs::{seek, SeekFrom};
+    use rustix::io::Errno;
+    let end = offset.saturating_add(len);
+    let mut out = Vec::new();
+    let mut pos = offset;
+    while pos < end {
+        let data = match seek(file, SeekFrom::Data(pos)) {
+            Ok(at) => at,
+            // No data at or after `pos`.
+            Err(Errno::NXIO) => break,
+            // The file system (or file type) has no notion of holes.
+            Err(Errno::INVAL | Errno::NOTSUP | Errno::SPIPE) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if data >= end {
+            break;
+        }
+        let hole = match seek(file, SeekFrom::Hole(data)) {
+            Ok(at) => at,
+            // The file shrank between the two calls: nothing past `data`.
+            Err(Errno::NXIO) => break,
+            Err(e) => return Err(e.into()),
+        };
+        if hole <= data {
+            // A file system that breaks the contract: stop trusting it.
+            return Ok(None);
+        }
+        let stop = hole.min(end);
+        out.push((data.max(pos), stop - data.max(pos)));
+        pos = stop;
+    }
+    Ok(Some(out))
 }
 
 impl WriteAt for File {

@@ -25,6 +25,8 @@ pub mod vmdk;
 // Our own formats (reader and writer each), specified in docs/formats/zvhd.md.
 pub mod zvhd;
 pub mod zvhd2;
+// Metadata consistency checks.
+pub mod check;
 // Writers and conversion.
 pub mod convert;
 pub mod write;

@@ -2,15 +2,18 @@
 
 use std::sync::Arc;
 
-use crate::reader::{check_virtual_size, BlockMap, Mapped, Mapping, Run, Source};
-use crate::{DiskImage, Format, ImageDetails, Limits, ReadAt, Result};
+use crate::reader::mapped::{check_range, push_extent};
+use crate::reader::{check_virtual_size, Source};
+use crate::{BlockExtent, BlockStatus, DiskImage, Format, ImageDetails, Limits, ReadAt, Result};
 
 /// Any bytes are a raw image, so there is no positive probe: raw is what detection falls back to.
 pub fn probe(_header: &[u8]) -> bool {
     false
 }
 
-/// Opens `src` as a raw disk: virtual size = file size, every byte is `Data`.
+/// Opens `src` as a raw disk: virtual size = file size. Block status comes from the source's
+/// allocation map where it has one (holes of a sparse file are `Unallocated`); otherwise every byte
+/// is `Data` and writers find the zeros by reading.
 ///
 /// Refuses (`Unsafe`) a file larger than `limits.max_virtual_size`.
 pub fn open(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<Box<dyn DiskImage>> {
@@ -24,13 +27,7 @@ pub(crate) fn open_as(
     format: Format,
     name: &'static str,
 ) -> Result<Box<dyn DiskImage>> {
-    let source = Source::new(src, name)?;
-    check_virtual_size(name, source.size(), limits)?;
-    Ok(Box::new(Mapped(RawMap {
-        source,
-        format,
-        details: ImageDetails::default(),
-    })))
+    open_with_details(src, limits, format, name, ImageDetails::default())
 }
 
 /// A raw-layout image with extra display facts.
@@ -43,35 +40,51 @@ pub(crate) fn open_with_details(
 ) -> Result<Box<dyn DiskImage>> {
     let source = Source::new(src, name)?;
     check_virtual_size(name, source.size(), limits)?;
-    Ok(Box::new(Mapped(RawMap {
+    Ok(Box::new(RawDisk {
         source,
         format,
         details,
-    })))
+    }))
 }
 
-struct RawMap {
+/// A guest disk stored byte for byte in its file.
+struct RawDisk {
     source: Source,
     format: Format,
     details: ImageDetails,
 }
 
-impl BlockMap for RawMap {
+impl DiskImage for RawDisk {
     fn format(&self) -> Format {
         self.format
     }
+
     fn virtual_size(&self) -> u64 {
         self.source.size()
     }
-    fn source(&self) -> &Source {
-        &self.source
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        check_range(self.format, self.source.size(), offset, buf.len() as u64)?;
+        self.source.read_into("data", buf, offset)
     }
-    fn map(&self, offset: u64, max_len: u64) -> Result<Mapping> {
-        Ok(Mapping {
-            run: Run::Host(offset),
-            len: max_len,
-        })
+
+    fn block_status(&self, offset: u64, length: u64) -> Result<Vec<BlockExtent>> {
+        check_range(self.format, self.source.size(), offset, length)?;
+        let mut out = Vec::new();
+        let Some(ranges) = self.source.data_ranges(offset, length)? else {
+            push_extent(&mut out, offset, length, BlockStatus::Data);
+            return Ok(out);
+        };
+        let mut pos = offset;
+        for (at, len) in ranges {
+            push_extent(&mut out, pos, at - pos, BlockStatus::Unallocated);
+            push_extent(&mut out, at, len, BlockStatus::Data);
+            pos = at + len;
+        }
+        push_extent(&mut out, pos, offset + length - pos, BlockStatus::Unallocated);
+        Ok(out)
     }
+
     fn details(&self) -> ImageDetails {
         self.details.clone()
     }
@@ -96,6 +109,33 @@ mod tests {
         let st = img.block_status(0, 10_000).unwrap_or_default();
         assert_eq!(st.len(), 1);
         assert_eq!(st[0].status, BlockStatus::Data);
+    }
+
+    #[test]
+    fn raw_reports_the_holes_of_a_sparse_file() {
+        let mut file = tempfile::tempfile().unwrap();
+        let mib = 1u64 << 20;
+        file.set_len(8 * mib).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[7u8; 4096], 3 * mib).unwrap();
+        std::io::Write::flush(&mut file).unwrap();
+        let img = open(Arc::new(file), &Limits::default()).unwrap();
+        let st = img.block_status(0, 8 * mib).unwrap();
+        let covered: u64 = st.iter().map(|e| e.length).sum();
+        assert_eq!(covered, 8 * mib);
+        let data: Vec<_> = st.iter().filter(|e| e.status == BlockStatus::Data).collect();
+        // Every file system with holes keeps the written page as data and most of the rest as holes;
+        // one without holes reports everything as data.
+        assert!(data.iter().any(|e| e.offset <= 3 * mib && e.offset + e.length >= 3 * mib + 4096));
+        let data_bytes: u64 = data.iter().map(|e| e.length).sum();
+        assert!(data_bytes == 8 * mib || data_bytes <= 2 * mib, "{st:?}");
+        // A sub-range starting inside a hole.
+        let part = img.block_status(mib, 3 * mib).unwrap();
+        assert_eq!(part.first().map(|e| e.offset), Some(mib));
+        assert_eq!(part.iter().map(|e| e.length).sum::<u64>(), 3 * mib);
+        let mut buf = vec![1u8; 8192];
+        img.read_at(&mut buf, 3 * mib - 4096).unwrap();
+        assert!(buf[..4096].iter().all(|&b| b == 0));
+        assert!(buf[4096..].iter().all(|&b| b == 7));
     }
 
     #[test]

@@ -21,7 +21,8 @@ impl FromRequestParts<AppState> for Ctx {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Ctx, ApiError> {
         let request_id = parts.extensions.get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
         if let Some(SignedCaller(caller)) = parts.extensions.get::<SignedCaller>() {
-            return Ok(Ctx(RequestContext::new(request_id, Some(caller.clone()))));
+            let caller = caller.clone();
+            return Ok(Ctx(crate::audit::context(parts, request_id, caller)));
         }
         let token = parts
             .headers
@@ -39,7 +40,7 @@ impl FromRequestParts<AppState> for Ctx {
         let caller = state.services.identity.authenticate(token).await.map_err(|e| {
             ApiError::from(e).with_header("www-authenticate", "X-Auth-Token")
         })?;
-        Ok(Ctx(RequestContext::new(request_id, Some(caller))))
+        Ok(Ctx(crate::audit::context(parts, request_id, caller)))
     }
 }
 

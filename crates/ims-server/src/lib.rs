@@ -2,13 +2,19 @@
 //!
 //! [`serve`] runs one node until its shutdown future completes; tests start it on port 0.
 
+mod admin;
+mod audit;
 mod auth;
+mod buckets;
 mod cloudimages;
 pub mod config;
 mod console;
 mod error;
 mod glance;
 mod identity;
+mod jobs;
+mod kms;
+mod nbd;
 mod request_id;
 pub mod signature;
 mod state;
@@ -38,6 +44,10 @@ pub struct Node {
     state: AppState,
     /// The admin token created at first start (random when `IMS_ADMIN_TOKEN` was not set).
     pub generated_admin_token: Option<String>,
+    /// Runs this node's share of the job queue while it serves.
+    job_runner: ims_core::jobs::JobRunner,
+    /// The NBD listener, bound at open when `nbd_listen` is set.
+    nbd: Option<nbd::NbdListener>,
 }
 
 impl Node {
@@ -47,14 +57,52 @@ impl Node {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
         let database = settings.database_url();
-        let catalog = Catalog::connect(&database).await.with_context(|| format!("opening catalog {database}"))?;
+        let catalog = Catalog::connect(&database)
+            .await
+            .with_context(|| format!("opening catalog {}", config::without_password(&database)))?;
         let store_url = settings.store_url()?;
-        let store = ChunkStore::open(&store_url).with_context(|| format!("opening store {store_url}"))?;
+        let store_options = ims_store::StoreOptions {
+            s3_access_key_id: settings.s3_access_key_id.clone(),
+            s3_secret_access_key: settings.s3_secret_access_key.clone(),
+        };
+        let store =
+            ChunkStore::open_with(&store_url, &store_options).with_context(|| format!("opening store {store_url}"))?;
+        store.set_chunk_cache_bytes(settings.chunk_cache_bytes);
+        store.set_gc_grace(std::time::Duration::from_secs(settings.gc_grace));
         let limits = ImageLimits { max_image_size: settings.image_size_cap, ..ImageLimits::default() };
         let master_key = settings.data_dir.join("master.key");
         let sealer = ims_core::AesGcmSealer::open_key_file(&master_key)
             .with_context(|| format!("opening the master key {}", master_key.display()))?;
-        let services = Services::new(catalog, store, limits).with_sealer(Arc::new(sealer));
+        let sealer: Arc<dyn ims_core::SecretSealer> = Arc::new(sealer);
+        let kms = Arc::new(ims_core::kms::BuiltinKms::new(catalog.clone(), sealer.clone()));
+        let buckets_url = settings.buckets_url()?;
+        let bucket_objects = ChunkStore::open_with(&buckets_url, &store_options)
+            .with_context(|| format!("opening the buckets {buckets_url}"))?
+            .objects()
+            .clone();
+        let buckets = ims_core::buckets::BucketStore::new(bucket_objects, settings.bucket_grants.clone());
+        let services =
+            Services::new(catalog.clone(), store, limits).with_sealer(sealer).with_kms(kms).with_buckets(buckets);
+        let pipeline_limits = ims_core::pipelines::PipelineLimits {
+            max_import_size: settings.max_import_size,
+            max_quick_import_size: settings.max_quick_import_size,
+            max_export_size: settings.max_export_size,
+        };
+        let conversions = ims_core::pipelines::parse_conversions(&settings.import_conversions)
+            .map_err(|e| anyhow::anyhow!("setting import_conversions: {e}"))?;
+        let services = services.with_pipelines(pipeline_limits, conversions);
+        let stale_after = std::time::Duration::from_secs(settings.job_stale_after.max(1));
+        let runner_settings = ims_core::jobs::RunnerSettings {
+            workers: settings.job_workers,
+            stale_after,
+            heartbeat_interval: (stale_after / 4).min(std::time::Duration::from_secs(5)),
+            ..Default::default()
+        };
+        let glance_import = services.glance_import(Arc::new(glance::import_settings(&settings)?));
+        let mut job_handlers = services.job_handlers();
+        glance_import.register_handler(&mut job_handlers);
+        let job_runner =
+            ims_core::jobs::JobRunner::new(catalog, job_handlers, runner_settings, services.jobs.waker());
         let created = services.identity.bootstrap(settings.admin_token.as_deref()).await?;
         let generated_admin_token = match created {
             Some(token) if settings.admin_token.is_none() => {
@@ -64,7 +112,20 @@ impl Node {
             }
             _ => None,
         };
-        Ok(Node { state: AppState { services, settings: Arc::new(settings) }, generated_admin_token })
+        let nbd = match settings.nbd_listen {
+            Some(address) => Some(
+                nbd::NbdListener::bind(address).await.with_context(|| format!("binding the NBD listener {address}"))?,
+            ),
+            None => None,
+        };
+        let nbd_address = nbd.as_ref().map(nbd::NbdListener::address);
+        let state = AppState { services, settings: Arc::new(settings), glance_import, nbd_address };
+        Ok(Node { state, generated_admin_token, job_runner, nbd })
+    }
+
+    /// Where this node's NBD server listens (the bound port when `nbd_listen` asked for port 0).
+    pub fn nbd_address(&self) -> Option<std::net::SocketAddr> {
+        self.state.nbd_address
     }
 
     /// The HTTP application of this node.
@@ -74,19 +135,36 @@ impl Node {
             .merge(glance::router())
             .merge(cloudimages::router())
             .merge(identity::router())
+            .merge(admin::router())
+            .merge(audit::router())
+            .merge(kms::router())
+            .merge(buckets::router())
+            .merge(jobs::router())
             .merge(console::router())
             .fallback(fallback)
             .with_state(self.state.clone())
             .layer(axum::middleware::from_fn_with_state(self.state.clone(), signature::verify))
+            .layer(axum::middleware::from_fn_with_state(self.state.clone(), audit::record_failures))
             .layer(axum::middleware::from_fn(request_id::assign))
     }
 
     /// Serves on `listener` until `shutdown` completes, then finishes in-flight requests.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let app = self.router();
+        let _gc = admin::BackgroundGc::start(&self.state);
         tracing::info!(address = %listener.local_addr()?, "IMS listening");
-        axum::serve(listener, app).with_graceful_shutdown(shutdown).await?;
-        Ok(())
+        let jobs = self.job_runner.start();
+        let nbd_stop = tokio_util::sync::CancellationToken::new();
+        let exports = ims_core::nbd_exports::NbdExportService::new(self.state.services.images.clone());
+        let nbd = self.nbd.map(|listener| listener.serve(exports, nbd_stop.clone()));
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        nbd_stop.cancel();
+        if let Some(nbd) = nbd {
+            let _ = nbd.await;
+        }
+        jobs.shutdown().await;
+        Ok(served?)
     }
 }
 

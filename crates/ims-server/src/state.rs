@@ -9,4 +9,8 @@ use crate::config::Settings;
 pub struct AppState {
     pub services: Services,
     pub settings: Arc<Settings>,
+    /// Glance interoperable import, with this node's import settings.
+    pub glance_import: ims_core::glance_import::GlanceImportService,
+    /// Where this node's NBD server listens (none when it runs none).
+    pub nbd_address: Option<std::net::SocketAddr>,
 }

@@ -3,7 +3,9 @@
 //! Run with `cargo bench -p ims-store` (or `cargo run --release --bench chunking -p ims-store`).
 //! Prints two numbers: the chunk store alone, and the chunk store while another thread computes md5 + sha512
 //! of the same stream (what the image upload path does). Optional argument: size in MiB (default 512);
-//! `IMS_BENCH_ONLY=store` or `IMS_BENCH_ONLY=hashes` runs one of the two.
+//! `IMS_BENCH_ONLY=store` or `IMS_BENCH_ONLY=hashes` runs one of the two. Each runs twice: plaintext, and
+//! encrypted (in an encryption domain: keyed ids and AES-256-GCM per chunk); `IMS_BENCH_ENCRYPTION=off|on`
+//! keeps one of the two.
 //! On a shared machine the wall-clock number depends on the other load; the CPU time per byte does not
 //! (much), so the bench also prints the throughput the measured CPU cost allows when every core is ours.
 
@@ -53,8 +55,11 @@ fn process_cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-async fn run(data: &Bytes, with_hashes: bool) -> (f64, f64, ims_store::WriteSummary) {
-    let store = ChunkStore::open("memory://").unwrap();
+async fn run(data: &Bytes, with_hashes: bool, encrypted: bool) -> (f64, f64, ims_store::WriteSummary) {
+    let mut store = ChunkStore::open("memory://").unwrap();
+    if encrypted {
+        store = store.in_domain(ims_store::EncryptionDomain::new(&ims_store::EncryptionDomain::generate_data_key()));
+    }
     let (hash_tx, hash_rx) = mpsc::sync_channel::<Bytes>(16);
     let hasher = with_hashes.then(|| {
         std::thread::spawn(move || {
@@ -100,11 +105,21 @@ async fn main() {
     let data = generate(size);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let only = std::env::var("IMS_BENCH_ONLY").ok();
-    for (label, with_hashes) in [("chunk store", false), ("chunk store + md5/sha512 thread", true)] {
+    let encryption = std::env::var("IMS_BENCH_ENCRYPTION").ok();
+    let runs = [
+        ("chunk store", false, false),
+        ("chunk store + md5/sha512 thread", true, false),
+        ("encrypted chunk store", false, true),
+        ("encrypted chunk store + md5/sha512 thread", true, true),
+    ];
+    for (label, with_hashes, encrypted) in runs {
         if only.as_deref().is_some_and(|o| o != if with_hashes { "hashes" } else { "store" }) {
             continue;
         }
-        let (secs, cpu, s) = run(&data, with_hashes).await;
+        if encryption.as_deref().is_some_and(|e| e != if encrypted { "on" } else { "off" }) {
+            continue;
+        }
+        let (secs, cpu, s) = run(&data, with_hashes, encrypted).await;
         println!(
             "{label}: {mib} MiB in {secs:.2} s = {:.0} MB/s ({:.0} MiB/s); CPU {cpu:.2} s = {:.2} ns/byte \
              (all {cores} cores busy would give {:.0} MB/s); {} chunks ({} new, {} dedup), {:.1}% stored",

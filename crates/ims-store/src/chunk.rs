@@ -7,9 +7,11 @@
 //! | `0` | the plaintext as is (used when zstd does not save at least 1/16) |
 //! | `1` | one zstd frame (level 1) of the plaintext |
 //!
-//! Every other tag is reserved. Encryption will take new tags (e.g. `0x80 | codec`, with the nonce and the
-//! key reference following the tag), so objects written today stay readable and unknown tags are rejected
-//! as corrupt rather than misread.
+//! | `0x80` | encrypted (see [`crate::crypto`]): nonce, then the AES-256-GCM sealed plaintext |
+//! | `0x81` | encrypted: nonce, then the AES-256-GCM sealed zstd frame |
+//!
+//! Every other tag is reserved; unknown tags are rejected as corrupt rather than misread. Plaintext objects
+//! (tags 0 and 1) are only accepted outside an encryption domain, encrypted ones only inside one.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -21,6 +23,8 @@ use object_store::path::Path;
 use object_store::PutPayload;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zstd::zstd_safe::{CCtx, CParameter, ResetDirective};
+
+use crate::crypto::{EncryptionDomain, ENCRYPTED, NONCE_LEN, TAG_LEN};
 
 /// Codec tag: the payload is the plaintext.
 pub const CODEC_RAW: u8 = 0;
@@ -129,6 +133,13 @@ const MAX_IDLE_ENCODERS: usize = 4;
 /// CPU heavy: call it from a blocking thread. Compresses with zstd unless that saves less than 1/16 of the
 /// size; the raw form references the segments without copying them.
 pub fn encode(segments: &[Bytes]) -> PutPayload {
+    encode_in(None, &ChunkId([0; 32]), segments)
+}
+
+/// Encodes a chunk like [`encode`], then, in an encryption domain, seals it under the domain's key for the
+/// chunk `id` (which must be `domain.chunk_id(segments)`): tag `0x80 | codec`, a fresh random nonce, the
+/// AES-256-GCM ciphertext and its tag. Without a domain `id` is unused and the result is [`encode`]'s.
+pub fn encode_in(domain: Option<&EncryptionDomain>, id: &ChunkId, segments: &[Bytes]) -> PutPayload {
     let total: usize = segments.iter().map(Bytes::len).sum();
     let idle = IDLE_ENCODERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
     let mut encoder = match idle {
@@ -140,22 +151,45 @@ pub fn encode(segments: &[Bytes]) -> PutPayload {
             Encoder { cctx, scratch: Vec::new() }
         }
     };
-    let compressed = encoder.compress(segments, total);
+    let head = if domain.is_some() { 1 + NONCE_LEN } else { 1 };
+    let compressed = encoder.compress(segments, total, head);
     let mut idle = IDLE_ENCODERS.lock().unwrap_or_else(|e| e.into_inner());
     if idle.len() < MAX_IDLE_ENCODERS {
         idle.push(encoder);
     }
     drop(idle);
-    match compressed {
-        Some(out) => PutPayload::from(out),
-        None => std::iter::once(Bytes::from_static(&[CODEC_RAW])).chain(segments.iter().cloned()).collect(),
-    }
+    let Some(domain) = domain else {
+        return match compressed {
+            Some(out) => PutPayload::from(out),
+            None => std::iter::once(Bytes::from_static(&[CODEC_RAW])).chain(segments.iter().cloned()).collect(),
+        };
+    };
+    let mut object = match compressed {
+        Some(mut out) => {
+            out[0] = ENCRYPTED | CODEC_ZSTD;
+            out.reserve_exact(TAG_LEN);
+            out
+        }
+        None => {
+            let mut out = Vec::with_capacity(head + total + TAG_LEN);
+            out.push(ENCRYPTED | CODEC_RAW);
+            out.resize(head, 0);
+            for segment in segments {
+                out.extend_from_slice(segment);
+            }
+            out
+        }
+    };
+    // Encrypting a buffer we own cannot fail (only over-long inputs would, and chunks are at most MAX_CHUNK).
+    domain.seal_in_place(id, &mut object).expect("AES-GCM encrypts a chunk");
+    PutPayload::from(object)
 }
 
 impl Encoder {
-    /// `CODEC_ZSTD` followed by one zstd frame of the segments, or `None` if that would not save at least
-    /// 1/16 of `total`. The output buffer is only that large, so incompressible data fails fast.
-    fn compress(&mut self, segments: &[Bytes], total: usize) -> Option<Vec<u8>> {
+    /// `CODEC_ZSTD` and `head - 1` zero bytes followed by one zstd frame of the segments, or `None` if that
+    /// would not save at least 1/16 of `total`. The output buffer is only that large (plus room for an
+    /// encryption tag), so incompressible data fails fast.
+    fn compress(&mut self, segments: &[Bytes], total: usize, head: usize) -> Option<Vec<u8>> {
         if total == 0 || self.sample_is_incompressible(segments, total) {
             return None;
         }
@@ -172,14 +206,15 @@ impl Encoder {
             &self.scratch
         };
         let limit = total - total / 16;
-        let mut out = Vec::with_capacity(1 + limit);
+        let mut out = Vec::with_capacity(head + limit + TAG_LEN);
         out.push(CODEC_ZSTD);
+        out.resize(head, 0);
         let mut cursor = Cursor::new(out);
-        cursor.set_position(1);
+        cursor.set_position(head as u64);
         let written = self.cctx.compress2(&mut cursor, src);
         let mut out = cursor.into_inner();
         match written {
-            Ok(n) if n <= limit && out.len() == 1 + n => {
+            Ok(n) if n <= limit && out.len() == head + n => {
                 // The buffer was sized for the worst case; don't keep the slack alive with the object.
                 if out.capacity() - out.len() > 64 * 1024 {
                     out.shrink_to_fit();
@@ -231,11 +266,33 @@ const SAMPLE: usize = 64 * 1024;
 /// `expected_len` bytes and hash to `id`. CPU heavy: call it from a blocking thread.
 /// The error string says what failed (the caller adds where).
 pub fn decode(object: Bytes, id: &ChunkId, expected_len: usize) -> Result<Bytes, String> {
+    decode_in(None, object, id, expected_len)
+}
+
+/// Decodes a chunk object like [`decode`], in an encryption domain or outside any: in a domain the object
+/// must be encrypted, is authenticated and decrypted with the domain's key, and its plaintext must hash to
+/// `id` with the domain's keyed hash. Outside a domain an encrypted object is refused (no key), and in a
+/// domain a plaintext object is refused (no downgrade).
+pub fn decode_in(
+    domain: Option<&EncryptionDomain>,
+    object: Bytes,
+    id: &ChunkId,
+    expected_len: usize,
+) -> Result<Bytes, String> {
     let Some(&tag) = object.first() else {
         return Err("empty chunk object".into());
     };
-    let plain = match tag {
-        CODEC_RAW => object.slice(1..),
+    let (codec, payload) = match ((tag & ENCRYPTED) != 0, domain) {
+        (false, None) => (tag, object.slice(1..)),
+        (true, Some(domain)) => {
+            let payload = domain.open(id, &object)?;
+            (tag & !ENCRYPTED, Bytes::from(payload))
+        }
+        (true, None) => return Err("chunk is encrypted and no data key was given".into()),
+        (false, Some(_)) => return Err("chunk is not encrypted but its image is".into()),
+    };
+    let plain = match codec {
+        CODEC_RAW => payload,
         CODEC_ZSTD => DECOMPRESSOR.with(|cell| {
             let mut slot = cell.borrow_mut();
             if slot.is_none() {
@@ -243,16 +300,19 @@ pub fn decode(object: Bytes, id: &ChunkId, expected_len: usize) -> Result<Bytes,
             }
             let decompressor = slot.as_mut().expect("initialized above");
             decompressor
-                .decompress(&object[1..], expected_len)
+                .decompress(&payload, expected_len)
                 .map(Bytes::from)
                 .map_err(|e| format!("zstd payload does not decode: {e}"))
         })?,
-        other => return Err(format!("unknown codec tag {other}")),
+        _ => return Err(format!("unknown codec tag {tag}")),
     };
     if plain.len() != expected_len {
         return Err(format!("plaintext is {} bytes, expected {expected_len}", plain.len()));
     }
-    let actual = ChunkId::of(&plain);
+    let actual = match domain {
+        Some(domain) => domain.chunk_id(std::slice::from_ref(&plain)),
+        None => ChunkId::of(&plain),
+    };
     if actual != *id {
         return Err(format!("plaintext hashes to {actual}"));
     }

@@ -16,11 +16,34 @@ fn permits() -> &'static Semaphore {
 
 /// Runs `job` on tokio's blocking pool once a CPU permit is free. `what` names the job in errors
 /// (a panic in `job` becomes `StoreError::Backend`).
+///
+/// The permit is taken and given back by a task of its own, not by the caller's future: a caller that stops
+/// polling (a read stream whose consumer stalls) must not hold a permit, nor be handed one while queued,
+/// and so hold up every other read and write of the process. Dropping the returned future stops the wait for
+/// a permit; a job already running finishes in the background.
 pub(crate) async fn run<R, F>(what: &str, job: F) -> Result<R, StoreError>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    let _permit = permits().acquire().await.expect("the CPU semaphore is never closed");
-    tokio::task::spawn_blocking(job).await.map_err(|e| StoreError::from_join(what, e))
+    let task = tokio::spawn(async move {
+        let permit = permits().acquire().await.expect("the CPU semaphore is never closed");
+        let result = tokio::task::spawn_blocking(job).await;
+        drop(permit);
+        result
+    });
+    let mut task = AbortOnDrop(task);
+    match (&mut task.0).await {
+        Ok(result) => result.map_err(|e| StoreError::from_join(what, e)),
+        Err(e) => Err(StoreError::from_join(what, e)),
+    }
+}
+
+/// Aborts the task when dropped (its caller went away).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -3,19 +3,30 @@
 //! A file streams in through a [`ManifestWriter`], is cut into content-defined chunks (FastCDC, ~1 MiB),
 //! and each chunk is stored once under the blake3 hash of its plaintext (zstd compressed when that helps;
 //! all-zero chunks are not stored at all). The resulting [`Manifest`] maps file offsets to chunks and gives
-//! verified random access through [`ChunkStore::read_range`].
+//! verified random access through [`ChunkStore::read_range`]. A store view made with
+//! [`ChunkStore::in_domain`] encrypts what it writes and decrypts what it reads (see [`crypto`]).
 
+mod backend;
 pub mod cdc;
 pub mod chunk;
 mod cpu;
+pub mod crypto;
 mod error;
+mod gc;
+mod journal;
 mod manifest;
+mod random_access;
 mod reader;
 mod store;
 mod writer;
 
+pub use backend::StoreOptions;
 pub use chunk::ChunkId;
+pub use crypto::EncryptionDomain;
 pub use error::StoreError;
+pub use gc::{PendingManifest, StoredChunk, StoredManifest};
+pub use journal::PendingRelease;
 pub use manifest::{Extent, Manifest, MANIFEST_VERSION};
-pub use store::ChunkStore;
+pub use random_access::{CacheStats, ChunkCache, RandomAccess, DEFAULT_CHUNK_CACHE_BYTES};
+pub use store::{ChunkStore, DEFAULT_GC_GRACE};
 pub use writer::{ManifestWriter, WriteSummary};

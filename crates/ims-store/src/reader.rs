@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 
-use crate::chunk::decode;
+use crate::chunk::decode_in;
 use crate::{cpu, ChunkId, ChunkStore, Manifest, StoreError};
 
 /// Chunks fetched and decoded at once by one read.
@@ -86,7 +86,7 @@ pub(crate) fn read_range(
 }
 
 /// Fetches, decodes and verifies one chunk (the extent at file offset `offset`, `length` bytes).
-async fn fetch_chunk(store: &ChunkStore, id: ChunkId, offset: u64, length: usize) -> Result<Bytes, StoreError> {
+pub(crate) async fn fetch_chunk(store: &ChunkStore, id: ChunkId, offset: u64, length: usize) -> Result<Bytes, StoreError> {
     let object = match store.objects().get(&id.object_path()).await {
         Ok(result) => result.bytes().await,
         Err(e) => Err(e),
@@ -98,7 +98,8 @@ async fn fetch_chunk(store: &ChunkStore, id: ChunkId, offset: u64, length: usize
         }
         Err(e) => return Err(StoreError::Backend(format!("reading chunk {id} at file offset {offset}: {e}"))),
     };
-    cpu::run("chunk decoding", move || decode(object, &id, length))
+    let domain = store.domain().cloned();
+    cpu::run("chunk decoding", move || decode_in(domain.as_ref(), object, &id, length))
         .await?
         .map_err(|e| StoreError::Corrupt(format!("chunk {id} at file offset {offset}: {e}")))
 }

@@ -6,22 +6,33 @@ use futures::stream::BoxStream;
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutPayload};
+use object_store::ObjectStore;
 
-use crate::{ChunkId, Manifest, ManifestWriter, StoreError};
+use crate::{ChunkId, Manifest, ManifestWriter, StoreError, StoreOptions};
 
 /// A content-addressed chunk store over an `object_store` backend.
 ///
 /// Object layout: chunks at `chunks/<2 hex>/<64 hex>` (see [`crate::chunk`] for their encoding), manifests at
-/// `manifests/<uuid>` (JSON, see [`Manifest::to_json`]). Cloning is cheap (an `Arc`), and clones share the backend.
+/// `manifests/<uuid>` (JSON, see [`Manifest::to_json`]), pending manifests of writes in progress at
+/// `manifests/pending/<uuid>/<seq>` (see `journal`), and the garbage collector's clock object at `gc/clock`.
+/// Cloning is cheap (an `Arc`), and clones share the backend.
 #[derive(Clone)]
 pub struct ChunkStore {
     inner: Arc<Inner>,
+    /// The encryption domain this view writes and reads in (`None`: plaintext chunks).
+    domain: Option<crate::EncryptionDomain>,
 }
 
 struct Inner {
     objects: Arc<dyn ObjectStore>,
+    /// See [`ChunkStore::gc_grace`].
+    gc_grace_millis: std::sync::atomic::AtomicU64,
+    /// See [`ChunkStore::chunk_cache`].
+    chunk_cache: std::sync::OnceLock<Arc<crate::ChunkCache>>,
 }
+
+/// Grace period of garbage collection assumed until [`ChunkStore::set_gc_grace`] says otherwise.
+pub const DEFAULT_GC_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl std::fmt::Debug for ChunkStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -30,10 +41,17 @@ impl std::fmt::Debug for ChunkStore {
 }
 
 impl ChunkStore {
-    /// Opens a store by URL: `file:///abs/dir` (the directory is created if missing) or `memory://`
-    /// (a fresh, empty, process-local store). Any other URL is `StoreError::Invalid`; a directory that
-    /// cannot be created is `StoreError::Backend`. Does not need an async runtime.
+    /// Opens a store by URL: `file:///abs/dir` (the directory is created if missing), `memory://`
+    /// (a fresh, empty, process-local store) or `s3://BUCKET?endpoint=...&region=...` (credentials from the
+    /// environment, see [`StoreOptions`]). Any other URL is `StoreError::Invalid`; a directory that
+    /// cannot be created is `StoreError::Backend`. Does not need an async runtime and makes no request.
     pub fn open(url: &str) -> Result<ChunkStore, StoreError> {
+        ChunkStore::open_with(url, &StoreOptions::default())
+    }
+
+    /// Like [`ChunkStore::open`], with `options` taking precedence over the environment. An `s3://` URL
+    /// without credentials from either, or with a half-given pair, is `StoreError::Invalid`.
+    pub fn open_with(url: &str, options: &StoreOptions) -> Result<ChunkStore, StoreError> {
         let parsed = url::Url::parse(url).map_err(|e| StoreError::Invalid(format!("bad store URL {url:?}: {e}")))?;
         let objects: Arc<dyn ObjectStore> = match parsed.scheme() {
             "memory" => Arc::new(InMemory::new()),
@@ -45,6 +63,7 @@ impl ChunkStore {
                     .map_err(|e| StoreError::Backend(format!("cannot create store directory {}: {e}", dir.display())))?;
                 Arc::new(LocalFileSystem::new_with_prefix(&dir)?)
             }
+            "s3" => crate::backend::open_s3(&parsed, options)?,
             other => return Err(StoreError::Invalid(format!("unsupported store URL scheme {other:?} in {url:?}"))),
         };
         Ok(ChunkStore::new(objects))
@@ -52,7 +71,39 @@ impl ChunkStore {
 
     /// Wraps an existing object store (any backend).
     pub fn new(objects: Arc<dyn ObjectStore>) -> ChunkStore {
-        ChunkStore { inner: Arc::new(Inner { objects }) }
+        let gc_grace_millis = std::sync::atomic::AtomicU64::new(DEFAULT_GC_GRACE.as_millis() as u64);
+        let chunk_cache = std::sync::OnceLock::new();
+        ChunkStore { inner: Arc::new(Inner { objects, gc_grace_millis, chunk_cache }), domain: None }
+    }
+
+    /// Gives this store (every view of it) a chunk cache of `budget_bytes` instead of one of
+    /// [`crate::DEFAULT_CHUNK_CACHE_BYTES`]. Only before the cache is first used: afterwards it returns
+    /// false and changes nothing.
+    pub fn set_chunk_cache_bytes(&self, budget_bytes: u64) -> bool {
+        self.inner.chunk_cache.set(Arc::new(crate::ChunkCache::new(budget_bytes))).is_ok()
+    }
+
+    /// The cache of decoded chunks shared by every [`ChunkStore::random_access`] reader of this store.
+    pub fn chunk_cache(&self) -> &Arc<crate::ChunkCache> {
+        self.inner
+            .chunk_cache
+            .get_or_init(|| Arc::new(crate::ChunkCache::new(crate::DEFAULT_CHUNK_CACHE_BYTES)))
+    }
+
+    /// A view of the same store whose writers encrypt every chunk in `domain` (ids keyed by the domain,
+    /// so dedup happens within the domain only) and whose reads decrypt with it. Manifests are shared.
+    pub fn in_domain(&self, domain: crate::EncryptionDomain) -> ChunkStore {
+        ChunkStore { inner: self.inner.clone(), domain: Some(domain) }
+    }
+
+    /// A view of the same store that writes and reads plaintext chunks.
+    pub fn without_domain(&self) -> ChunkStore {
+        ChunkStore { inner: self.inner.clone(), domain: None }
+    }
+
+    /// The encryption domain of this view, if any.
+    pub fn domain(&self) -> Option<&crate::EncryptionDomain> {
+        self.domain.as_ref()
     }
 
     /// The underlying object store (for listing, garbage collection and tests).
@@ -81,11 +132,23 @@ impl ChunkStore {
     pub async fn save_manifest(&self, manifest: &Manifest) -> Result<String, StoreError> {
         manifest.validate().map_err(|e| StoreError::Invalid(format!("manifest: {e}")))?;
         let id = uuid::Uuid::new_v4().to_string();
-        self.inner
-            .objects
-            .put(&manifest_path(&id)?, PutPayload::from(manifest.to_json()))
-            .await?;
+        // Manifests of large images run to megabytes: those go up in parts.
+        crate::backend::put_object(self.inner.objects.as_ref(), &manifest_path(&id)?, manifest.to_json().into()).await?;
         Ok(id)
+    }
+
+    /// Persists a manifest under a given id: that of the write that produced it
+    /// ([`crate::WriteSummary::pending_id`]), so that its pending manifest keeps protecting it until the
+    /// catalog references it. Replaces a manifest saved under that id before; otherwise as
+    /// [`ChunkStore::save_manifest`]. `Invalid` if `id` is not a uuid.
+    pub async fn save_manifest_as(&self, id: &str, manifest: &Manifest) -> Result<(), StoreError> {
+        manifest.validate().map_err(|e| StoreError::Invalid(format!("manifest: {e}")))?;
+        crate::backend::put_object(self.inner.objects.as_ref(), &manifest_path(id)?, manifest.to_json().into()).await?;
+        Ok(())
+    }
+
+    pub(crate) fn gc_grace_millis(&self) -> &std::sync::atomic::AtomicU64 {
+        &self.inner.gc_grace_millis
     }
 
     /// Loads a manifest by id. `NotFound` if there is none with that id, `Corrupt` if the stored object does

@@ -19,7 +19,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cdc::{Chunker, Segments};
-use crate::chunk::{encode, id_of_segments, segments_are_zero};
+use crate::chunk::{encode_in, segments_are_zero};
+use crate::crypto::chunk_id_in;
+use crate::journal::{Existing, Journal};
 use crate::{cpu, ChunkId, ChunkStore, Extent, Manifest, StoreError};
 
 /// Writes are coalesced (without copying) until this many bytes before being handed to the chunker thread.
@@ -46,6 +48,12 @@ pub struct WriteSummary {
     pub zero_bytes: u64,
     /// Physical bytes of the chunk objects this write created (after compression, headers included).
     pub bytes_stored: u64,
+    /// Deduplicated chunks that were old enough to be stored again (see the `journal` module).
+    pub chunks_refreshed: u64,
+    /// The pending manifest protecting this write's chunks from garbage collection (`None` if no chunk was
+    /// stored or reused). Save the manifest under this id ([`ChunkStore::save_manifest_as`]) and call
+    /// [`ChunkStore::release_pending`] once the catalog references it, or once the result is thrown away.
+    pub pending_id: Option<String>,
 }
 
 /// Writes one file into a [`ChunkStore`]; obtained from [`ChunkStore::writer`].
@@ -54,8 +62,9 @@ pub struct WriteSummary {
 /// dropped, and at most a few tens of MiB of chunk data however large the file.
 ///
 /// Feed the file with [`write`](Self::write), then call [`finish`](Self::finish). Dropping the writer without
-/// `finish` abandons the write: its background tasks stop, no manifest is produced, and chunks already stored
-/// stay for garbage collection. After any error the writer is failed: every later call returns an error.
+/// `finish` abandons the write: its background tasks stop, no manifest is produced, its pending manifest is
+/// discarded (see the `journal` module) and chunks already stored stay for garbage collection. After any error
+/// the writer is failed (its pending manifest discarded too): every later call returns an error.
 pub struct ManifestWriter {
     store: ChunkStore,
     pending: Vec<Bytes>,
@@ -67,6 +76,7 @@ pub struct ManifestWriter {
 struct Pipeline {
     input: mpsc::Sender<Input>,
     task: JoinHandle<Result<WriteSummary, StoreError>>,
+    journal: Arc<Journal>,
 }
 
 enum Input {
@@ -87,6 +97,8 @@ enum Outcome {
 enum Kind {
     Zero,
     Deduplicated,
+    /// Deduplicated, but stored again to renew it.
+    Refreshed,
     New { stored: u64 },
 }
 
@@ -135,7 +147,13 @@ impl ManifestWriter {
         self.send(Input::Finish).await?;
         let pipeline = self.pipeline.take().expect("started above");
         drop(pipeline.input);
-        let summary = join(pipeline.task).await?;
+        let summary = match join(pipeline.task).await {
+            Ok(summary) => summary,
+            Err(e) => {
+                discard(&self.store, &pipeline.journal).await;
+                return Err(e);
+            }
+        };
         tracing::debug!(
             size = summary.manifest.size,
             chunks_total = summary.chunks_total,
@@ -156,19 +174,37 @@ impl ManifestWriter {
         // The pipeline stopped early: its task holds the reason.
         self.failed = true;
         let pipeline = self.pipeline.take().expect("present");
-        Err(match join(pipeline.task).await {
+        let error = match join(pipeline.task).await {
             Err(e) => e,
             Ok(_) => StoreError::Backend("chunk pipeline stopped unexpectedly".into()),
-        })
+        };
+        discard(&self.store, &pipeline.journal).await;
+        Err(error)
     }
 }
 
 impl Drop for ManifestWriter {
     fn drop(&mut self) {
         // Abandoned: stop storing. The chunker thread exits when it sees its input channel closed.
-        if let Some(pipeline) = &self.pipeline {
-            pipeline.task.abort();
+        // Its pending manifest goes once the task has stopped (so no segment is written after the delete).
+        if let Some(Pipeline { input, task, journal }) = self.pipeline.take() {
+            drop(input);
+            task.abort();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let store = self.store.clone();
+                runtime.spawn(async move {
+                    let _ = task.await;
+                    discard(&store, &journal).await;
+                });
+            }
         }
+    }
+}
+
+/// Deletes the pending manifest of a write whose result is lost (best effort: it expires otherwise).
+async fn discard(store: &ChunkStore, journal: &Journal) {
+    if let Err(e) = crate::journal::delete_pending(store, journal.id()).await {
+        tracing::warn!(pending = journal.id(), error = %e, "pending manifest of a failed write left to expire");
     }
 }
 
@@ -185,15 +221,17 @@ impl Pipeline {
         let (input, input_rx) = mpsc::channel(INPUT_QUEUE);
         let (cut_tx, cut_rx) = mpsc::channel(CHUNK_QUEUE);
         let chunker = tokio::task::spawn_blocking(move || run_chunker(input_rx, cut_tx));
+        let journal = Arc::new(Journal::new(store.clone()));
+        let task_journal = journal.clone();
         let task = tokio::spawn(async move {
-            let result = run_store(store, cut_rx).await;
+            let result = run_store(store, task_journal, cut_rx).await;
             if result.is_ok() {
                 // The chunker has already finished (it sent End); surface a panic if it had one.
                 chunker.await.map_err(|e| StoreError::from_join("chunker", e))?;
             }
             result
         });
-        Pipeline { input, task }
+        Pipeline { input, task, journal }
     }
 }
 
@@ -230,10 +268,10 @@ fn run_chunker(mut input: mpsc::Receiver<Input>, cuts: mpsc::Sender<Cut>) {
 }
 
 /// The store task: processes chunks concurrently, in order, and assembles the manifest.
-async fn run_store(store: ChunkStore, cuts: mpsc::Receiver<Cut>) -> Result<WriteSummary, StoreError> {
+async fn run_store(store: ChunkStore, journal: Arc<Journal>, cuts: mpsc::Receiver<Cut>) -> Result<WriteSummary, StoreError> {
     let seen = Arc::new(Mutex::new(HashSet::new()));
     let cuts = futures::stream::unfold(cuts, |mut rx| async move { rx.recv().await.map(|cut| (cut, rx)) });
-    let mut outcomes = std::pin::pin!(cuts.map(|cut| process(store.clone(), seen.clone(), cut)).buffered(CHUNKS_IN_FLIGHT));
+    let mut outcomes = std::pin::pin!(cuts.map(|cut| process(store.clone(), journal.clone(), seen.clone(), cut)).buffered(CHUNKS_IN_FLIGHT));
     let mut summary = WriteSummary::default();
     while let Some(outcome) = outcomes.next().await {
         match outcome? {
@@ -241,6 +279,10 @@ async fn run_store(store: ChunkStore, cuts: mpsc::Receiver<Cut>) -> Result<Write
                 match kind {
                     Kind::Zero => summary.zero_bytes += u64::from(extent.length),
                     Kind::Deduplicated => summary.chunks_deduplicated += 1,
+                    Kind::Refreshed => {
+                        summary.chunks_deduplicated += 1;
+                        summary.chunks_refreshed += 1;
+                    }
                     Kind::New { stored } => {
                         summary.chunks_new += 1;
                         summary.bytes_stored += stored;
@@ -251,6 +293,8 @@ async fn run_store(store: ChunkStore, cuts: mpsc::Receiver<Cut>) -> Result<Write
             Outcome::End { size } => {
                 summary.manifest.size = size;
                 summary.chunks_total = summary.chunks_new + summary.chunks_deduplicated;
+                journal.confirm_reused().await?;
+                summary.pending_id = journal.is_used().await.then(|| journal.id().to_string());
                 debug_assert!(summary.manifest.validate().is_ok());
                 return Ok(summary);
             }
@@ -259,15 +303,21 @@ async fn run_store(store: ChunkStore, cuts: mpsc::Receiver<Cut>) -> Result<Write
     Err(StoreError::Backend("write abandoned before finish".into()))
 }
 
-async fn process(store: ChunkStore, seen: Arc<Mutex<HashSet<ChunkId>>>, cut: Cut) -> Result<Outcome, StoreError> {
+async fn process(
+    store: ChunkStore,
+    journal: Arc<Journal>,
+    seen: Arc<Mutex<HashSet<ChunkId>>>,
+    cut: Cut,
+) -> Result<Outcome, StoreError> {
     let (offset, data) = match cut {
         Cut::End { size } => return Ok(Outcome::End { size }),
         Cut::Chunk { offset, data } => (offset, data),
     };
     let length: usize = data.iter().map(Bytes::len).sum();
     let length = u32::try_from(length).expect("chunks are at most MAX_CHUNK bytes");
+    let domain = store.domain().cloned();
     let (data, id) = cpu::run("chunk hashing", move || {
-        let id = (!segments_are_zero(&data)).then(|| id_of_segments(&data));
+        let id = (!segments_are_zero(&data)).then(|| chunk_id_in(domain.as_ref(), &data));
         (data, id)
     })
     .await?;
@@ -275,17 +325,26 @@ async fn process(store: ChunkStore, seen: Arc<Mutex<HashSet<ChunkId>>>, cut: Cut
         return Ok(Outcome::Chunk { extent: Extent { offset, length, chunk: None }, kind: Kind::Zero });
     };
     let first_in_file = seen.lock().expect("seen set poisoned").insert(id);
-    let kind = if !first_in_file || store.has_chunk(&id).await? {
+    // Recorded in the pending manifest before the store is asked (write-ahead, see `crate::journal`).
+    let existing = match first_in_file {
+        false => Existing::Fresh,
+        true => {
+            journal.record(id).await?;
+            journal.existing(&id).await?
+        }
+    };
+    let kind = if existing == Existing::Fresh {
         Kind::Deduplicated
     } else {
-        let payload = cpu::run("chunk compression", move || encode(&data)).await?;
+        let domain = store.domain().cloned();
+        let payload = cpu::run("chunk compression", move || encode_in(domain.as_ref(), &id, &data)).await?;
         let stored = payload.content_length() as u64;
         store
             .objects()
             .put(&id.object_path(), payload)
             .await
             .map_err(|e| StoreError::Backend(format!("storing chunk {id} (file offset {offset}): {e}")))?;
-        Kind::New { stored }
+        if existing == Existing::Stale { Kind::Refreshed } else { Kind::New { stored } }
     };
     Ok(Outcome::Chunk { extent: Extent { offset, length, chunk: Some(id) }, kind })
 }

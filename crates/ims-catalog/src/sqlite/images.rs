@@ -8,7 +8,8 @@ use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use uuid::Uuid;
 
 use super::{
-    begin_write, commit, conflict_or_db, db_err, fmt_time, get, insert_audit, parse_stored, parse_time, parse_uuid,
+    begin_write, commit, conflict_or_db, db_err, fmt_time, get, insert_audit, parse_opt_time, parse_stored, parse_time,
+    parse_uuid,
 };
 use crate::repo::{ImageRepository, ImageUsage};
 use crate::{AuditEvent, CatalogError, Image, ImageQuery, ImageStatus, Result};
@@ -16,7 +17,7 @@ use crate::{AuditEvent, CatalogError, Image, ImageQuery, ImageStatus, Result};
 /// Columns of `images` that make up an [`Image`] (tags and properties live in their own tables).
 pub(super) const IMAGE_COLUMNS: &str = "id, name, status, visibility, protected, os_hidden, owner, disk_format, \
      container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, manifest_id, \
-     created_at, updated_at";
+     deprecate_at, created_at, updated_at";
 
 /// Most ids bound in one `IN (...)` list when loading tags and properties.
 const IN_CHUNK: usize = 500;
@@ -76,82 +77,8 @@ impl ImageRepository for SqliteImages {
     }
 
     async fn save(&self, image: &Image, expected: &[ImageStatus], event: &AuditEvent) -> Result<()> {
-        let id = image.id.to_string();
         let mut tx = begin_write(&self.pool).await?;
-        let mut updated = 0;
-        if !expected.is_empty() {
-            let deleted_at = (image.status == ImageStatus::Deleted).then(|| fmt_time(&image.updated_at));
-            let mut qb = QueryBuilder::<Sqlite>::new("UPDATE images SET name = ");
-            qb.push_bind(image.name.clone())
-                .push(", status = ")
-                .push_bind(image.status.as_str())
-                .push(", visibility = ")
-                .push_bind(image.visibility.as_str())
-                .push(", protected = ")
-                .push_bind(i64::from(image.protected))
-                .push(", os_hidden = ")
-                .push_bind(i64::from(image.os_hidden))
-                .push(", owner = ")
-                .push_bind(image.owner.clone())
-                .push(", disk_format = ")
-                .push_bind(image.disk_format.clone())
-                .push(", container_format = ")
-                .push_bind(image.container_format.clone())
-                .push(", min_disk = ")
-                .push_bind(image.min_disk)
-                .push(", min_ram = ")
-                .push_bind(image.min_ram)
-                .push(", size = ")
-                .push_bind(image.size)
-                .push(", virtual_size = ")
-                .push_bind(image.virtual_size)
-                .push(", checksum = ")
-                .push_bind(image.checksum.clone())
-                .push(", os_hash_algo = ")
-                .push_bind(image.os_hash_algo.clone())
-                .push(", os_hash_value = ")
-                .push_bind(image.os_hash_value.clone())
-                .push(", manifest_id = ")
-                .push_bind(image.manifest_id.clone())
-                .push(", created_at = ")
-                .push_bind(fmt_time(&image.created_at))
-                .push(", updated_at = ")
-                .push_bind(fmt_time(&image.updated_at))
-                .push(", deleted_at = ")
-                .push_bind(deleted_at)
-                .push(" WHERE id = ")
-                .push_bind(id.clone())
-                .push(" AND deleted_at IS NULL AND status IN (");
-            let mut statuses = qb.separated(", ");
-            for status in expected {
-                statuses.push_bind(status.as_str());
-            }
-            qb.push(")");
-            updated = qb.build().execute(&mut *tx).await.map_err(db_err)?.rows_affected();
-        }
-        if updated == 0 {
-            let current: Option<String> =
-                sqlx::query_scalar("SELECT status FROM images WHERE id = ? AND deleted_at IS NULL")
-                    .bind(&id)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            return Err(match current {
-                None => CatalogError::NotFound(format!("image {id}")),
-                Some(status) => CatalogError::Conflict(format!(
-                    "image {id} is {status}, expected {}",
-                    expected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
-                )),
-            });
-        }
-        for table in ["image_tags", "image_properties"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE image_id = ?"))
-                .bind(&id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        }
-        insert_tags_and_properties(&mut tx, image).await?;
+        save_image(&mut tx, image, expected).await?;
         insert_audit(&mut tx, event).await?;
         commit(tx).await
     }
@@ -193,14 +120,96 @@ impl ImageRepository for SqliteImages {
     }
 }
 
+/// The compare-and-set of [`ImageRepository::save`] inside the caller's write transaction (no audit row).
+pub(super) async fn save_image(tx: &mut SqliteConnection, image: &Image, expected: &[ImageStatus]) -> Result<()> {
+    let id = image.id.to_string();
+    let mut updated = 0;
+    if !expected.is_empty() {
+        let deleted_at = (image.status == ImageStatus::Deleted).then(|| fmt_time(&image.updated_at));
+        let mut qb = QueryBuilder::<Sqlite>::new("UPDATE images SET name = ");
+        qb.push_bind(image.name.clone())
+            .push(", status = ")
+            .push_bind(image.status.as_str())
+            .push(", visibility = ")
+            .push_bind(image.visibility.as_str())
+            .push(", protected = ")
+            .push_bind(i64::from(image.protected))
+            .push(", os_hidden = ")
+            .push_bind(i64::from(image.os_hidden))
+            .push(", owner = ")
+            .push_bind(image.owner.clone())
+            .push(", disk_format = ")
+            .push_bind(image.disk_format.clone())
+            .push(", container_format = ")
+            .push_bind(image.container_format.clone())
+            .push(", min_disk = ")
+            .push_bind(image.min_disk)
+            .push(", min_ram = ")
+            .push_bind(image.min_ram)
+            .push(", size = ")
+            .push_bind(image.size)
+            .push(", virtual_size = ")
+            .push_bind(image.virtual_size)
+            .push(", checksum = ")
+            .push_bind(image.checksum.clone())
+            .push(", os_hash_algo = ")
+            .push_bind(image.os_hash_algo.clone())
+            .push(", os_hash_value = ")
+            .push_bind(image.os_hash_value.clone())
+            .push(", manifest_id = ")
+            .push_bind(image.manifest_id.clone())
+            .push(", deprecate_at = ")
+            .push_bind(image.deprecate_at.as_ref().map(fmt_time))
+            .push(", created_at = ")
+            .push_bind(fmt_time(&image.created_at))
+            .push(", updated_at = ")
+            .push_bind(fmt_time(&image.updated_at))
+            .push(", deleted_at = ")
+            .push_bind(deleted_at)
+            .push(" WHERE id = ")
+            .push_bind(id.clone())
+            .push(" AND deleted_at IS NULL AND status IN (");
+        let mut statuses = qb.separated(", ");
+        for status in expected {
+            statuses.push_bind(status.as_str());
+        }
+        qb.push(")");
+        updated = qb.build().execute(&mut *tx).await.map_err(db_err)?.rows_affected();
+    }
+    if updated == 0 {
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT status FROM images WHERE id = ? AND deleted_at IS NULL")
+                .bind(&id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        return Err(match current {
+            None => CatalogError::NotFound(format!("image {id}")),
+            Some(status) => CatalogError::Conflict(format!(
+                "image {id} is {status}, expected {}",
+                expected.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+            )),
+        });
+    }
+    for table in ["image_tags", "image_properties"] {
+        sqlx::query(&format!("DELETE FROM {table} WHERE image_id = ?"))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+    }
+    insert_tags_and_properties(&mut *tx, image).await?;
+    Ok(())
+}
+
 /// Inserts the row of `image` with its tags and properties.
-async fn insert_image(conn: &mut SqliteConnection, image: &Image) -> Result<()> {
+pub(super) async fn insert_image(conn: &mut SqliteConnection, image: &Image) -> Result<()> {
         let deleted_at = (image.status == ImageStatus::Deleted).then(|| fmt_time(&image.updated_at));
         sqlx::query(
             "INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, \
              container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, \
-             manifest_id, created_at, updated_at, deleted_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             manifest_id, deprecate_at, created_at, updated_at, deleted_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(image.id.to_string())
         .bind(&image.name)
@@ -219,6 +228,7 @@ async fn insert_image(conn: &mut SqliteConnection, image: &Image) -> Result<()> 
         .bind(&image.os_hash_algo)
         .bind(&image.os_hash_value)
         .bind(&image.manifest_id)
+        .bind(image.deprecate_at.as_ref().map(fmt_time))
         .bind(fmt_time(&image.created_at))
         .bind(fmt_time(&image.updated_at))
         .bind(deleted_at)
@@ -270,6 +280,7 @@ pub(super) fn image_from_row(row: &SqliteRow) -> Result<Image> {
         manifest_id: get(row, "manifest_id")?,
         tags: BTreeSet::new(),
         properties: BTreeMap::new(),
+        deprecate_at: parse_opt_time(get(row, "deprecate_at")?)?,
         created_at: parse_time(&get::<String>(row, "created_at")?)?,
         updated_at: parse_time(&get::<String>(row, "updated_at")?)?,
     })

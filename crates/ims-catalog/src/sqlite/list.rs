@@ -19,7 +19,7 @@ use crate::{
 /// one snapshot.
 pub(super) async fn list(pool: &SqlitePool, query: &ImageQuery) -> Result<Vec<Image>> {
     let mut tx = pool.begin().await.map_err(db_err)?;
-    let order = sort_order(&query.sort);
+    let order = query.total_order();
 
     let marker = match query.marker {
         None => None,
@@ -53,27 +53,6 @@ pub(super) async fn list(pool: &SqlitePool, query: &ImageQuery) -> Result<Vec<Im
     attach_tags_and_properties(&mut tx, &mut images).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(images)
-}
-
-/// The total sort order of `sort`: duplicates dropped, default `created_at desc`, `id` appended.
-pub(super) fn sort_order(sort: &[(SortKey, SortDir)]) -> Vec<(SortKey, SortDir)> {
-    let mut order: Vec<(SortKey, SortDir)> = Vec::new();
-    for &(key, dir) in sort {
-        if !order.iter().any(|(k, _)| *k == key) {
-            order.push((key, dir));
-        }
-    }
-    if order.is_empty() {
-        order.push((SortKey::CreatedAt, SortDir::Desc));
-    }
-    if let Some(pos) = order.iter().position(|(k, _)| *k == SortKey::Id) {
-        // Keys after a unique key never decide anything.
-        order.truncate(pos + 1);
-    } else {
-        let last_dir = order.last().map_or(SortDir::Desc, |(_, d)| *d);
-        order.push((SortKey::Id, last_dir));
-    }
-    order
 }
 
 /// Appends the visibility rule of [`ImageQuery`] for `viewer` as `AND ...` conditions.
@@ -136,6 +115,12 @@ fn push_filters(qb: &mut QueryBuilder<'_, Sqlite>, query: &ImageQuery) {
         qb.push(" AND protected = ").push_bind(i64::from(protected));
     }
     qb.push(" AND os_hidden = ").push_bind(i64::from(query.os_hidden.unwrap_or(false)));
+    let as_of = fmt_time(&query.deprecated_as_of);
+    if query.deprecated == Some(true) {
+        qb.push(" AND deprecate_at IS NOT NULL AND deprecate_at <= ").push_bind(as_of);
+    } else {
+        qb.push(" AND (deprecate_at IS NULL OR deprecate_at > ").push_bind(as_of).push(")");
+    }
     for tag in &query.tags {
         qb.push(" AND EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id AND t.tag = ")
             .push_bind(tag.clone())
@@ -322,18 +307,4 @@ fn push_after(qb: &mut QueryBuilder<'_, Sqlite>, order: &[(SortKey, SortDir)], m
         qb.push(")");
     }
     qb.push(")");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sort_order_defaults_dedups_and_ends_with_id() {
-        use SortDir::*;
-        use SortKey::*;
-        assert_eq!(sort_order(&[]), vec![(CreatedAt, Desc), (Id, Desc)]);
-        assert_eq!(sort_order(&[(Name, Asc), (Size, Desc), (Name, Desc)]), vec![(Name, Asc), (Size, Desc), (Id, Desc)]);
-        assert_eq!(sort_order(&[(Id, Asc), (Name, Desc)]), vec![(Id, Asc)]);
-    }
 }

@@ -57,6 +57,41 @@ impl MemberRepository for SqliteMembers {
         commit(tx).await
     }
 
+    async fn add_within_limit(&self, member: &Member, max_members: u64, event: &AuditEvent) -> Result<()> {
+        let image_id = member.image_id.to_string();
+        let mut tx = begin_write(&self.pool).await?;
+        let image_exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM images WHERE id = ? AND deleted_at IS NULL)")
+                .bind(&image_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if !image_exists {
+            return Err(CatalogError::NotFound(format!("image {image_id}")));
+        }
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM image_members WHERE image_id = ?")
+            .bind(&image_id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if u64::try_from(count).unwrap_or(0) >= max_members {
+            return Err(CatalogError::LimitExceeded(format!(
+                "image {image_id} has {count} member(s); at most {max_members} are allowed"
+            )));
+        }
+        sqlx::query(&format!("INSERT INTO image_members ({MEMBER_COLUMNS}) VALUES (?, ?, ?, ?, ?)"))
+            .bind(&image_id)
+            .bind(&member.member)
+            .bind(member.status.as_str())
+            .bind(fmt_time(&member.created_at))
+            .bind(fmt_time(&member.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(conflict_or_db(|| format!("{} is already a member of image {image_id}", member.member)))?;
+        insert_audit(&mut tx, event).await?;
+        commit(tx).await
+    }
+
     async fn get(&self, image_id: Uuid, member: &str) -> Result<Member> {
         let row = sqlx::query(&format!("SELECT {MEMBER_COLUMNS} FROM image_members WHERE image_id = ? AND member = ?"))
             .bind(image_id.to_string())

@@ -9,6 +9,11 @@
 //! RFC 3339 UTC with a fixed nine-digit fraction (so string order is time order and values round-trip
 //! exactly), booleans are INTEGER 0/1.
 
+mod audit;
+mod encryption;
+mod favorites;
+mod share_auto_accept;
+mod nbd_exports;
 mod identity;
 mod images;
 mod jobs;
@@ -26,6 +31,8 @@ use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
 use crate::{AuditEvent, Catalog, CatalogError, Result};
 
+pub use audit::SqliteAudit;
+pub use encryption::SqliteEncryption;
 pub use identity::SqliteIdentity;
 pub use images::SqliteImages;
 pub use jobs::SqliteJobs;
@@ -81,6 +88,7 @@ impl SqliteCatalog {
             .await
             .map_err(|e| CatalogError::Database(format!("cannot open {url:?}: {e}")))?;
         MIGRATOR.run(&pool).await.map_err(|e| CatalogError::Database(format!("migrating {url:?}: {e}")))?;
+        audit::seal_legacy(&pool).await?;
         Ok(SqliteCatalog { pool })
     }
 
@@ -91,6 +99,11 @@ impl SqliteCatalog {
             members: Arc::new(SqliteMembers::new(self.pool.clone())),
             identity: Arc::new(SqliteIdentity::new(self.pool.clone())),
             resource_tags: Arc::new(SqliteResourceTags::new(self.pool.clone())),
+            encryption: Arc::new(SqliteEncryption::new(self.pool.clone())),
+            audit: Arc::new(SqliteAudit::new(self.pool.clone())),
+            favorites: Arc::new(favorites::SqliteFavorites::new(self.pool.clone())),
+            share_auto_accept: Arc::new(share_auto_accept::SqliteShareAutoAccept::new(self.pool.clone())),
+            nbd_exports: Arc::new(nbd_exports::SqliteNbdExports::new(self.pool.clone())),
             jobs: Arc::new(SqliteJobs::new(self.pool)),
         }
     }
@@ -105,27 +118,14 @@ impl SqliteCatalog {
     /// The `limit` most recent audit events, newest first.
     pub async fn recent_audit_events(&self, limit: u32) -> Result<Vec<AuditEvent>> {
         let rows = sqlx::query(
-            "SELECT at, request_id, project_id, user_id, action, resource, result, detail \
-             FROM audit_events ORDER BY seq DESC LIMIT ?",
+            "SELECT seq, at, request_id, project_id, user_id, source_address, action, resource, result, error, \
+             detail FROM audit_events ORDER BY seq DESC LIMIT ?",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditEvent {
-                    at: parse_time(&get::<String>(row, "at")?)?,
-                    request_id: get(row, "request_id")?,
-                    project_id: get(row, "project_id")?,
-                    user_id: get(row, "user_id")?,
-                    action: get(row, "action")?,
-                    resource: get(row, "resource")?,
-                    result: get(row, "result")?,
-                    detail: get(row, "detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(audit::event_from_row).collect()
     }
 }
 
@@ -140,24 +140,9 @@ async fn commit(tx: Transaction<'static, Sqlite>) -> Result<()> {
     tx.commit().await.map_err(db_err)
 }
 
-/// Appends `event` to the audit trail inside `tx`.
+/// Appends `event` to the audit trail inside `tx`, chained after the current head.
 async fn insert_audit(tx: &mut Transaction<'static, Sqlite>, event: &AuditEvent) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_events (at, request_id, project_id, user_id, action, resource, result, detail) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(fmt_time(&event.at))
-    .bind(&event.request_id)
-    .bind(&event.project_id)
-    .bind(&event.user_id)
-    .bind(&event.action)
-    .bind(&event.resource)
-    .bind(&event.result)
-    .bind(&event.detail)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_err)?;
-    Ok(())
+    audit::append(tx, event).await.map(drop)
 }
 
 /// Maps a driver error: unique violations become `Conflict`, everything else `Database`.

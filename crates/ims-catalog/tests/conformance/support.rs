@@ -8,8 +8,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use ims_catalog::query::{MemberStatusFilter, VisibilityFilter};
+use ims_catalog::postgres::PostgresCatalog;
 use ims_catalog::sqlite::SqliteCatalog;
 use ims_catalog::{AuditEvent, Catalog, CatalogError, Image, ImageQuery, Result, SortDir, SortKey, Viewer};
+use ims_testkit::postgres::PostgresCluster;
 use uuid::Uuid;
 
 /// Reads a backend's audit trail. Not part of the repository traits: each backend offers it its own way.
@@ -31,17 +33,35 @@ impl AuditProbe for SqliteCatalog {
     }
 }
 
+#[async_trait]
+impl AuditProbe for PostgresCatalog {
+    async fn count(&self) -> u64 {
+        self.audit_count().await.expect("audit count")
+    }
+    async fn latest(&self) -> Option<AuditEvent> {
+        self.recent_audit_events(1).await.expect("audit events").pop()
+    }
+}
+
 /// One backend under test: a fresh, empty catalog.
 pub struct Backend {
     pub catalog: Catalog,
     pub audit: Arc<dyn AuditProbe>,
     /// Keeps the backend's files alive for the test.
     _dir: Option<tempfile::TempDir>,
+    /// Keeps the backend's PostgreSQL server running for the test.
+    _postgres: Option<PostgresCluster>,
 }
 
 impl Backend {
     pub fn new(catalog: Catalog, audit: Arc<dyn AuditProbe>, dir: Option<tempfile::TempDir>) -> Backend {
-        Backend { catalog, audit, _dir: dir }
+        Backend { catalog, audit, _dir: dir, _postgres: None }
+    }
+
+    /// The same backend, keeping `server` (where its database lives) running as long as the backend.
+    pub fn on_postgres(mut self, server: PostgresCluster) -> Backend {
+        self._postgres = Some(server);
+        self
     }
 }
 

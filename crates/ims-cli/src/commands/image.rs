@@ -56,6 +56,9 @@ pub struct CreateArgs {
     /// Upload this file as the image's data once created.
     #[arg(long)]
     pub file: Option<PathBuf>,
+    /// Deprecate the image from this RFC 3339 time on (hidden from default lists, still usable).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub deprecate_at: Option<String>,
 }
 
 impl CreateArgs {
@@ -73,6 +76,7 @@ impl CreateArgs {
             min_disk: self.min_disk,
             min_ram: self.min_ram,
             tags: self.tags.clone(),
+            deprecate_at: self.deprecate_at.clone(),
             properties: self.properties.iter().cloned().collect(),
         }
     }
@@ -102,6 +106,9 @@ pub struct ListArgs {
     /// Return at most N images (one page) instead of following every page.
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
+    /// List only deprecated images (their deprecate_at has passed), which are hidden by default.
+    #[arg(long)]
+    pub deprecated: bool,
 }
 
 impl ListArgs {
@@ -116,6 +123,7 @@ impl ListArgs {
             properties: self.properties.clone(),
             sort: (!self.sort.is_empty()).then(|| self.sort.join(",")),
             limit: self.limit,
+            deprecated: self.deprecated.then_some(true),
             ..Default::default()
         }
     }
@@ -147,6 +155,12 @@ pub struct UpdateArgs {
     /// Container format (only while the image has no data).
     #[arg(long)]
     pub container_format: Option<String>,
+    /// Deprecate the image from this RFC 3339 time on.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "undeprecate")]
+    pub deprecate_at: Option<String>,
+    /// Clear the image's deprecation time.
+    #[arg(long)]
+    pub undeprecate: bool,
 }
 
 impl UpdateArgs {
@@ -184,6 +198,12 @@ impl UpdateArgs {
         }
         for k in &self.remove_properties {
             ops.push(PatchOp::remove(k));
+        }
+        if let Some(at) = &self.deprecate_at {
+            ops.push(PatchOp::replace("deprecate_at", at.as_str()));
+        }
+        if self.undeprecate {
+            ops.push(PatchOp::remove("deprecate_at"));
         }
         ops
     }
@@ -241,16 +261,21 @@ pub async fn create(ctx: &Ctx, args: CreateArgs) -> anyhow::Result<()> {
 
 pub async fn list(ctx: &Ctx, args: ListArgs) -> anyhow::Result<()> {
     let params = args.to_params();
-    let images = if args.limit.is_some() {
+    let mut images = if args.limit.is_some() {
         ctx.client.list_images(&params).await?.images
     } else {
         ctx.client.list_all_images(&params).await?
     };
+    // The whole list in the server's default order: the caller's favourites come first.
+    if args.limit.is_none() && args.sort.is_empty() {
+        super::favorite::put_favorites_first(ctx, &mut images).await?;
+    }
     ctx.print(&output::images(&images, ctx.output))
 }
 
 pub async fn show(ctx: &Ctx, args: IdArg) -> anyhow::Result<()> {
     let image = ctx.client.get_image(&args.id).await?;
+    super::deprecation::warn(&image);
     ctx.print(&output::image(&image, ctx.output))
 }
 
@@ -258,7 +283,7 @@ pub async fn update(ctx: &Ctx, args: UpdateArgs) -> anyhow::Result<()> {
     let current = ctx.client.get_image(&args.id).await?;
     let ops = args.to_patch(&current);
     if ops.is_empty() {
-        bail!("nothing to update: give at least one of --name, --visibility, --property, --remove-property, --protected, --min-disk, --min-ram, --disk-format, --container-format");
+        bail!("nothing to update: give at least one of --name, --visibility, --property, --remove-property, --protected, --min-disk, --min-ram, --disk-format, --container-format, --deprecate-at, --undeprecate");
     }
     let image = ctx.client.update_image(&args.id, &ops).await?;
     ctx.print(&output::image(&image, ctx.output))
@@ -283,6 +308,13 @@ pub async fn upload(ctx: &Ctx, args: UploadArgs) -> anyhow::Result<()> {
     send_data(ctx, &args.id, reader, size).await?;
     let image = ctx.client.get_image(&args.id).await?;
     ctx.print(&output::image(&image, ctx.output))
+}
+
+/// Checks an RFC 3339 time argument and passes it on as given.
+fn parse_time(s: &str) -> Result<String, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time (like 2030-01-31T00:00:00Z): {e}"))
 }
 
 type Source = (Box<dyn AsyncRead + Send + Unpin>, Option<u64>);
@@ -317,13 +349,15 @@ async fn send_data(
 }
 
 pub async fn download(ctx: &Ctx, args: DownloadArgs) -> anyhow::Result<()> {
+    let record = ctx.client.get_image(&args.id).await?;
+    super::deprecation::warn(&record);
     let dl = ctx.client.download(&args.id, None).await?;
     if dl.is_empty() {
         bail!("image {} has no data", args.id);
     }
     let expected_md5 = match dl.content_md5.as_deref().and_then(md5_hex) {
         Some(md5) => Some(md5),
-        None => ctx.client.get_image(&args.id).await?.checksum.map(|c| c.to_ascii_lowercase()),
+        None => record.checksum.map(|c| c.to_ascii_lowercase()),
     };
     let expected_len = dl.content_length;
     let show_bar = args.file.is_some() && ctx.progress_enabled() || ctx.force_progress;

@@ -1,8 +1,20 @@
 //! The client commands: each function parses nothing, calls the client, and prints.
 
 pub mod admin;
+pub mod audit;
+pub mod bucket;
+pub mod deprecation;
+pub mod favorite;
 pub mod image;
+pub mod job;
+pub mod kms;
 pub mod member;
+pub mod own_quota;
+pub mod pending_shares;
+pub mod share_auto_accept;
+pub mod pipeline;
+pub mod quota;
+pub mod store;
 
 use std::io::{IsTerminal, Write};
 

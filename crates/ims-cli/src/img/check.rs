@@ -1,7 +1,9 @@
 //! `ims img check`: opens an image with its reader (which checks the header and the tables it
-//! loads), asks block status over the whole disk (which walks every mapping table) and reads every
-//! allocated block (which decodes every compressed cluster). Exit codes as qemu-img check's: 0 no
-//! errors, 2 corruption found, 1 the check could not be done.
+//! loads), cross-checks the metadata tables (QCOW2 refcounts, overlapping or out-of-file blocks; see
+//! `ims_formats::check`), asks block status over the whole disk (which walks every mapping table) and
+//! reads every allocated block (which decodes every compressed cluster). Exit codes as qemu-img
+//! check's: 0 no errors, 2 corruption found, 3 only leaked clusters found, 1 the check could not be
+//! done.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -30,6 +32,12 @@ struct Report {
     /// Corruptions found (counted in full, listed up to `MAX_LISTED`).
     corruptions: u64,
     errors: Vec<String>,
+    /// Leaked clusters or blocks found by the table check.
+    leaks: u64,
+    /// The table check's findings, worded as `qemu-img check` words them.
+    table_messages: Vec<String>,
+    /// Table checks that were not done, and why.
+    skipped: Vec<String>,
     /// Why the check could not be done at all (refused, unsupported, I/O).
     check_error: Option<String>,
 }
@@ -66,6 +74,8 @@ pub fn run(args: CheckArgs) -> i32 {
         1
     } else if report.corruptions > 0 {
         2
+    } else if report.leaks > 0 {
+        3
     } else {
         0
     }
@@ -92,7 +102,7 @@ fn check(args: &CheckArgs, report: &mut Report) {
         },
     };
     report.format = Some(format);
-    let image = match ims_formats::open(src, format, &limits()) {
+    let image = match ims_formats::open(src.clone(), format, &limits()) {
         Ok(i) => i,
         Err(FormatError::Corrupt(msg)) => {
             report.corrupt(msg);
@@ -104,6 +114,19 @@ fn check(args: &CheckArgs, report: &mut Report) {
         }
     };
     report.virtual_size = Some(image.virtual_size());
+    match ims_formats::check::check_tables(src, format, &limits()) {
+        Ok(tables) => {
+            report.corruptions += tables.corruptions;
+            report.leaks += tables.leaks;
+            report.table_messages = tables.messages;
+            report.skipped = tables.skipped;
+        }
+        Err(FormatError::Corrupt(msg)) => report.corrupt(msg),
+        Err(e) => {
+            report.check_error = Some(format!("cannot check the tables of {}: {e}", report.filename));
+            return;
+        }
+    }
     let unit = image
         .details()
         .cluster_size
@@ -223,17 +246,30 @@ fn human(r: &Report) -> String {
     if r.check_error.is_some() {
         return s;
     }
-    if r.corruptions == 0 {
+    for m in &r.table_messages {
+        let _ = writeln!(s, "{m}");
+    }
+    for m in &r.skipped {
+        let _ = writeln!(s, "Note: {m}");
+    }
+    if r.corruptions == 0 && r.leaks == 0 {
         s.push_str("No errors were found on the image.\n");
-    } else {
-        for e in &r.errors {
-            let _ = writeln!(s, "ERROR {e}");
-        }
-        if r.corruptions > r.errors.len() as u64 {
-            let _ = writeln!(s, "... and {} more", r.corruptions - r.errors.len() as u64);
-        }
+    }
+    for e in &r.errors {
+        let _ = writeln!(s, "ERROR {e}");
+    }
+    let listed = (r.errors.len() + r.table_messages.len()) as u64;
+    let unlisted = (r.corruptions + r.leaks).saturating_sub(listed);
+    if unlisted > 0 {
+        let _ = writeln!(s, "... and {unlisted} more");
+    }
+    if r.corruptions > 0 {
         let _ = writeln!(s, "\n{} errors were found on the image.", r.corruptions);
         s.push_str("Data may be corrupted, or further writes to the image may corrupt it.\n");
+    }
+    if r.leaks > 0 {
+        let _ = writeln!(s, "\n{} leaked clusters were found on the image.", r.leaks);
+        s.push_str("This means waste of disk space, but no harm to data.\n");
     }
     if let Some(v) = r.virtual_size {
         let pct = if v == 0 {
@@ -257,6 +293,12 @@ fn to_json(r: &Report) -> serde_json::Value {
         "zero-bytes": r.zero_bytes,
         "check-errors": u64::from(r.check_error.is_some()),
         "corruptions": r.corruptions,
-        "errors": if let Some(e) = &r.check_error { vec![e.clone()] } else { r.errors.clone() },
+        "leaks": r.leaks,
+        "skipped-checks": r.skipped,
+        "errors": if let Some(e) = &r.check_error {
+            vec![e.clone()]
+        } else {
+            r.table_messages.iter().chain(&r.errors).cloned().collect()
+        },
     })
 }

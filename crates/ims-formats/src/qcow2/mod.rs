@@ -35,7 +35,7 @@ fn corrupt(msg: String) -> FormatError {
 }
 
 /// Reads and parses the header of `source` (the whole first cluster).
-fn read_header(source: &Source) -> Result<Header> {
+pub(crate) fn read_header(source: &Source) -> Result<Header> {
     let first = source.read_vec("header", 0, source.size().min(512))?;
     let bits = crate::reader::Fields::new(&first, NAME, "header").u32_be(20)?;
     let want = if (9..=21).contains(&bits) { 1u64 << bits } else { 512 };
@@ -49,7 +49,7 @@ fn read_header(source: &Source) -> Result<Header> {
 
 /// Applies the safety policy to a parsed header: no backing file, no external data file, no unknown
 /// incompatible feature, no encryption.
-fn check_policy(source: &Source, h: &Header) -> Result<()> {
+pub(crate) fn check_policy(source: &Source, h: &Header) -> Result<()> {
     if h.backing_file_offset != 0 {
         let name = if h.backing_file_size <= 1023 {
             source

@@ -75,6 +75,28 @@ impl Source {
         self.read_vec(what, offset, avail)
     }
 
+    /// The ranges of `[offset, offset + len)` that may hold non-zero bytes, when the file knows them
+    /// (see [`ReadAt::data_ranges`]); `None` when it cannot tell or answers inconsistently (ranges
+    /// out of order, overlapping or outside the span).
+    pub(crate) fn data_ranges(&self, offset: u64, len: u64) -> Result<Option<Vec<(u64, u64)>>> {
+        let Some(ranges) = self
+            .inner
+            .data_ranges(offset, len)
+            .map_err(|e| self.io_error("allocation map", offset, len, e))?
+        else {
+            return Ok(None);
+        };
+        let end = offset.saturating_add(len);
+        let mut covered = offset;
+        for &(at, n) in &ranges {
+            match at.checked_add(n) {
+                Some(stop) if at >= covered && n > 0 && stop <= end => covered = stop,
+                _ => return Ok(None),
+            }
+        }
+        Ok(Some(ranges))
+    }
+
     /// Reads a metadata table of `len` bytes: `Unsafe` when larger than `limits.max_table_bytes`,
     /// `Corrupt` when outside the file.
     pub(crate) fn read_table(&self, what: &str, offset: u64, len: u64, limits: &Limits) -> Result<Vec<u8>> {

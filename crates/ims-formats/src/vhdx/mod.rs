@@ -27,6 +27,7 @@ pub fn checksum(data: &[u8]) -> u32 {
 
 use std::sync::Arc;
 
+use crate::check::Claim;
 use crate::reader::fields::le64_at;
 use crate::reader::{check_virtual_size, BlockMap, Mapped, Mapping, Run, Source};
 use crate::{DiskImage, Format, FormatError, ImageDetails, Limits, ReadAt, Result};
@@ -53,6 +54,11 @@ fn read_header(source: &Source, offset: u64) -> Result<Header> {
 
 /// Opens a VHDX image (see the module docs for what is refused).
 pub fn open(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<Box<dyn DiskImage>> {
+    Ok(Box::new(Mapped(open_map(src, limits)?)))
+}
+
+/// Parses and checks a VHDX image as [`open`] does, keeping its layout for the table check.
+pub(crate) fn open_map(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<VhdxMap> {
     let file = Source::new(Arc::clone(&src), NAME)?;
     let ident = file.read_vec("file identifier", 0, file.size().min(8))?;
     if ident != FILE_SIGNATURE {
@@ -190,23 +196,34 @@ pub fn open(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<Box<dyn DiskImage>>
             ("log_replayed".into(), log_replayed.to_string()),
         ],
     };
-    Ok(Box::new(Mapped(VhdxMap {
+    let mut structures = vec![
+        Claim::new(0, MB, "file header area".into()),
+        Claim::new(bat_region.file_offset, u64::from(bat_region.length), "BAT region".into()),
+        Claim::new(meta_region.file_offset, u64::from(meta_region.length), "metadata region".into()),
+    ];
+    if header.log_length != 0 {
+        structures.push(Claim::new(header.log_offset, u64::from(header.log_length), "log".into()));
+    }
+    Ok(VhdxMap {
         source,
         virtual_size: p.virtual_disk_size,
         bat,
         block,
         chunk_ratio,
         details,
-    })))
+        structures,
+    })
 }
 
-struct VhdxMap {
+pub(crate) struct VhdxMap {
     source: Source,
     virtual_size: u64,
     bat: Vec<u8>,
     block: u64,
     chunk_ratio: u64,
     details: ImageDetails,
+    /// The header area, regions and log.
+    structures: Vec<Claim>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -217,6 +234,23 @@ enum Block {
 }
 
 impl VhdxMap {
+    /// Every host range the image uses: its structures and each fully present payload block.
+    pub(crate) fn claims(&self) -> Vec<Claim> {
+        let mut claims = self.structures.clone();
+        let data_blocks = self.virtual_size.div_ceil(self.block);
+        for i in 0..data_blocks {
+            if let Ok(Block::Host(offset)) = self.block_at(i) {
+                claims.push(Claim::new(offset, self.block, format!("payload block {i}")));
+            }
+        }
+        claims
+    }
+
+    /// Length of the file (after log replay).
+    pub(crate) fn file_len(&self) -> u64 {
+        self.source.size()
+    }
+
     fn block_at(&self, i: u64) -> Result<Block> {
         let e = le64_at(&self.bat, i + i / self.chunk_ratio)
             .ok_or_else(|| corrupt(format!("payload block {i} is outside the BAT")))?;

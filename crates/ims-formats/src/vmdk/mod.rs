@@ -17,6 +17,7 @@ pub use header::{
 
 use std::sync::Arc;
 
+use crate::check::Claim;
 use crate::reader::cache::{LastDecoded, DEFAULT_CACHE_BYTES};
 use crate::reader::codec::inflate_zlib_bounded;
 use crate::reader::fields::le32_at;
@@ -91,6 +92,11 @@ pub fn refuse_descriptor_file(d: &Descriptor) -> FormatError {
 
 /// Opens a monolithicSparse or streamOptimized VMDK (see the module docs for what is refused).
 pub fn open(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<Box<dyn DiskImage>> {
+    Ok(Box::new(Mapped(open_map(src, limits)?)))
+}
+
+/// Parses and checks a sparse VMDK as [`open`] does, keeping its tables for the table check.
+pub(crate) fn open_map(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<VmdkMap> {
     let source = Source::new(src, NAME)?;
     let first = source.read_vec("header", 0, source.size().min(512))?;
     if !first.starts_with(&MAGIC) && !first.starts_with(&MAGIC_COWD) {
@@ -190,7 +196,7 @@ pub fn open(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<Box<dyn DiskImage>>
         compression: h.compressed().then(|| "deflate".to_string()),
         features,
     };
-    Ok(Box::new(Mapped(VmdkMap {
+    Ok(VmdkMap {
         source,
         virtual_size,
         gd,
@@ -199,10 +205,10 @@ pub fn open(src: Arc<dyn ReadAt>, limits: &Limits) -> Result<Box<dyn DiskImage>>
         decoded: LastDecoded::new(),
         details,
         h,
-    })))
+    })
 }
 
-struct VmdkMap {
+pub(crate) struct VmdkMap {
     source: Source,
     h: SparseHeader,
     virtual_size: u64,
@@ -222,6 +228,43 @@ enum Grain {
 }
 
 impl VmdkMap {
+    /// Every host range the image uses: header, embedded descriptor, grain directory, grain tables
+    /// and grains (for a compressed grain, its marker's first sector). A grain table that cannot be
+    /// read is `Corrupt`.
+    pub(crate) fn claims(&self) -> Result<Vec<Claim>> {
+        let h = &self.h;
+        let gd_len = (self.gd.len() as u64).next_multiple_of(512);
+        let mut claims = vec![
+            Claim::new(0, 512, "header".into()),
+            Claim::new(512, h.descriptor_size.saturating_mul(512), "embedded descriptor".into()),
+            Claim::new(h.gd_offset.saturating_mul(512), gd_len, "grain directory".into()),
+        ];
+        let per_gt = u64::from(h.num_gtes_per_gt);
+        let grain_len = if h.compressed() { 512 } else { self.grain_bytes() };
+        for i in 0..self.gd.len() as u64 / 4 {
+            let gt = u64::from(le32_at(&self.gd, i).unwrap_or(0));
+            if gt == 0 {
+                continue;
+            }
+            let gt_off = gt * 512;
+            claims.push(Claim::new(gt_off, self.gt_bytes.next_multiple_of(512), format!("grain table {i}")));
+            let table = self.source.read_vec("grain table", gt_off, self.gt_bytes)?;
+            for j in 0..per_gt {
+                match le32_at(&table, j).unwrap_or(0) {
+                    0 => {}
+                    GTE_ZEROED if h.has_zero_grain() => {}
+                    s => claims.push(Claim::new(u64::from(s) * 512, grain_len, format!("grain {}", i * per_gt + j))),
+                }
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Length of the file.
+    pub(crate) fn file_len(&self) -> u64 {
+        self.source.size()
+    }
+
     fn grain_bytes(&self) -> u64 {
         self.h.grain_size * 512
     }

@@ -9,7 +9,9 @@
 //! - Reading and compressing run on `threads` worker threads; the sink always runs on the calling
 //!   thread and sees units in strictly increasing index order.
 //! - Memory is bounded: at most a window of jobs (each at most about 1 MiB or one unit) is in flight,
-//!   whatever the image size; block status is queried in windows of bounded length.
+//!   whatever the image size; block status is queried in windows of bounded length. Job buffers are
+//!   recycled through a [`BufferPool`], so a conversion allocates about `window` buffers in all
+//!   instead of one per job (no page faults or zeroing per block).
 //! - A failing read, a failing sink or a worker panic stops the pipeline and returns an error;
 //!   workers are joined before `run` returns.
 
@@ -79,6 +81,8 @@ pub(crate) fn run(
     let vsize = src.virtual_size();
     let threads = effective_threads(threads);
     let mut planner = Planner::new(src, spec.unit_size);
+    let pool = BufferPool::default();
+    let pool = &pool;
     let job_bytes = spec.unit_size.max(JOB_BYTES);
     let window =
         usize::try_from((INFLIGHT_BYTES / job_bytes).clamp(2, 4 * threads as u64 + 2)).unwrap_or(2);
@@ -100,12 +104,13 @@ pub(crate) fn run(
             })?;
         }
         progress(done.end.min(vsize));
+        pool.put(done.buf);
         Ok(())
     };
     if threads <= 1 {
         let mut comp = make_compressor(spec)?;
         while let Some(job) = planner.next_job()? {
-            emit(process(src, spec, comp.as_mut(), job)?)?;
+            emit(process(src, spec, comp.as_mut(), pool, job)?)?;
         }
         progress(vsize);
         return Ok(());
@@ -119,7 +124,7 @@ pub(crate) fn run(
     std::thread::scope(|scope| -> Result<()> {
         for _ in 0..threads {
             let done_tx = done_tx.clone();
-            scope.spawn(move || worker(src, spec, job_rx, done_tx, stop));
+            scope.spawn(move || worker(src, spec, pool, job_rx, done_tx, stop));
         }
         drop(done_tx);
         // `job_tx` is dropped when this closure returns, on success or error: workers then stop.
@@ -180,6 +185,7 @@ fn make_compressor(spec: &UnitSpec) -> Result<Option<Compressor>> {
 fn worker(
     src: &dyn DiskImage,
     spec: &UnitSpec,
+    pool: &BufferPool,
     jobs: &Mutex<mpsc::Receiver<(u64, Job)>>,
     done: mpsc::Sender<(u64, Result<Done>)>,
     stop: &AtomicBool,
@@ -203,7 +209,7 @@ fn worker(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let result = catch_unwind(AssertUnwindSafe(|| process(src, spec, comp.as_mut(), job)))
+        let result = catch_unwind(AssertUnwindSafe(|| process(src, spec, comp.as_mut(), pool, job)))
             .unwrap_or_else(|_| Err(internal("a worker thread panicked")));
         let failed = result.is_err();
         if done.send((seq, result)).is_err() || failed {
@@ -239,6 +245,7 @@ fn process(
     src: &dyn DiskImage,
     spec: &UnitSpec,
     mut comp: Option<&mut Compressor>,
+    pool: &BufferPool,
     job: Job,
 ) -> Result<Done> {
     let us = spec.unit_size;
@@ -254,12 +261,17 @@ fn process(
     let end = start.checked_add(span).ok_or_else(|| internal("job end"))?;
     let readable = vsize.saturating_sub(start).min(span);
     let buf_len = if spec.pad_last { span } else { readable };
-    let mut buf = vec![0u8; usize::try_from(buf_len).map_err(|_| internal("job size"))?];
+    let buf_len = usize::try_from(buf_len).map_err(|_| internal("job size"))?;
     let read_len = usize::try_from(readable).map_err(|_| internal("job size"))?;
-    let target = buf
-        .get_mut(..read_len)
+    let mut buf = pool.take(buf_len);
+    let (target, padding) = buf
+        .split_at_mut_checked(read_len)
         .ok_or_else(|| internal("job buffer"))?;
-    src.read_at(target, start)?;
+    padding.fill(0);
+    if let Err(e) = src.read_at(target, start) {
+        pool.put(buf);
+        return Err(e);
+    }
     let mut units = Vec::new();
     let us_usize = usize::try_from(us).map_err(|_| internal("unit size"))?;
     for (i, raw) in buf.chunks(us_usize).enumerate() {
@@ -378,4 +390,54 @@ fn bad_status(offset: u64) -> FormatError {
     FormatError::Corrupt(format!(
         "source block status does not cover the disk at offset {offset}"
     ))
+}
+
+/// Job buffers handed back after the sink has used them, for the next jobs to reuse.
+///
+/// Buffers keep their old contents: a job overwrites what it reads and zeroes only its padding.
+/// The pool holds at most as many buffers as were in flight at once.
+#[derive(Default)]
+struct BufferPool {
+    free: Mutex<Vec<Vec<u8>>>,
+}
+
+impl BufferPool {
+    /// A buffer of exactly `len` bytes with unspecified contents.
+    fn take(&self, len: usize) -> Vec<u8> {
+        let reused = self.free.lock().ok().and_then(|mut free| free.pop());
+        let mut buf = reused.unwrap_or_default();
+        // Only growth zeroes (new bytes); shrinking keeps the allocation for later jobs.
+        buf.resize(len, 0);
+        buf
+    }
+
+    /// Returns `buf` for reuse.
+    fn put(&self, buf: Vec<u8>) {
+        if let Ok(mut free) = self.free.lock() {
+            free.push(buf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_reuses_buffers_and_sizes_them_exactly() {
+        let pool = BufferPool::default();
+        let mut a = pool.take(1000);
+        assert_eq!(a.len(), 1000);
+        a.fill(9);
+        let ptr = a.as_ptr();
+        pool.put(a);
+        let b = pool.take(10);
+        assert_eq!(b.len(), 10);
+        assert_eq!(b.as_ptr(), ptr);
+        pool.put(b);
+        let c = pool.take(2000);
+        assert_eq!(c.len(), 2000);
+        // Growth adds zeros after the kept bytes.
+        assert!(c[10..].iter().all(|&x| x == 0));
+    }
 }

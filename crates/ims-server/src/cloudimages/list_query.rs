@@ -15,7 +15,8 @@ pub const DEFAULT_LIMIT: u32 = 500;
 /// `__imagetype`: `gold` public images, `private` the project's own non-public images, `shared` shared
 /// images of other projects (with `member_status`, default accepted), `market` marketplace listings.
 /// Properties with a default (`__isregistered=true`, `__os_type=Linux`, `virtual_env_type=FusionCompute`,
-/// `enterprise_project_id=0`, ...) also match images that do not have the property. `min_disk` and
+/// `enterprise_project_id=0`, ...) also match images that do not have the property. `__deprecated=true`
+/// lists only deprecated images (whose `deprecate_at` has passed), which default lists leave out. `min_disk` and
 /// `min_ram` are exact. `flavor_id` is accepted and does not filter yet (no flavors before compute).
 /// Every other key is a Glance filter (unknown keys are exact property matches).
 pub fn parse(pairs: &[(String, String)], project: Option<&str>) -> Result<ImageQuery, ImsError> {
@@ -28,6 +29,8 @@ pub fn parse(pairs: &[(String, String)], project: Option<&str>) -> Result<ImageQ
         let default = if key == "__os_type" { Some("Linux") } else { DEFAULTS.iter().find(|(k, _)| k == key).map(|(_, v)| *v) };
         match key.as_str() {
             "__imagetype" => image_type = Some(value.clone()),
+            // Deprecated images (deprecate_at passed) show only when asked for, as Glance's `deprecated`.
+            "__deprecated" => glance_pairs.push(("deprecated".into(), value.clone())),
             "flavor_id" => {}
             "min_disk" | "min_ram" => {
                 let n: i64 = value.parse().map_err(|_| ImsError::invalid(format!("{key} must be an integer: {value:?}")))?;
@@ -102,5 +105,14 @@ mod tests {
         assert!(parse(&pairs("__imagetype=bogus"), None).is_err());
         assert!(parse(&pairs("min_ram=lots"), None).is_err());
         assert!(parse(&pairs("sort_key=bogus"), None).is_err());
+    }
+
+    #[test]
+    fn deprecated_images_show_only_when_asked() {
+        assert_eq!(parse(&pairs(""), Some("p1")).unwrap().deprecated, None);
+        let q = parse(&pairs("__deprecated=true"), Some("p1")).unwrap();
+        assert_eq!(q.deprecated, Some(true));
+        assert!(q.properties.is_empty());
+        assert!(parse(&pairs("__deprecated=soon"), Some("p1")).is_err());
     }
 }

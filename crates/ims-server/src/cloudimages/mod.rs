@@ -2,10 +2,15 @@
 //! `/v1/{project_id}/...`, `/v2/{project_id}/images/...`): another rendering of the same image records
 //! and use cases as the Glance API, with the IMS error form (`crate::error::ImsError`).
 
+mod export;
+mod favorites;
+mod share_auto_accept;
 mod images;
+mod import;
 mod jobs;
 mod list_query;
 mod members;
+mod nbd;
 mod not_available;
 mod quota;
 pub(crate) mod render;

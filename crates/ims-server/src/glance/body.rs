@@ -110,6 +110,12 @@ pub fn new_image(map: Map<String, Value>) -> ApiResult<NewImage> {
             "locations" => {
                 return Err(ApiError::new(StatusCode::FORBIDDEN, "Attribute 'locations' is reserved."));
             }
+            ims_core::patch::DEPRECATE_AT => {
+                new.deprecate_at = match value {
+                    Value::Null => None,
+                    v => Some(ims_core::patch::parse_deprecate_at(&v).map_err(|e| ApiError::bad_request(e.to_string()))?),
+                }
+            }
             _ => match value {
                 Value::String(s) => {
                     properties.insert(key, s);
@@ -158,6 +164,15 @@ mod tests {
         assert_eq!(parse(json!({"k": 5})).unwrap_err().status, StatusCode::BAD_REQUEST);
         assert_eq!(parse(json!({"id": "not-a-uuid"})).unwrap_err().status, StatusCode::BAD_REQUEST);
         assert_eq!(parse(json!({"visibility": "everyone"})).unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(parse(json!({"deprecate_at": "next week"})).unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(parse(json!({"deprecate_at": 5})).unwrap_err().status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn deprecate_at_is_a_time_not_a_property() {
+        let new = parse(json!({"deprecate_at": "2030-01-02T03:04:05+01:00"})).unwrap();
+        assert_eq!(new.deprecate_at.unwrap().to_rfc3339(), "2030-01-02T02:04:05+00:00");
+        assert!(new.properties.is_empty());
     }
 
     #[test]

@@ -20,26 +20,33 @@ pub async fn upload(
     body: Body,
 ) -> ApiResult<StatusCode> {
     let id = image_id(&id)?;
+    let declared = data_headers(&headers, "image data")?;
+    state.services.images.upload(&ctx, id, declared, body.into_data_stream()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Checks the headers of a data body (`PUT .../file` or `.../stage`): the media type must be
+/// `application/octet-stream` (415 otherwise; `what` names the body in the message), and returns the size
+/// declared in `x-openstack-image-size`, if any (400 when it is not a non-negative integer).
+pub(super) fn data_headers(headers: &HeaderMap, what: &str) -> ApiResult<Option<u64>> {
     if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
         let mime = ct.split(';').next().unwrap_or("").trim();
         if !mime.eq_ignore_ascii_case("application/octet-stream") {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Unsupported Content-Type {ct}: image data must be application/octet-stream"),
+                format!("Unsupported Content-Type {ct}: {what} must be application/octet-stream"),
             ));
         }
     }
-    let declared = match headers.get("x-openstack-image-size") {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .ok_or_else(|| ApiError::bad_request("x-openstack-image-size must be a non-negative integer"))?,
-        ),
-    };
-    state.services.images.upload(&ctx, id, declared, body.into_data_stream()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    match headers.get("x-openstack-image-size") {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request("x-openstack-image-size must be a non-negative integer")),
+    }
 }
 
 /// `GET`: the whole file (200), one range (206), or nothing yet (204).
@@ -69,7 +76,8 @@ pub async fn download(
             }
         },
     };
-    let stream = images.read(&data, start, end);
+    // The first piece is read before the headers go out: data corrupt from the start is a clean error.
+    let stream = images.read_checked(&data, start, end).await?;
     let mut response = Response::new(Body::from_stream(stream));
     *response.status_mut() = status;
     let h = response.headers_mut();

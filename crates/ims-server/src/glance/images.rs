@@ -23,7 +23,7 @@ pub async fn create(State(state): State<AppState>, Ctx(ctx): Ctx, headers: Heade
     let image = state.services.images.create(&ctx, new).await?;
     let location = format!("/v2/images/{}", image.id);
     // Interoperable import methods this node offers (the same list as `/v2/info/import`).
-    let import_methods = super::info::IMPORT_METHODS.join(",");
+    let import_methods = super::info::import_methods(&state).join(",");
     let headers = [(header::LOCATION, location), (header::HeaderName::from_static("openstack-image-import-methods"), import_methods)];
     Ok((StatusCode::CREATED, headers, Json(render::image(&image))).into_response())
 }

@@ -11,15 +11,17 @@ use crate::state::AppState;
 /// The store every image lives in (one chunk store per deployment).
 pub const STORE_ID: &str = "local";
 
-/// Interoperable import methods offered (none until staged imports are available).
-pub const IMPORT_METHODS: &[&str] = &[];
+/// Interoperable import methods this node offers (configured in `[glance_import] methods`).
+pub fn import_methods(state: &AppState) -> Vec<&'static str> {
+    state.glance_import.settings().methods.iter().map(|m| m.as_str()).collect()
+}
 
-pub async fn import(_ctx: Ctx) -> Json<Value> {
+pub async fn import(State(state): State<AppState>, _ctx: Ctx) -> Json<Value> {
     Json(json!({
         "import-methods": {
             "description": "Import methods available.",
             "type": "array",
-            "value": IMPORT_METHODS,
+            "value": import_methods(&state),
         }
     }))
 }

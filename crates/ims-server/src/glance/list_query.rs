@@ -70,6 +70,7 @@ pub fn parse(pairs: &[(String, String)]) -> Result<ImageQuery> {
                 })
             }
             "os_hidden" => q.os_hidden = Some(boolean(key, value)?),
+            "deprecated" => q.deprecated = Some(boolean(key, value)?),
             "protected" => q.protected = Some(boolean(key, value)?),
             "disk_format" => q.disk_formats.extend(values(value)?),
             "container_format" => q.container_formats.extend(values(value)?),
@@ -267,6 +268,9 @@ mod tests {
         assert!(parse(&pairs("visibility=bogus")).is_err());
         assert!(parse(&pairs("member_status=bogus")).is_err());
         assert!(parse(&pairs("os_hidden=maybe")).is_err());
+        assert!(parse(&pairs("deprecated=maybe")).is_err());
+        assert_eq!(parse(&pairs("deprecated=true")).unwrap().deprecated, Some(true));
+        assert!(parse(&pairs("deprecated=false")).unwrap().properties.is_empty());
         assert!(parse(&pairs("size_min=big")).is_err());
         assert!(parse(&pairs("size_min=10&size_max=1")).is_err());
         assert!(parse(&pairs("changes-since=2020-01-01")).is_err());

@@ -44,6 +44,10 @@ pub fn image(image: &Image) -> Value {
     if let Value::Object(base) = base {
         out.extend(base);
     }
+    // Shown like an extra property: only when set, so records of other images look as Glance's do.
+    if let Some(at) = &image.deprecate_at {
+        out.insert("deprecate_at".into(), Value::String(timestamp(at)));
+    }
     Value::Object(out)
 }
 

@@ -3,7 +3,7 @@
 use axum::routing::{get, post, put};
 use axum::Router;
 
-use super::{actions, data, images, info, members, negotiate, schemas, tags, tenants, versions};
+use super::{actions, data, images, import, info, members, negotiate, schemas, stage, tags, tasks, tenants, versions};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -15,6 +15,11 @@ pub fn router() -> Router<AppState> {
         .route("/v2/images", get(images::list).post(images::create))
         .route("/v2/images/{id}", get(images::show).patch(images::update).delete(images::delete))
         .route("/v2/images/{id}/file", put(data::upload).get(data::download))
+        .route("/v2/images/{id}/stage", put(stage::stage))
+        .route("/v2/images/{id}/import", post(import::import))
+        .route("/v2/images/{id}/tasks", get(tasks::of_image))
+        .route("/v2/tasks", get(tasks::list))
+        .route("/v2/tasks/{id}", get(tasks::show))
         .route("/v2/images/{id}/tags/{tag}", put(tags::add).delete(tags::remove))
         .route("/v2/images/{id}/members", get(members::list).post(members::add))
         .route(

@@ -17,6 +17,8 @@ pub async fn show(Path(name): Path<String>) -> ApiResult<Json<Value>> {
         "images" => collection("images", image()),
         "member" => member(),
         "members" => collection("members", member()),
+        "task" => super::tasks::schema(),
+        "tasks" => collection("tasks", super::tasks::schema()),
         _ => return Err(ApiError::not_found(format!("No schema named {name}"))),
     };
     Ok(Json(schema))
@@ -31,7 +33,7 @@ fn nullable_enum(values: &[&str]) -> Value {
 /// The image schema: Glance's base properties, its default extra properties, and string-valued
 /// additional properties.
 pub fn image() -> Value {
-    json!({
+    let mut schema = json!({
         "name": "image",
         "properties": {
             "id": {"type": "string", "description": "An identifier for the image", "pattern": UUID_PATTERN},
@@ -81,7 +83,10 @@ pub fn image() -> Value {
             {"rel": "enclosure", "href": "{file}"},
             {"rel": "describedby", "href": "{schema}"}
         ]
-    })
+    });
+    schema["properties"]["deprecate_at"] = json!({"type": ["null", "string"],
+        "description": "RFC 3339 time from which the image is deprecated: left out of default lists (listed with deprecated=true), still usable."});
+    schema
 }
 
 pub fn member() -> Value {

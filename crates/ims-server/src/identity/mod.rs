@@ -2,6 +2,7 @@
 
 mod access_keys;
 mod projects;
+mod quotas;
 mod render;
 mod tokens;
 mod users;
@@ -15,6 +16,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/identity/v1/projects", get(projects::list).post(projects::create))
         .route("/identity/v1/projects/{project}", get(projects::show).delete(projects::delete))
+        .route("/identity/v1/projects/{project}/quotas", get(quotas::show).put(quotas::update))
         .route("/identity/v1/users", get(users::list).post(users::create))
         .route("/identity/v1/tokens", axum::routing::post(tokens::create))
         .route("/identity/v1/tokens/{token}", delete(tokens::revoke))

@@ -54,6 +54,28 @@ impl TestServer {
         TestServer { url, admin, data_dir, _dir: dir, _shutdown: tx }
     }
 
+    /// Starts a server whose chunk store is `bucket` of a Garage cluster (S3), with the cluster's key given
+    /// through the settings.
+    pub async fn start_on_s3(cluster: &ims_testkit::garage::GarageCluster, bucket: &str) -> TestServer {
+        Self::start_with(|settings| {
+            settings.store = Some(cluster.store_url(bucket));
+            settings.s3_access_key_id = Some(cluster.access_key_id().to_string());
+            settings.s3_secret_access_key = Some(cluster.secret_access_key().to_string());
+        })
+        .await
+    }
+
+    /// Starts a server whose catalog is the PostgreSQL database at `database` (see
+    /// `ims_testkit::postgres::PostgresCluster::fresh_database`); `configure` may change the other settings
+    /// (a second node of the same catalog shares the first one's `store`).
+    pub async fn start_on_postgres(database: &str, configure: impl FnOnce(&mut Settings)) -> TestServer {
+        Self::start_with(|settings| {
+            settings.database = Some(database.to_string());
+            configure(settings);
+        })
+        .await
+    }
+
     /// A new project with one user of `role` in it.
     pub async fn tenant(&self, name: &str, role: Role) -> Tenant {
         let project = self.admin.create_project(name).await.unwrap();

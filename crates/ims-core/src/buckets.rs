@@ -1,0 +1,303 @@
+//! User object storage: the buckets images are imported from and exported to (`image_url` and
+//! `bucket_url` of the IMS API are `bucket:key`).
+//!
+//! A [`BucketStore`] lives on its own object store (`buckets` setting: `file://` by default, `s3://` for real
+//! object storage), apart from the chunk store. Objects of bucket `b` are stored under `b/<key>`; who owns
+//! bucket `b` is recorded in `_owners/b` (a name no bucket can have). Access: a bucket belongs to the project
+//! that created it; admins reach every bucket; operators grant other projects a bucket by configuration
+//! ([`BucketGrants`]). Data is streamed both ways; nothing is held whole in memory.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
+
+use crate::{CoreError, Policy, RequestContext, Result};
+
+/// Size of each part of a streamed upload (S3 needs at least 5 MiB).
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts of one upload in flight at once.
+const PARTS_IN_FLIGHT: usize = 4;
+/// Where bucket owners are recorded (`_` is not allowed in bucket names).
+const OWNERS: &str = "_owners";
+
+/// Operator grants: bucket name → projects (ids or names; besides its owner) that may read and write it.
+pub type BucketGrants = BTreeMap<String, Vec<String>>;
+
+/// One object of a bucket.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BucketObject {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// One bucket as a caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Bucket {
+    pub name: String,
+    pub owner: String,
+}
+
+/// The buckets of a deployment.
+#[derive(Clone)]
+pub struct BucketStore {
+    objects: Arc<dyn ObjectStore>,
+    grants: Arc<BucketGrants>,
+}
+
+/// Parses `bucket:key` (the IMS API's `image_url` / `bucket_url`). `Invalid` on any other shape.
+pub fn parse_bucket_url(url: &str) -> Result<(String, String)> {
+    let (bucket, key) = url
+        .split_once(':')
+        .ok_or_else(|| CoreError::Invalid(format!("{url:?} is not of the form bucket:key")))?;
+    check_bucket_name(bucket)?;
+    check_key(key)?;
+    Ok((bucket.to_string(), key.to_string()))
+}
+
+/// Bucket names as in S3: 3 to 63 lowercase letters, digits, dots and hyphens, starting and ending with a
+/// letter or digit.
+pub fn check_bucket_name(name: &str) -> Result<()> {
+    let ok = (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::Invalid(format!(
+            "bad bucket name {name:?}: 3 to 63 lowercase letters, digits, dots and hyphens"
+        )))
+    }
+}
+
+/// Object keys: 1 to 1024 bytes of `/`-separated non-empty segments, none `.` or `..`, no control characters.
+pub fn check_key(key: &str) -> Result<()> {
+    let bad = key.is_empty()
+        || key.len() > 1024
+        || key.chars().any(char::is_control)
+        || key.split('/').any(|s| s.is_empty() || s == "." || s == "..");
+    if bad {
+        return Err(CoreError::Invalid(format!(
+            "bad object key {key:?}: 1 to 1024 bytes of non-empty '/'-separated segments, no '.' or '..'"
+        )));
+    }
+    Path::parse(key).map_err(|e| CoreError::Invalid(format!("bad object key {key:?}: {e}")))?;
+    Ok(())
+}
+
+fn backend(what: &str) -> impl Fn(object_store::Error) -> CoreError + '_ {
+    move |e| match e {
+        object_store::Error::NotFound { .. } => CoreError::NotFound(format!("{what} not found")),
+        other => CoreError::Unavailable(format!("{what}: {other}")),
+    }
+}
+
+impl BucketStore {
+    /// Buckets over `objects`, with operator `grants`.
+    pub fn new(objects: Arc<dyn ObjectStore>, grants: BucketGrants) -> BucketStore {
+        BucketStore { objects, grants: Arc::new(grants) }
+    }
+
+    /// The owner of `bucket`, or `NotFound`.
+    async fn owner(&self, bucket: &str) -> Result<String> {
+        let path = Path::from(format!("{OWNERS}/{bucket}"));
+        let data = self.objects.get(&path).await.map_err(backend(&format!("bucket {bucket}")))?.bytes().await;
+        let data = data.map_err(backend(&format!("bucket {bucket}")))?;
+        String::from_utf8(data.to_vec()).map_err(|_| CoreError::Corrupt(format!("bucket {bucket}: bad owner record")))
+    }
+
+    /// Whether the caller may use `bucket` (owned by `owner`).
+    fn may_use(&self, ctx: &RequestContext, bucket: &str, owner: &str) -> Result<bool> {
+        let caller = Policy::require_caller(ctx)?;
+        Ok(caller.is_admin()
+            || caller.project_id == owner
+            || self.grants.get(bucket).is_some_and(|projects| {
+                projects.iter().any(|p| *p == caller.project_id || *p == caller.project_name)
+            }))
+    }
+
+    /// Checks that the caller may use an existing bucket; others' buckets are `NotFound` (not revealed).
+    pub async fn check_access(&self, ctx: &RequestContext, bucket: &str) -> Result<()> {
+        check_bucket_name(bucket)?;
+        let owner = self.owner(bucket).await?;
+        if self.may_use(ctx, bucket, &owner)? {
+            Ok(())
+        } else {
+            Err(CoreError::NotFound(format!("bucket {bucket} not found")))
+        }
+    }
+
+    /// Creates `bucket` owned by the caller's project. `Conflict` if it exists (whoever owns it);
+    /// readers may not create (`Forbidden`).
+    pub async fn create_bucket(&self, ctx: &RequestContext, bucket: &str) -> Result<Bucket> {
+        check_bucket_name(bucket)?;
+        let caller = Policy::require_caller(ctx)?;
+        if !caller.can_write() {
+            return Err(CoreError::Forbidden("readers cannot create buckets".into()));
+        }
+        let path = Path::from(format!("{OWNERS}/{bucket}"));
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.objects.put_opts(&path, PutPayload::from(caller.project_id.clone().into_bytes()), opts).await {
+            Ok(_) => Ok(Bucket { name: bucket.to_string(), owner: caller.project_id.clone() }),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                Err(CoreError::Conflict(format!("bucket {bucket} already exists")))
+            }
+            Err(e) => Err(CoreError::Unavailable(format!("creating bucket {bucket}: {e}"))),
+        }
+    }
+
+    /// The buckets the caller may use, by name.
+    pub async fn list_buckets(&self, ctx: &RequestContext) -> Result<Vec<Bucket>> {
+        let mut listed = self.objects.list(Some(&Path::from(OWNERS)));
+        let mut buckets = Vec::new();
+        while let Some(meta) = listed.try_next().await.map_err(backend("bucket list"))? {
+            let Some(name) = meta.location.filename().map(str::to_string) else { continue };
+            let owner = self.owner(&name).await?;
+            if self.may_use(ctx, &name, &owner)? {
+                buckets.push(Bucket { name, owner });
+            }
+        }
+        buckets.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(buckets)
+    }
+
+    /// The objects of `bucket` whose keys start with `prefix` (whole segments), by key.
+    pub async fn list_objects(&self, ctx: &RequestContext, bucket: &str, prefix: Option<&str>) -> Result<Vec<BucketObject>> {
+        self.check_access(ctx, bucket).await?;
+        let base = match prefix.filter(|p| !p.is_empty()) {
+            Some(p) => {
+                check_key(p)?;
+                Path::from(format!("{bucket}/{p}"))
+            }
+            None => Path::from(bucket),
+        };
+        let strip = format!("{bucket}/");
+        let mut listed = self.objects.list(Some(&base));
+        let mut objects = Vec::new();
+        while let Some(meta) = listed.try_next().await.map_err(backend(&format!("bucket {bucket}")))? {
+            if let Some(key) = meta.location.as_ref().strip_prefix(&strip) {
+                objects.push(BucketObject { key: key.to_string(), size: meta.size, last_modified: meta.last_modified });
+            }
+        }
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    /// Size and modification time of an object, or `NotFound`.
+    pub async fn head(&self, ctx: &RequestContext, bucket: &str, key: &str) -> Result<BucketObject> {
+        self.check_access(ctx, bucket).await?;
+        self.head_unchecked(bucket, key).await
+    }
+
+    /// [`BucketStore::head`] for a job that checked access when it was enqueued.
+    pub async fn head_unchecked(&self, bucket: &str, key: &str) -> Result<BucketObject> {
+        check_key(key)?;
+        let what = format!("object {bucket}:{key}");
+        let meta = self.objects.head(&Path::from(format!("{bucket}/{key}"))).await.map_err(backend(&what))?;
+        Ok(BucketObject { key: key.to_string(), size: meta.size, last_modified: meta.last_modified })
+    }
+
+    /// Stores `data` as `bucket:key` (replacing any object there), creating the bucket for the caller's
+    /// project if it does not exist. Streamed in parts; the object appears only once complete. Returns its size.
+    pub async fn put(
+        &self,
+        ctx: &RequestContext,
+        bucket: &str,
+        key: &str,
+        data: BoxStream<'static, Result<Bytes>>,
+    ) -> Result<u64> {
+        check_key(key)?;
+        check_bucket_name(bucket)?;
+        let owner = match self.owner(bucket).await {
+            Ok(owner) => Some(owner),
+            Err(CoreError::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
+        match owner {
+            None => match self.create_bucket(ctx, bucket).await {
+                Ok(_) => {}
+                // Created by someone else meanwhile: their rules apply.
+                Err(CoreError::Conflict(_)) => self.check_access(ctx, bucket).await?,
+                Err(e) => return Err(e),
+            },
+            Some(owner) if !self.may_use(ctx, bucket, &owner)? => {
+                return Err(CoreError::NotFound(format!("bucket {bucket} not found")));
+            }
+            Some(_) => {}
+        }
+        let caller = Policy::require_caller(ctx)?;
+        if !caller.can_write() {
+            return Err(CoreError::Forbidden("readers cannot write objects".into()));
+        }
+        self.put_unchecked(bucket, key, data).await
+    }
+
+    /// [`BucketStore::put`] for a job that checked access when it was enqueued.
+    pub async fn put_unchecked(&self, bucket: &str, key: &str, mut data: BoxStream<'static, Result<Bytes>>) -> Result<u64> {
+        check_key(key)?;
+        let what = format!("object {bucket}:{key}");
+        let upload = self.objects.put_multipart(&Path::from(format!("{bucket}/{key}"))).await.map_err(backend(&what))?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut size = 0u64;
+        while let Some(piece) = data.next().await {
+            let piece = match piece {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+            };
+            if let Err(e) = writer.wait_for_capacity(PARTS_IN_FLIGHT).await {
+                return Err(backend(&what)(e));
+            }
+            size += piece.len() as u64;
+            writer.put(piece);
+        }
+        writer.finish().await.map_err(backend(&what))?;
+        Ok(size)
+    }
+
+    /// Streams the object `bucket:key`, or `NotFound`. Returns its size and the stream.
+    pub async fn get(
+        &self,
+        ctx: &RequestContext,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+        self.check_access(ctx, bucket).await?;
+        self.open_unchecked(bucket, key).await
+    }
+
+    /// Size and stream of `bucket:key`, for a job that checked access when it was enqueued.
+    pub async fn open_unchecked(&self, bucket: &str, key: &str) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+        check_key(key)?;
+        let what = format!("object {bucket}:{key}");
+        let got = self.objects.get(&Path::from(format!("{bucket}/{key}"))).await.map_err(backend(&what))?;
+        let size = got.meta.size;
+        let stream = got.into_stream().map_err(move |e| CoreError::Unavailable(format!("{what}: {e}"))).boxed();
+        Ok((size, stream))
+    }
+
+    /// Bytes `[start, end)` of `bucket:key` (for format readers over a bucket object).
+    pub async fn read_range_unchecked(&self, bucket: &str, key: &str, start: u64, end: u64) -> Result<Bytes> {
+        let what = format!("object {bucket}:{key}");
+        self.objects.get_range(&Path::from(format!("{bucket}/{key}")), start..end).await.map_err(backend(&what))
+    }
+
+    /// Deletes `bucket:key`; `NotFound` if it does not exist.
+    pub async fn delete(&self, ctx: &RequestContext, bucket: &str, key: &str) -> Result<()> {
+        self.check_access(ctx, bucket).await?;
+        let caller = Policy::require_caller(ctx)?;
+        if !caller.can_write() {
+            return Err(CoreError::Forbidden("readers cannot delete objects".into()));
+        }
+        self.head_unchecked(bucket, key).await?;
+        let what = format!("object {bucket}:{key}");
+        self.objects.delete(&Path::from(format!("{bucket}/{key}"))).await.map_err(backend(&what))
+    }
+}

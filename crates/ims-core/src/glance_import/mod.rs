@@ -1,0 +1,213 @@
+//! Glance interoperable import: staging data (`PUT /v2/images/{id}/stage`), and the import methods
+//! `glance-direct` (activate staged data) and `web-download` (fetch a URI), each run as a durable job on
+//! whichever node claims it. Staged data is a manifest in the chunk store recorded on the image, so any
+//! node can finish an import staged on another. Jobs of this type are Glance's import tasks.
+
+mod handler;
+mod stage;
+mod tasks;
+pub mod web;
+
+use std::sync::Arc;
+
+use ims_catalog::{ImageChange, ImageStatus, Job};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::jobs::{JobHandlers, JobService};
+use crate::{CoreError, ImageService, Policy, RequestContext, Result, Services};
+
+pub use tasks::GlanceTask;
+pub use web::WebDownloadPolicy;
+
+/// The job type of Glance import tasks.
+pub const GLANCE_IMPORT_JOB: &str = "glance_import";
+
+/// Image property naming the stores an import is writing to.
+pub const IMPORTING_TO_STORES: &str = "os_glance_importing_to_stores";
+/// Image property naming the stores an import failed to write to.
+pub const FAILED_IMPORT: &str = "os_glance_failed_import";
+/// Image property naming the node that took the staged data.
+pub const STAGE_HOST: &str = "os_glance_stage_host";
+
+/// An interoperable import method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportMethod {
+    GlanceDirect,
+    WebDownload,
+}
+
+impl ImportMethod {
+    pub const ALL: [ImportMethod; 2] = [ImportMethod::GlanceDirect, ImportMethod::WebDownload];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImportMethod::GlanceDirect => "glance-direct",
+            ImportMethod::WebDownload => "web-download",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<ImportMethod> {
+        ImportMethod::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+}
+
+/// Operator settings of interoperable import.
+#[derive(Debug, Clone)]
+pub struct ImportSettings {
+    /// The methods offered, in the order `/v2/info/import` lists them.
+    pub methods: Vec<ImportMethod>,
+    /// The id of the store images are written to (the only store).
+    pub store_id: String,
+    /// Recorded as `os_glance_stage_host` on staged images, when set (this node's public URL).
+    pub stage_host: Option<String>,
+    pub web_download: WebDownloadPolicy,
+}
+
+impl Default for ImportSettings {
+    fn default() -> ImportSettings {
+        ImportSettings {
+            methods: ImportMethod::ALL.to_vec(),
+            store_id: "local".into(),
+            stage_host: None,
+            web_download: WebDownloadPolicy::default(),
+        }
+    }
+}
+
+/// What `POST /v2/images/{id}/import` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ImportRequest {
+    /// The method's name as sent.
+    pub method: String,
+    /// The source of `web-download`.
+    pub uri: Option<String>,
+    /// Stores to import to (`None`: the default store).
+    pub stores: Option<Vec<String>>,
+    pub all_stores: bool,
+    pub all_stores_must_succeed: bool,
+}
+
+/// The parameters of a Glance import job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ImportParams {
+    pub image_id: String,
+    pub method: ImportMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
+    pub stores: Vec<String>,
+    pub all_stores_must_succeed: bool,
+}
+
+/// The Glance import use cases.
+#[derive(Clone)]
+pub struct GlanceImportService {
+    pub(crate) images: ImageService,
+    pub(crate) jobs: JobService,
+    pub(crate) settings: Arc<ImportSettings>,
+}
+
+impl Services {
+    /// The Glance import use cases over these services, with `settings`.
+    pub fn glance_import(&self, settings: Arc<ImportSettings>) -> GlanceImportService {
+        GlanceImportService { images: self.images.clone(), jobs: self.jobs.clone(), settings }
+    }
+}
+
+impl GlanceImportService {
+    pub fn settings(&self) -> &ImportSettings {
+        &self.settings
+    }
+
+    /// Registers the handler of Glance import jobs in `handlers`.
+    pub fn register_handler(&self, handlers: &mut JobHandlers) {
+        handlers.register(GLANCE_IMPORT_JOB, Arc::new(handler::GlanceImportHandler(self.clone())));
+    }
+
+    /// Starts an import of image `id`: checks the request, then turns the image `importing` and enqueues the
+    /// job in one transaction. `Invalid` for an unknown or disabled method, a missing or refused URI;
+    /// `Conflict` for an unknown store or an image not in the state the method needs (`uploading` with
+    /// staged data for `glance-direct`, `queued` for `web-download`); `Forbidden` unless the caller may
+    /// change the image. Nothing changes when it fails.
+    pub async fn import(&self, ctx: &RequestContext, id: Uuid, request: ImportRequest) -> Result<Job> {
+        let method = ImportMethod::parse(&request.method)
+            .ok_or_else(|| CoreError::Invalid(format!("Import method {} is not supported", request.method)))?;
+        if !self.settings.methods.contains(&method) {
+            return Err(CoreError::Invalid(format!("Import method {} is not enabled", method.as_str())));
+        }
+        let stores = self.stores(&request)?;
+        let mut image = self.images.get(ctx, id).await?;
+        Policy::check_modify(ctx, &image)?;
+        let expected = match method {
+            ImportMethod::GlanceDirect => {
+                if image.status != ImageStatus::Uploading || image.manifest_id.is_none() {
+                    return Err(CoreError::Conflict(format!(
+                        "Image {id} is {}: it needs to be staged before 'glance-direct' method can be used",
+                        image.status
+                    )));
+                }
+                ImageStatus::Uploading
+            }
+            ImportMethod::WebDownload => {
+                let uri = request.uri.as_deref().filter(|u| !u.is_empty()).ok_or_else(|| {
+                    CoreError::Invalid("web-download needs the method's 'uri'".into())
+                })?;
+                if image.status != ImageStatus::Queued {
+                    return Err(CoreError::Conflict(format!(
+                        "Image {id} is {}: web-download needs a queued image",
+                        image.status
+                    )));
+                }
+                self.settings
+                    .web_download
+                    .check(uri)
+                    .await
+                    .map_err(|e| CoreError::Invalid(format!("URI for web-download does not pass filtering: {e}")))?;
+                ImageStatus::Queued
+            }
+        };
+        image.status.check_transition(ImageStatus::Importing, &image)?;
+        image.status = ImageStatus::Importing;
+        image.updated_at = crate::now();
+        image.properties.insert(IMPORTING_TO_STORES.into(), stores.join(","));
+        image.properties.remove(FAILED_IMPORT);
+        let params = ImportParams {
+            image_id: id.to_string(),
+            method,
+            uri: request.uri.clone().filter(|_| method == ImportMethod::WebDownload),
+            stores,
+            all_stores_must_succeed: request.all_stores_must_succeed,
+        };
+        let params = serde_json::to_value(&params).map_err(|e| CoreError::Invalid(e.to_string()))?;
+        let job = self.jobs.new_job(ctx, GLANCE_IMPORT_JOB, params, json!({"image_id": id.to_string()}))?;
+        let change = ImageChange::Save { image: &image, expected: &[expected] };
+        self.jobs.enqueue_with_image(ctx, &job, change).await.map_err(|e| match e {
+            CoreError::Conflict(_) => CoreError::Conflict(format!("Image {id} changed meanwhile; it is no longer {expected}")),
+            other => other,
+        })?;
+        Ok(job)
+    }
+
+    /// The stores the request names, all known (else `Conflict`).
+    fn stores(&self, request: &ImportRequest) -> Result<Vec<String>> {
+        let known = &self.settings.store_id;
+        if request.all_stores {
+            if request.stores.is_some() {
+                return Err(CoreError::Invalid("'stores' and 'all_stores' cannot be given together".into()));
+            }
+            return Ok(vec![known.clone()]);
+        }
+        let stores = request.stores.clone().unwrap_or_else(|| vec![known.clone()]);
+        if stores.is_empty() {
+            return Err(CoreError::Invalid("'stores' names no store".into()));
+        }
+        if let Some(unknown) = stores.iter().find(|s| *s != known) {
+            return Err(CoreError::Conflict(format!("Unknown store {unknown}")));
+        }
+        let mut unique = stores;
+        unique.dedup();
+        Ok(unique)
+    }
+}

@@ -1,0 +1,107 @@
+//! The encryption domain of an image.
+//!
+//! An image created with the [`CMK_PROPERTY`] property is encrypted under that master key. Its data is
+//! written in the domain of (owner project, master key): one random data key per domain, created on first
+//! use, wrapped by the master key and kept in the catalog; chunks dedup within a domain and nowhere else.
+//! The wrapped data key is also recorded with the image, which is what reads use, so the image stays readable
+//! by whoever may read it (members, a new owner) as long as the master key is enabled.
+
+use std::sync::Arc;
+
+use ims_catalog::{Image, ImageEncryption};
+use ims_store::crypto::DATA_KEY_LEN;
+use ims_store::{ChunkStore, EncryptionDomain};
+
+use super::{Kms, KmsError, CMK_PROPERTY};
+use crate::images::ImageService;
+use crate::{CoreError, Result};
+
+impl ImageService {
+    fn kms(&self) -> Result<&Arc<dyn Kms>> {
+        self.kms
+            .get()
+            .ok_or_else(|| CoreError::NotAvailable("encrypted images need key management, which is not configured".into()))
+    }
+
+    /// Checks the encryption asked for by a new image: when it names a master key, the key must exist
+    /// (else `Invalid`) and be enabled (else `Forbidden`).
+    pub(crate) async fn check_encryption_request(&self, image: &Image) -> Result<()> {
+        let Some(key_id) = image.properties.get(CMK_PROPERTY) else { return Ok(()) };
+        match self.kms()?.get_key(key_id).await {
+            Ok(key) if key.state == ims_catalog::KeyState::Enabled => Ok(()),
+            Ok(_) => Err(CoreError::Forbidden(format!("Encryption key {key_id} is disabled and cannot encrypt new images"))),
+            Err(KmsError::NotFound(_)) => {
+                Err(CoreError::Invalid(format!("{CMK_PROPERTY}: encryption key {key_id} does not exist")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The store view an image's data is written through, and the record to keep with the image when it is
+    /// encrypted. Creates the (owner, key) domain on first use. `Forbidden` if the key is disabled.
+    pub(crate) async fn store_for_upload(&self, image: &Image) -> Result<(ChunkStore, Option<ImageEncryption>)> {
+        let Some(key_id) = image.properties.get(CMK_PROPERTY) else { return Ok((self.store.clone(), None)) };
+        let kms = self.kms()?;
+        let encryption = &self.catalog.encryption;
+        let wrapped = match encryption.domain_key(&image.owner, key_id).await? {
+            Some(wrapped) => wrapped,
+            None => {
+                let fresh = EncryptionDomain::generate_data_key();
+                let wrapped = kms.wrap(key_id, &fresh).await.map_err(|e| key_error(image, key_id, e))?;
+                encryption.add_domain_key(&image.owner, key_id, &wrapped, crate::now()).await?
+            }
+        };
+        let record = ImageEncryption { image_id: image.id, key_id: key_id.clone(), wrapped_data_key: wrapped };
+        let store = self.open_domain(image, &record).await?;
+        Ok((store, Some(record)))
+    }
+
+    /// The store view an image's data is read through: its recorded domain, or plaintext. `Forbidden` if
+    /// the image's master key is disabled or gone.
+    pub(crate) async fn store_for_reading(&self, image: &Image) -> Result<ChunkStore> {
+        match self.catalog.encryption.image_encryption(image.id).await? {
+            Some(record) => self.open_domain(image, &record).await,
+            None => Ok(self.store.clone()),
+        }
+    }
+
+    async fn open_domain(&self, image: &Image, record: &ImageEncryption) -> Result<ChunkStore> {
+        let key_id = &record.key_id;
+        let data_key = self
+            .kms()?
+            .unwrap(key_id, &record.wrapped_data_key)
+            .await
+            .map_err(|e| key_error(image, key_id, e))?;
+        let data_key: [u8; DATA_KEY_LEN] = data_key
+            .try_into()
+            .map_err(|_| CoreError::Corrupt(format!("image {}: its data key has the wrong length", image.id)))?;
+        Ok(self.store.in_domain(EncryptionDomain::new(&data_key)))
+    }
+}
+
+/// A key failure while opening an image's domain, said in terms of the image.
+fn key_error(image: &Image, key_id: &str, e: KmsError) -> CoreError {
+    match e {
+        KmsError::Disabled(_) => CoreError::Forbidden(format!(
+            "The encryption key {key_id} of image {} is disabled: the image data cannot be read or written \
+             until the key is enabled again",
+            image.id
+        )),
+        KmsError::NotFound(_) => CoreError::Forbidden(format!(
+            "The encryption key {key_id} of image {} does not exist: the image data cannot be read or written",
+            image.id
+        )),
+        other => other.into(),
+    }
+}
+
+/// Refuses a change of the encryption property: it is fixed when the image is created (encrypting an
+/// image's data under another key is a copy of the image).
+pub(crate) fn check_unchanged(before: &Image, after: &Image) -> Result<()> {
+    if before.properties.get(CMK_PROPERTY) != after.properties.get(CMK_PROPERTY) {
+        return Err(CoreError::Forbidden(format!(
+            "{CMK_PROPERTY} is set when an image is created and cannot change; copy the image to encrypt it under another key"
+        )));
+    }
+    Ok(())
+}
