@@ -397,6 +397,19 @@ fn handmade_seeds(s: &mut Seeds) {
         udf[at + 6] = 1;
     }
     s.add("iso", "udf", &udf);
+    // File systems for the ISO reader: one written by IMS's writer (Joliet and primary trees),
+    // and the bare primary volume descriptor above.
+    let mut tree = ims_formats::iso::IsoTree::new();
+    tree.add_file("user-data", 14, b"#cloud-config\n".to_vec()).expect("tree");
+    tree.add_file("app/bin/Run Me.sh", 10, b"echo hello".to_vec()).expect("tree");
+    tree.add_dir("app/empty").expect("tree");
+    let mut options = ims_formats::iso::IsoOptions::new("cidata");
+    options.recorded_at = 1_700_000_000;
+    let layout = ims_formats::iso::IsoLayout::new(tree, &options).expect("layout");
+    let mut written = Vec::new();
+    std::io::Read::read_to_end(&mut layout.into_stream(), &mut written).expect("write the ISO");
+    s.add("iso_fs", "joliet", &written);
+    s.add("iso_fs", "iso9660", &iso);
 
     // Raw disks: partition tables the inspector checks, magics it refuses.
     let mut raw = |name: &str, first: &[u8]| {

@@ -33,7 +33,7 @@ const STREAM_LIMITS: Limits = Limits {
 
 /// Every target, by name (the names of the `fuzz_targets/*.rs` binaries and the prefixes of the
 /// regression files).
-pub const TARGETS: [(&str, fn(&[u8])); 12] = [
+pub const TARGETS: [(&str, fn(&[u8])); 13] = [
     ("qcow2", qcow2),
     ("qcow", qcow),
     ("qed", qed),
@@ -43,6 +43,7 @@ pub const TARGETS: [(&str, fn(&[u8])); 12] = [
     ("vhdx", vhdx),
     ("vdi", vdi),
     ("iso", iso),
+    ("iso_fs", iso_fs),
     ("zvhd", zvhd),
     ("zvhd2", zvhd2),
     ("inspect_any", inspect_any),
@@ -517,6 +518,40 @@ pub fn iso(data: &[u8]) {
     }
     whole_image(data, Format::Iso);
     let _ = ims_formats::inspect(Arc::new(file_from_input(data)), Some(Format::Raw), &LIMITS);
+}
+
+/// The ISO 9660 file system reader: open (Joliet or primary tree), walk the whole tree, read each
+/// file at its start, middle and end, look entries up by path. Reads must stay inside each file.
+pub fn iso_fs(data: &[u8]) {
+    let limits = iso::IsoReadLimits {
+        max_entries: 4096,
+        max_depth: 16,
+        max_directory_bytes: 1 << 20,
+        max_descriptors: 16,
+        max_walk_bytes: 4 << 20,
+    };
+    let src: Arc<dyn ReadAt> = Arc::new(file_from_input(data));
+    let Ok(fs) = iso::IsoFilesystem::open_with_limits(src, limits) else {
+        return;
+    };
+    let _ = (fs.volume_id(), fs.uses_joliet());
+    let Ok(entries) = fs.walk() else {
+        return;
+    };
+    assert!(entries.len() <= limits.max_entries, "iso_fs: walk went past the entry limit");
+    let mut buf = vec![0u8; 4096];
+    for entry in entries.iter().take(64) {
+        if entry.is_dir {
+            let _ = fs.read_dir(entry);
+            continue;
+        }
+        for at in [0, entry.size / 2, entry.size.saturating_sub(1)] {
+            if let Ok(n) = fs.read_file_at(entry, &mut buf, at) {
+                assert!(at + n as u64 <= entry.size, "iso_fs: read past the end of a file");
+            }
+        }
+        let _ = fs.find(&entry.path);
+    }
 }
 
 /// ZVHD: the random-access reader, and the streaming decoder (into a seekable sink and into a byte

@@ -303,12 +303,16 @@ def ims(request, tmp_path_factory) -> Env:
     server_env["IMS_ADMIN_TOKEN"] = admin_token
     server_env.setdefault("RUST_LOG", "info")
     server_env["RUST_BACKTRACE"] = "1"
-    # web-download may reach the suite's own HTTP servers on 127.0.0.1, and no other host.
+    # web-download may reach the suite's own HTTP servers on 127.0.0.1, and no other host; a second
+    # Glance store (`second`) receives copy-image copies.
     config_path = workdir / "ims.toml"
     config_path.write_text(
         "[glance_import]\n"
         "web_download_allowed_hosts = [\"127.0.0.1\"]\n"
         "web_download_allow_private_addresses = true\n"
+        "[stores.second]\n"
+        f"url = \"file://{workdir / 'second-store'}\"\n"
+        "description = \"Second store\"\n"
     )
     log_file = open(log_path, "wb")
     proc = subprocess.Popen(

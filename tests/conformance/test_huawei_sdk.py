@@ -3,7 +3,7 @@
 Two projects get access keys through our CLI (`ims admin access-key create`); the SDK signs every
 request with SDK-HMAC-SHA256 (`BasicCredentials(ak, sk, project_id)`) against the session server.
 Every available operation of shared/reference/ims-api.md is called and its answer checked (the image
-pipelines in test_huawei_sdk_pipelines.py); the operations that need compute must answer 501 IMG.0501.
+pipelines in test_huawei_sdk_pipelines.py, images from servers in test_huawei_sdk_compute.py).
 """
 
 from __future__ import annotations
@@ -330,17 +330,14 @@ def test_glance_operations(a):
 
 # ----------------------------------------------------------------------------- not available
 
-def test_operations_needing_compute_are_not_available(a):
-    image_id = create_image(a, unique("na"))
+def test_images_from_servers_need_a_server_id(a):
     calls = [
         lambda: a.client.create_image(CreateImageRequest(body=CreateImageRequestBody(name="x", instance_id="i-1"))),
         lambda: a.client.create_whole_image(CreateWholeImageRequest(body=CreateWholeImageRequestBody(name="x", instance_id="i"))),
-        lambda: a.client.copy_image_cross_region(CopyImageCrossRegionRequest(image_id=image_id, body=CopyImageCrossRegionRequestBody(
-            name="c", region="r", project_name="p"))),
     ]
     for call in calls:
-        e = expect_error(call, 501, "IMG.0501")
-        assert "not available" in e.error_msg
+        e = expect_error(call, 400, "IMG.0001")
+        assert "instance_id" in e.error_msg
 
 
 # ------------------------------------------------------------------------------ authentication

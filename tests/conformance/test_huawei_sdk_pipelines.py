@@ -1,6 +1,10 @@
 """The IMS image pipelines driven by the official SDK: images from bucket files (CreateImage with
 `image_url`, CreateDataImage, ImportImageQuick, RegisterImage), ExportImage in several formats,
-CopyImageInRegion, each returning a `job_id` followed with ShowJob/ShowJobProgress until it ends.
+CopyImageInRegion and CopyImageCrossRegion, each returning a `job_id` followed with ShowJob/ShowJobProgress
+until it ends.
+
+For the copy across regions a second server is started here as region A, configured to copy to the
+session's server as `region-b` (with the session's admin token as its service credentials).
 
 Bucket files are put and fetched with our CLI (`ims bucket put|get`) as the same project; every
 exported file is compared with its source by qemu-img.
@@ -8,12 +12,17 @@ exported file is compared with its source by qemu-img.
 
 from __future__ import annotations
 
+import os
+import secrets
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
+import requests
 
 from conformance_util import unique
+from conftest import STARTUP_TIMEOUT, Env, _clean_env, _free_port, _resolve_ims_bin
 from test_huawei_sdk import Account, create_image, expect_error, new_account, wait_job
 
 from huaweicloudsdkims.v2 import *  # noqa: F401,F403 (the SDK's request and model classes)
@@ -127,3 +136,88 @@ def test_pipeline_refusals_and_failures_change_nothing(ims, acct, bucket):
     assert show(acct, image_id).status == "queued", "the untouched image stays as it was"
     listed = ims.ims("bucket", "ls", bucket, "--output", "json", token=acct.token)
     assert not any("never.bin" in str(o) for o in listed), listed
+
+
+@pytest.fixture(scope="module")
+def region_a(ims, tmp_path_factory):
+    """A second `ims serve` (region A) whose `region-b` is the session's server; stopped at the end."""
+    workdir = tmp_path_factory.mktemp("region-a")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    admin_token = "adm-" + secrets.token_hex(20)
+    config = workdir / "ims.toml"
+    config.write_text(f'[regions.region-b]\nendpoint = "{ims.url}"\ntoken = "{ims.admin_token}"\n')
+    server_env = _clean_env(str(workdir))
+    server_env["IMS_ADMIN_TOKEN"] = admin_token
+    log_path = workdir / "server.log"
+    log_file = open(log_path, "wb")
+    proc = subprocess.Popen(
+        [_resolve_ims_bin(), "serve", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+         "--data-dir", str(workdir / "data")],
+        env=server_env, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        cwd=str(workdir), start_new_session=True)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            assert proc.poll() is None, f"region A exited during start-up: {log_path.read_text()}"
+            try:
+                if requests.get(url + "/healthcheck", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, f"region A did not start: {log_path.read_text()}"
+            time.sleep(0.2)
+        yield Env(url, admin_token, workdir, log_path, _resolve_ims_bin())
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log_file.close()
+
+
+def test_copy_across_regions_sends_only_missing_chunks(ims, region_a):
+    source = new_account(region_a, "hw-xr")
+    target = new_account(ims, "hw-xr-target")
+    target_project = ims.http("GET", f"/identity/v1/projects/{target.project_id}").json()["project"]["name"]
+    data = os.urandom(32 * MIB + 1234)
+
+    def image_with(payload: bytes) -> str:
+        image_id = create_image(source, unique("xr"), disk_format="raw")
+        r = region_a.http("PUT", f"/v2/images/{image_id}/file", token=source.token, data=payload,
+                          headers={"Content-Type": "application/octet-stream"})
+        assert r.status_code == 204, r.text
+        return image_id
+
+    def copy(image_id: str):
+        resp = source.client.copy_image_cross_region(CopyImageCrossRegionRequest(
+            image_id=image_id, body=CopyImageCrossRegionRequestBody(
+                name=unique("xr-copy"), region="region-b", project_name=target_project)))
+        copy_id = succeeded(source, resp.job_id)
+        sent = region_a.http("GET", f"/jobs/v1/{resp.job_id}", token=source.token).json()["job"]["result"]
+        return copy_id, sent
+
+    first = image_with(data)
+    copy_id, sent = copy(first)
+    original, copied = show(source, first), show(target, copy_id)
+    assert (copied.status, copied.checksum, copied.size) == ("active", original.checksum, original.size), copied
+    hashes = [env.http("GET", f"/v2/images/{i}", token=a.token).json()["os_hash_value"]
+              for env, a, i in [(region_a, source, first), (ims, target, copy_id)]]
+    assert hashes[0] and hashes[0] == hashes[1], hashes
+    assert sent["chunks_sent"] == sent["chunks_total"] and sent["bytes_sent"] >= len(data) * 0.9, sent
+    r = ims.http("GET", f"/v2/images/{copy_id}/file", token=target.token)
+    assert r.status_code == 200 and r.content == data
+
+    changed = bytearray(data)
+    changed[16 * MIB:16 * MIB + 4096] = os.urandom(4096)
+    second = image_with(bytes(changed))
+    copy_id, sent2 = copy(second)
+    assert show(target, copy_id).checksum == show(source, second).checksum
+    # At most the two chunks around the change (chunks are 4 MiB at most) travel again.
+    assert sent2["chunks_sent"] <= 2 and sent2["bytes_sent"] * 3 < sent["bytes_sent"], (sent, sent2)
+
+    e = expect_error(lambda: source.client.copy_image_cross_region(CopyImageCrossRegionRequest(
+        image_id=first, body=CopyImageCrossRegionRequestBody(name="c", region="no-such-region"))), 400, "IMG.0107")
+    assert "region" in e.error_msg

@@ -1,7 +1,8 @@
 """Glance interoperable import with the real clients: `glance image-create-via-import`
 (glance-direct and web-download), `glance image-stage` + `glance image-import`,
 `openstack image create --import`, `openstack image stage` + `openstack image import`,
-and a refused web-download.
+a refused web-download, and `copy-image` to the second store (`glance image-import --import-method
+copy-image --stores second`, `openstack image show` listing both stores, `glance stores-delete`).
 
 The server runs with web-download allowed to reach loopback addresses of the host
 `127.0.0.1` only (see conftest.py), so the tests can serve sources from a local HTTP
@@ -73,7 +74,7 @@ def assert_imported(ims, token, image_id, payload):
 def test_info_import_lists_the_methods(ims):
     r = ims.http("GET", "/v2/info/import")
     assert r.status_code == 200, r.text
-    assert r.json()["import-methods"]["value"] == ["glance-direct", "web-download"]
+    assert r.json()["import-methods"]["value"] == ["glance-direct", "web-download", "copy-image"]
 
 
 def test_glance_create_via_import_glance_direct(ims, owner, payload):
@@ -152,3 +153,54 @@ def test_refused_web_download(ims, owner, payload, file_server):
     r = ims.http("GET", f"/v2/images/{img['id']}", token=tok)
     assert r.json()["status"] == "queued"
     assert ims.http("GET", f"/v2/images/{img['id']}/tasks", token=tok).json()["tasks"] == []
+
+
+def wait_stores(ims, token, image_id, expected) -> dict:
+    deadline = time.monotonic() + IMPORT_TIMEOUT
+    while True:
+        img = ims.http("GET", f"/v2/images/{image_id}", token=token).json()
+        if img.get("stores") == expected and "os_glance_importing_to_stores" not in img:
+            return img
+        assert time.monotonic() < deadline, f"image {image_id} is in {img.get('stores')}, not {expected}: {img}"
+        time.sleep(0.2)
+
+
+def test_copy_image_to_a_second_store(ims, owner, payload):
+    tok = owner.user.token
+    stores = ims.glance("stores-info", token=tok, table=False)
+    assert "second" in stores and "local" in stores, stores
+    img = ims.glance(
+        "image-create-via-import", "--name", unique("gl-copy"), "--disk-format", "raw",
+        "--container-format", "bare", "--import-method", "glance-direct", "--file", str(payload.path),
+        token=tok,
+    )
+    assert_imported(ims, tok, img["id"], payload)
+    ims.glance("image-import", "--import-method", "copy-image", "--stores", "second", img["id"],
+               token=tok, table=False)
+    copied = wait_stores(ims, tok, img["id"], "local,second")
+    assert copied["status"] == "active" and copied["checksum"] == payload.md5, copied
+    shown = ims.openstack("image", "show", img["id"], token=tok)
+    # openstackclient shows the fields it does not know (`stores` among them) under `properties`.
+    assert shown["properties"]["stores"] == "local,second", shown
+    deadline = time.monotonic() + IMPORT_TIMEOUT
+    while True:  # the task ends right after the image records the copy
+        tasks = ims.http("GET", f"/v2/images/{img['id']}/tasks", token=tok).json()["tasks"]
+        if sorted(t["status"] for t in tasks) == ["success", "success"]:
+            break
+        assert time.monotonic() < deadline, tasks
+        time.sleep(0.2)
+    copy_task = [t for t in tasks if t["input"]["import_req"]["method"]["name"] == "copy-image"][0]
+    assert copy_task["result"]["chunks_copied"] >= 1, copy_task
+
+    # Unknown store: refused by the client itself, and by the server.
+    proc = ims.glance("image-import", "--import-method", "copy-image", "--stores", "nowhere", img["id"],
+                      token=tok, expect_fail=True)
+    assert "nowhere" in error_text(proc), error_text(proc)
+    r = ims.http("POST", f"/v2/images/{img['id']}/import", token=tok,
+                 json={"method": {"name": "copy-image"}, "stores": ["nowhere"]})
+    assert r.status_code == 409, r.text
+
+    ims.glance("stores-delete", "--store", "second", img["id"], token=tok, table=False)
+    assert ims.openstack("image", "show", img["id"], token=tok)["properties"]["stores"] == "local"
+    got = ims.http("GET", f"/v2/images/{img['id']}/file", token=tok)
+    assert got.status_code == 200 and len(got.content) == payload.size

@@ -51,6 +51,9 @@ pub struct StoredKmsKey {
     pub alias: String,
     pub description: Option<String>,
     pub state: KeyState,
+    /// Whether images encrypted under the key may be shared with other projects (their members then read
+    /// the data through the owner's encryption domain).
+    pub shareable: bool,
     /// The 32-byte key material as the secret sealer sealed it.
     pub sealed_material: String,
     pub created_at: DateTime<Utc>,

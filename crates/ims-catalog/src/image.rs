@@ -174,8 +174,20 @@ pub struct Image {
     pub properties: BTreeMap<String, String>,
     /// From this time on the image is deprecated: left out of default lists, still readable and usable.
     pub deprecate_at: Option<DateTime<Utc>>,
+    /// Where the image's data came from and which image it was derived from.
+    #[serde(default)]
+    pub lineage: crate::Lineage,
+    /// Ids of the Glance stores, besides the node's default store, that hold a copy of the image's data
+    /// (its manifest and chunks), in the order the copies were made. Ids contain no commas.
+    #[serde(default)]
+    pub extra_stores: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The store ids of a stored comma-separated list (as [`Image::extra_stores`] is kept); empty items dropped.
+pub fn parse_store_list(stored: &str) -> Vec<String> {
+    stored.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
 impl Image {
@@ -207,6 +219,8 @@ impl Image {
             tags: BTreeSet::new(),
             properties: BTreeMap::new(),
             deprecate_at: None,
+            lineage: crate::Lineage::default(),
+            extra_stores: Vec::new(),
             created_at: now,
             updated_at: now,
         }

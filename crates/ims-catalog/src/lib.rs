@@ -7,16 +7,21 @@
 pub mod access_key;
 pub mod audit;
 pub mod audit_chain;
+pub mod compute;
 pub mod encryption;
 pub mod error;
 pub mod favorite;
 pub mod identity;
 pub mod image;
 pub mod job;
+pub mod market;
+pub mod lineage;
 pub mod member;
 pub mod nbd_export;
+pub mod node;
 pub mod postgres;
 pub mod query;
+pub mod recycle_bin;
 pub mod repo;
 pub mod resource_tag;
 pub mod share_auto_accept;
@@ -26,6 +31,7 @@ use std::sync::Arc;
 
 pub use access_key::AccessKey;
 pub use audit::AuditEvent;
+pub use compute::{ComputeRepository, Server, ServerStatus, ServerType, Volume, VolumeEncryption, VolumeExport};
 pub use audit_chain::{AuditQuery, AuditRecord, BrokenLink, ChainCheck, ChainVerification};
 pub use encryption::{ImageEncryption, KeyState, StoredKmsKey};
 pub use error::{CatalogError, Result};
@@ -33,13 +39,17 @@ pub use favorite::{Favorite, FavoriteRepository};
 pub use share_auto_accept::ShareAutoAcceptRepository;
 pub use identity::{Project, Role, Token, User};
 pub use image::{Image, ImageStatus, Visibility};
+pub use lineage::{ImageStanding, Lineage, LineageRepository, SourceType, SOURCE_TYPE_SERVER};
 pub use job::{ImageChange, Job, JobFilter, JobOutcome, JobStatus};
+pub use market::{ListingFilter, MarketListing, MarketRepository, MarketSubscription};
 pub use member::{Member, MemberStatus};
 pub use nbd_export::{NbdExport, NbdExportRepository};
+pub use node::{Node, NodeRepository, NodeState};
 pub use query::{ImageQuery, MemberStatusFilter, SortDir, SortKey, TimeFilter, TimeOp, Viewer, VisibilityFilter};
 pub use repo::{
     AuditRepository, IdentityRepository, ImageRepository, ImageUsage, JobRepository, MemberRepository, ResourceTagRepository,
 };
+pub use recycle_bin::{BinQuery, BinnedImage, RecycleBinRepository};
 pub use resource_tag::{OsVersion, ResourceTag};
 
 /// The set of repositories of one catalog database.
@@ -59,6 +69,16 @@ pub struct Catalog {
     pub share_auto_accept: Arc<dyn ShareAutoAcceptRepository>,
     /// Export names minted for NBD access to images.
     pub nbd_exports: Arc<dyn NbdExportRepository>,
+    /// The nodes sharing this catalog, their heartbeats and drains.
+    pub nodes: Arc<dyn NodeRepository>,
+    /// Servers and volumes of the built-in compute driver, and volume export names.
+    pub compute: Arc<dyn ComputeRepository>,
+    /// Marketplace listings and their subscriptions.
+    pub market: Arc<dyn MarketRepository>,
+    /// Deleted images kept restorable until purged.
+    pub recycle_bin: Arc<dyn RecycleBinRepository>,
+    /// Image records in any state, for lineage walks.
+    pub lineage: Arc<dyn LineageRepository>,
 }
 
 impl Catalog {

@@ -86,8 +86,9 @@ pub enum MemberStatusFilter {
 ///
 /// Visibility rule (Glance's), applied before every other filter, to images not `deleted`:
 /// - a non-admin viewer with a project sees images it owns, `public` images, `community` images (only when
-///   the visibility filter is `community` or `all`, or it owns them), and `shared` images of which its
-///   project is a member whose status matches `member_status` (default `accepted`);
+///   the visibility filter is `community` or `all`, or it owns them), `shared` images of which its
+///   project is a member whose status matches `member_status` (default `accepted`), and images whose
+///   marketplace listing its project subscribed to (on or off shelf, whatever their visibility);
 /// - an anonymous viewer sees `public` images only;
 /// - an admin sees every image, but community images it does not own only when the visibility filter is
 ///   `community` or `all`.
@@ -120,6 +121,10 @@ pub struct ImageQuery {
     /// Like `properties`, but an image without the key matches too (for values the API treats as the
     /// default of an absent property).
     pub properties_or_absent: Vec<(String, String)>,
+    /// Only images with a marketplace listing that is on shelf. Browsing the marketplace is open to
+    /// every viewer, so this replaces the visibility rule (and the visibility and member status filters)
+    /// with "listed and on shelf"; the other filters still apply.
+    pub market_on_shelf: bool,
     /// Leaves out images owned by this project.
     pub exclude_owner: Option<String>,
     /// Leaves out images of these visibilities.
@@ -160,6 +165,7 @@ impl ImageQuery {
             tags: vec![],
             properties: vec![],
             properties_or_absent: vec![],
+            market_on_shelf: false,
             exclude_owner: None,
             exclude_visibilities: vec![],
             min_disk: None,

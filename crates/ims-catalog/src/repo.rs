@@ -32,6 +32,20 @@ pub trait ImageRepository: Send + Sync {
     /// This compare-and-set on status is how state transitions stay race-free across nodes.
     async fn save(&self, image: &Image, expected: &[ImageStatus], event: &AuditEvent) -> Result<()>;
 
+    /// Like [`ImageRepository::save`], but only if afterwards the non-deleted images of `image.owner`
+    /// hold at most `max_total_size` bytes in all (the sum of their `size`, this image counted with
+    /// `image.size`); otherwise `LimitExceeded` and nothing changes. The sum and the write happen in
+    /// one transaction serialized with every other write of this method for the same owner, so
+    /// concurrent activations never pass the limit together. Status mismatch and missing image as
+    /// `save` (checked first).
+    async fn save_within_size_quota(
+        &self,
+        image: &Image,
+        expected: &[ImageStatus],
+        max_total_size: u64,
+        event: &AuditEvent,
+    ) -> Result<()>;
+
     /// The images matching `query`, in its sort order, at most `query.limit` of them.
     /// `Invalid` if the marker is not an image the viewer can see.
     async fn list(&self, query: &ImageQuery) -> Result<Vec<Image>>;
@@ -236,6 +250,17 @@ pub trait EncryptionRepository: Send + Sync {
         &self,
         id: &str,
         state: crate::KeyState,
+        at: chrono::DateTime<chrono::Utc>,
+        event: &AuditEvent,
+    ) -> Result<crate::StoredKmsKey>;
+
+    /// Sets whether images encrypted under the key may be shared, and `updated_at` (idempotent for the
+    /// flag); returns the key afterwards. `NotFound` (and nothing changes) if missing. Images already
+    /// shared keep their members when the flag is cleared; new shares are refused.
+    async fn set_key_shareable(
+        &self,
+        id: &str,
+        shareable: bool,
         at: chrono::DateTime<chrono::Utc>,
         event: &AuditEvent,
     ) -> Result<crate::StoredKmsKey>;

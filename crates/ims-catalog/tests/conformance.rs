@@ -9,6 +9,8 @@
 mod audit;
 #[path = "conformance/audit_trail.rs"]
 mod audit_trail;
+#[path = "conformance/compute.rs"]
+mod compute;
 #[path = "conformance/deprecation.rs"]
 mod deprecation;
 #[path = "conformance/encryption.rs"]
@@ -17,20 +19,32 @@ mod encryption;
 mod favorites;
 #[path = "conformance/nbd_exports.rs"]
 mod nbd_exports;
+#[path = "conformance/nodes.rs"]
+mod nodes;
 #[path = "conformance/filters.rs"]
 mod filters;
 #[path = "conformance/identity.rs"]
 mod identity;
+#[path = "conformance/image_stores.rs"]
+mod image_stores;
 #[path = "conformance/images.rs"]
 mod images;
 #[path = "conformance/ims.rs"]
 mod ims;
 #[path = "conformance/jobs.rs"]
 mod jobs;
+#[path = "conformance/lineage.rs"]
+mod lineage;
+#[path = "conformance/market.rs"]
+mod market;
 #[path = "conformance/member_limits.rs"]
 mod member_limits;
 #[path = "conformance/members.rs"]
 mod members;
+#[path = "conformance/size_quota.rs"]
+mod size_quota;
+#[path = "conformance/recycle_bin.rs"]
+mod recycle_bin;
 #[path = "conformance/share_auto_accept.rs"]
 mod share_auto_accept;
 #[path = "conformance/sorting.rs"]
@@ -62,6 +76,15 @@ macro_rules! conformance_suite {
             images::check_delete_hides_image_and_retires_id,
             images::check_usage_counts_live_images,
             images::check_live_manifests,
+            recycle_bin::check_bin_hides_image_keeps_data_and_restores_it,
+            recycle_bin::check_bin_refuses_protected_and_wrong_status,
+            recycle_bin::check_bin_list_per_owner_in_binned_order_with_marker,
+            recycle_bin::check_purge_is_final_and_releases_data,
+            recycle_bin::check_restore_respects_quota,
+            recycle_bin::check_bin_writes_are_audited,
+            lineage::check_lineage_round_trips_through_create_and_save,
+            lineage::check_any_state_reads_live_binned_and_deleted_images,
+            image_stores::check_extra_stores_round_trip_through_create_save_and_list,
             visibility::check_visibility_project_viewer,
             visibility::check_visibility_member_status,
             visibility::check_visibility_anonymous,
@@ -110,13 +133,27 @@ macro_rules! conformance_suite {
             jobs::check_job_with_image_change_is_atomic,
             encryption::check_kms_keys,
             encryption::check_encryption_domains_and_images,
+            market::check_market_listings,
+            market::check_market_subscriptions,
+            market::check_market_images_in_lists,
+            market::check_market_concurrent_subscribe_and_offshelf,
             favorites::check_favorites_lifecycle,
             favorites::check_favorites_skip_deleted_images,
             favorites::check_favorites_limit_holds_under_concurrency,
             nbd_exports::check_nbd_exports_lifecycle,
+            compute::check_compute_servers_and_volumes_round_trip,
+            compute::check_compute_create_server_is_atomic,
+            compute::check_compute_attach_and_detach,
+            compute::check_compute_delete_server,
+            compute::check_compute_manifests_and_exports,
             nbd_exports::check_nbd_exports_need_a_live_image,
+            nodes::check_nodes_register_list_and_heartbeat,
+            nodes::check_nodes_drain_until_idle,
+            nodes::check_nodes_silent_ones_are_forgotten,
             member_limits::check_member_add_within_limit,
             member_limits::check_member_limit_holds_under_concurrency,
+            size_quota::check_save_within_size_quota,
+            size_quota::check_size_quota_holds_under_concurrency,
             share_auto_accept::check_share_auto_accept,
             deprecation::check_deprecate_at_round_trips,
             deprecation::check_filter_deprecated,

@@ -44,6 +44,20 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Servers of the built-in compute driver.
+    Server {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: commands::server::ServerCommand,
+    },
+    /// Volumes of the built-in compute driver (guest disks of servers).
+    Volume {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: commands::volume::VolumeCommand,
+    },
     /// User buckets: where images are imported from and exported to.
     Bucket {
         #[command(flatten)]
@@ -64,6 +78,27 @@ enum Command {
         opts: ClientOpts,
         #[command(subcommand)]
         command: commands::audit::AuditCommand,
+    },
+    /// Capsule images: an application packaged on a base image, deployable in one step.
+    Capsule {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: commands::capsule::CapsuleCommand,
+    },
+    /// The recycle bin: deleted images that can still be restored.
+    Bin {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: commands::recycle_bin::BinCommand,
+    },
+    /// The marketplace: browse, publish and subscribe to listed images.
+    Market {
+        #[command(flatten)]
+        opts: ClientOpts,
+        #[command(subcommand)]
+        command: commands::market::MarketCommand,
     },
     /// Your project's quotas and usage.
     Quota {
@@ -92,8 +127,12 @@ enum ImageCommand {
     Show(IdArg),
     /// Change an image's attributes and properties.
     Update(UpdateArgs),
-    /// Delete images.
+    /// Delete images (into the recycle bin, unless --force or the bin is off).
     Delete(DeleteArgs),
+    /// Bring a deleted image back from the recycle bin (same id, data and checksums).
+    Restore(IdArg),
+    /// Show the image and each image it was derived from, up to the root.
+    Lineage(IdArg),
     /// Upload an image's data from a file (`-` for stdin).
     Upload(UploadArgs),
     /// Download an image's data to a file or stdout, verifying its md5.
@@ -174,6 +213,12 @@ enum AdminCommand {
     /// The audit trail's hash chain.
     #[command(subcommand)]
     Audit(commands::audit::AdminAuditCommand),
+    /// The nodes sharing the catalog; draining one before it is stopped.
+    #[command(subcommand)]
+    Node(commands::node::NodeCommand),
+    /// Register a directory of images (with images.toml or images.json) as public images; images
+    /// already present with the same name and checksum are skipped.
+    SeedPublicImages(commands::seed_public_images::SeedArgs),
 }
 
 #[tokio::main]
@@ -200,6 +245,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ImageCommand::Show(a) => image::show(&ctx, a).await,
                 ImageCommand::Update(a) => image::update(&ctx, a).await,
                 ImageCommand::Delete(a) => image::delete(&ctx, a).await,
+                ImageCommand::Restore(a) => commands::recycle_bin::restore(&ctx, a).await,
+                ImageCommand::Lineage(a) => commands::recycle_bin::lineage(&ctx, a).await,
                 ImageCommand::Upload(a) => image::upload(&ctx, a).await,
                 ImageCommand::Download(a) => image::download(&ctx, a).await,
                 ImageCommand::Tag(TagCommand::Add(a)) => image::tag_add(&ctx, a).await,
@@ -233,11 +280,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 AdminCommand::Quota(c) => commands::quota::run(&ctx, c).await,
                 AdminCommand::Store(c) => commands::store::run(&ctx, c).await,
                 AdminCommand::Audit(c) => commands::audit::admin(&ctx, c).await,
+                AdminCommand::Node(c) => commands::node::run(&ctx, c).await,
+                AdminCommand::SeedPublicImages(a) => commands::seed_public_images::run(&ctx, a).await,
             }
         }
         Command::Bucket { opts, command } => commands::bucket::run(&Ctx::new(&opts)?, command).await,
+        Command::Server { opts, command } => commands::server::run(&Ctx::new(&opts)?, command).await,
+        Command::Volume { opts, command } => commands::volume::run(&Ctx::new(&opts)?, command).await,
         Command::Job { opts, command } => commands::job::run(&Ctx::new(&opts)?, command).await,
         Command::Audit { opts, command } => commands::audit::run(&Ctx::new(&opts)?, command).await,
+        Command::Capsule { opts, command } => commands::capsule::run(&Ctx::new(&opts)?, command).await,
+        Command::Market { opts, command } => commands::market::run(&Ctx::new(&opts)?, command).await,
+        Command::Bin { opts, command } => commands::recycle_bin::run(&Ctx::new(&opts)?, command).await,
         Command::Quota { opts, command } => commands::own_quota::run(&Ctx::new(&opts)?, command).await,
         Command::Whoami { opts } => {
             let ctx = Ctx::new(&opts)?;

@@ -28,9 +28,9 @@ pub struct ServeArgs {
     /// Chunk store URL: file:///PATH [default: <data-dir>/store], s3://bucket?endpoint=..., memory://
     #[arg(long, env = "IMS_STORE_URL")]
     store: Option<String>,
-    /// Address of the NBD server (off unless set).
-    #[arg(long, env = "IMS_NBD_LISTEN")]
-    nbd_listen: Option<SocketAddr>,
+    /// Address of the NBD server, or `off` [default: 127.0.0.1:10809 when that port is free].
+    #[arg(long, env = "IMS_NBD_LISTEN", value_parser = parse_nbd_listen)]
+    nbd_listen: Option<NbdListen>,
     /// Largest image file accepted, in bytes [default: 1 TiB].
     #[arg(long, env = "IMS_IMAGE_SIZE_CAP")]
     image_size_cap: Option<u64>,
@@ -60,7 +60,10 @@ impl ServeArgs {
             data_dir: self.data_dir.clone(),
             database: self.database.clone(),
             store: self.store.clone(),
-            nbd_listen: self.nbd_listen,
+            nbd_listen: match self.nbd_listen {
+                Some(NbdListen::At(address)) => Some(address),
+                _ => None,
+            },
             // Secrets come from the environment only, never from a flag visible in `ps`.
             admin_token: std::env::var("IMS_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
             s3_access_key_id: std::env::var("IMS_S3_ACCESS_KEY_ID").ok().filter(|v| !v.is_empty()),
@@ -71,7 +74,44 @@ impl ServeArgs {
             job_workers: self.job_workers,
             buckets: self.buckets.clone(),
         });
+        match self.nbd_listen {
+            Some(NbdListen::Off) => settings.nbd_listen = None,
+            Some(NbdListen::At(_)) => {}
+            None if settings.nbd_listen.is_none() => settings.nbd_listen = default_nbd_listen(),
+            None => {}
+        }
         Ok(settings)
+    }
+}
+
+/// `--nbd-listen`: an address, or no NBD server at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NbdListen {
+    At(SocketAddr),
+    Off,
+}
+
+fn parse_nbd_listen(text: &str) -> Result<NbdListen, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(NbdListen::Off);
+    }
+    text.parse().map(NbdListen::At).map_err(|e| format!("expected ADDRESS:PORT or off: {e}"))
+}
+
+/// Where `ims serve` runs its NBD server when nothing says otherwise: 127.0.0.1:10809 (NBD's port), if
+/// that port is free. When another process holds it, the node runs no NBD server and says so (an address
+/// given explicitly that cannot be bound stops the node instead).
+fn default_nbd_listen() -> Option<SocketAddr> {
+    let address = SocketAddr::from(([127, 0, 0, 1], 10809));
+    match std::net::TcpListener::bind(address) {
+        Ok(probe) => {
+            drop(probe);
+            Some(address)
+        }
+        Err(e) => {
+            eprintln!("NBD: the default address {address} is not available ({e}); running no NBD server");
+            None
+        }
     }
 }
 

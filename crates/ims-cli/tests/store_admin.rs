@@ -58,7 +58,7 @@ fn store_gc_verify_and_stats() {
     assert!(err.contains(&id) && err.contains("offset 0"), "{err}");
 
     // Delete the image and collect: everything goes, with the numbers reported.
-    s.admin(&["image", "delete", &id]).ok();
+    s.admin(&["image", "delete", "--force", &id]).ok();
     let kept = s.json(ADMIN_TOKEN, &["admin", "store", "gc"]);
     assert_eq!(kept["chunks_deleted"], 0, "the default grace keeps young garbage: {kept:#}");
     let report = s.json(ADMIN_TOKEN, &["admin", "store", "gc", "--grace", "0"]);

@@ -25,6 +25,9 @@ pub struct JobInfo {
     pub attempts: i64,
     pub parent_id: Option<String>,
     pub cancel_requested: bool,
+    /// The worker (`<node id>/<n>`) running the job; none while it waits and after it ended.
+    #[serde(default)]
+    pub worker: Option<String>,
     pub created_at: String,
     pub updated_at: String,
     pub begin_time: Option<String>,

@@ -16,6 +16,9 @@ pub struct KmsKey {
     pub description: Option<String>,
     /// `enabled` or `disabled`.
     pub state: String,
+    /// Whether images encrypted under the key may be shared with other projects.
+    #[serde(default)]
+    pub shareable: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -36,6 +39,29 @@ impl Client {
         let url = self.url(&["kms", "v1", "keys"]);
         let body = json!({ "alias": alias, "description": description });
         let body: KeyBody = self.execute_json(self.request(Method::POST, url).json(&body)).await?;
+        Ok(body.key)
+    }
+
+    /// `POST /kms/v1/keys` `{"alias","description"?,"shareable"}` → 201 a new enabled key whose images may
+    /// (`shareable`) or may not be shared with other projects. Admin.
+    pub async fn create_kms_key_with_sharing(
+        &self,
+        alias: &str,
+        description: Option<&str>,
+        shareable: bool,
+    ) -> Result<KmsKey> {
+        let url = self.url(&["kms", "v1", "keys"]);
+        let body = json!({ "alias": alias, "description": description, "shareable": shareable });
+        let body: KeyBody = self.execute_json(self.request(Method::POST, url).json(&body)).await?;
+        Ok(body.key)
+    }
+
+    /// `PATCH /kms/v1/keys/{id}` `{"shareable": bool}`: whether images encrypted under the key may be shared
+    /// from now on (existing members stay). Idempotent; 404 if missing. Admin.
+    pub async fn set_kms_key_shareable(&self, id: &str, shareable: bool) -> Result<KmsKey> {
+        let url = self.url(&["kms", "v1", "keys", id]);
+        let body = json!({ "shareable": shareable });
+        let body: KeyBody = self.execute_json(self.request(Method::PATCH, url).json(&body)).await?;
         Ok(body.key)
     }
 

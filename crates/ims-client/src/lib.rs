@@ -18,6 +18,8 @@
 
 mod audit;
 mod buckets;
+mod capsules;
+mod compute;
 mod error;
 mod favorites;
 mod image_quota;
@@ -26,9 +28,12 @@ mod identity;
 mod images;
 mod jobs;
 mod kms;
+mod market;
 mod members;
+mod nodes;
 mod pipelines;
 mod quotas;
+mod recycle_bin;
 mod store_admin;
 mod types;
 
@@ -39,14 +44,19 @@ use url::Url;
 
 pub use audit::{AuditBrokenLink, AuditEventInfo, AuditFilter, AuditPage, AuditVerification};
 pub use buckets::{BucketInfo, BucketObjectInfo};
+pub use capsules::{Capsule, CapsuleList, CreateCapsule};
+pub use compute::{NewServerDataVolume, NewServerRequest, ServerInfo, VolumeAttachment, VolumeInfo};
 pub use error::ClientError;
 pub use favorites::FavoriteImage;
 pub use image_quota::ImageQuota;
 pub use images::Download;
 pub use jobs::JobInfo;
+pub use nodes::NodeInfo;
 pub use pipelines::ImportImage;
 pub use kms::KmsKey;
-pub use quotas::{ProjectQuotas, QuotaLimit, QuotaUsage};
+pub use market::{ListingScope, MarketListing, MarketSubscription, NewMarketListing};
+pub use recycle_bin::{Ancestry, AncestryLink, BinnedImage};
+pub use quotas::{OptionalQuotaUsage, ProjectQuotas, QuotaLimit, QuotaUsage};
 pub use store_admin::{ChunkProblem, GcReport, ManifestProblem, ProjectStoreUsage, StoreStats, VerifyReport};
 pub use reqwest;
 pub use types::*;

@@ -26,6 +26,17 @@ pub struct QuotaLimit {
     pub default: bool,
 }
 
+/// A quota of one project that may be unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptionalQuotaUsage {
+    /// How much of it the project uses.
+    pub used: u64,
+    /// The limit in force; `None` when there is none.
+    pub limit: Option<u64>,
+    /// True when the service default applies (no limit was set for the project).
+    pub default: bool,
+}
+
 /// The quotas of a project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectQuotas {
@@ -33,6 +44,8 @@ pub struct ProjectQuotas {
     pub private_images: QuotaUsage,
     /// Members (projects it is shared with) each of the project's images may have.
     pub members_per_image: QuotaLimit,
+    /// Logical bytes (the sum of image sizes) the project's images may hold.
+    pub image_bytes: OptionalQuotaUsage,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +66,15 @@ impl Client {
     pub async fn set_private_image_quota(&self, project: &str, limit: Option<u64>) -> Result<ProjectQuotas> {
         let url = self.url(&["identity", "v1", "projects", project, "quotas"]);
         let body = json!({"quotas": {"private_images": limit}});
+        let body: QuotasBody = self.execute_json(self.request(Method::PUT, url).json(&body)).await?;
+        Ok(body.quotas)
+    }
+
+    /// `PUT /identity/v1/projects/{project}/quotas` `{"quotas": {"image_bytes": N|null}}`: sets the total
+    /// logical bytes the project's images may hold, or (`None`) removes the limit. Admin.
+    pub async fn set_image_bytes_quota(&self, project: &str, limit: Option<u64>) -> Result<ProjectQuotas> {
+        let url = self.url(&["identity", "v1", "projects", project, "quotas"]);
+        let body = json!({"quotas": {"image_bytes": limit}});
         let body: QuotasBody = self.execute_json(self.request(Method::PUT, url).json(&body)).await?;
         Ok(body.quotas)
     }

@@ -75,8 +75,9 @@ impl AuditService {
 }
 
 /// Records the end of `job` (`job.succeeded` or `job.failed` on `job:<id>`, with the job's error code and
-/// reason as the error) when its status is final; otherwise does nothing. Logged, never fails.
-pub async fn record_job_outcome(catalog: &Catalog, job: &Job) {
+/// reason as the error, and the `worker` that ended it in the detail) when its status is final; otherwise
+/// does nothing. Logged, never fails.
+pub async fn record_job_outcome(catalog: &Catalog, job: &Job, worker: &str) {
     let (action, error) = match job.status {
         JobStatus::Success => ("job.succeeded", None),
         JobStatus::Fail => (
@@ -92,7 +93,7 @@ pub async fn record_job_outcome(catalog: &Catalog, job: &Job) {
     let mut event = AuditEvent::new(&format!("job-{}", job.id), action, format!("job:{}", job.id));
     event.at = Utc::now();
     event.project_id = Some(job.project_id.clone());
-    event.detail = Some(format!("type {}, attempts {}", job.job_type, job.attempts));
+    event.detail = Some(format!("type {}, attempts {}, worker {worker}", job.job_type, job.attempts));
     if let Some(error) = error {
         event = event.failed(error);
     }

@@ -38,11 +38,13 @@ pub struct ImageService {
     /// Key management for encrypted images (unset: images cannot ask for encryption). Shared by every
     /// clone, so the services holding one see the provider once it is configured.
     pub(crate) kms: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn crate::kms::Kms>>>,
+    /// How long deleted images stay in the recycle bin (shared by every clone).
+    pub(crate) retention: crate::recycle_bin::Retention,
 }
 
 impl ImageService {
     pub fn new(catalog: Catalog, store: ChunkStore, limits: ImageLimits) -> ImageService {
-        ImageService { catalog, store, limits, kms: Default::default() }
+        ImageService { catalog, store, limits, kms: Default::default(), retention: Default::default() }
     }
 
     pub fn limits(&self) -> &ImageLimits {
@@ -109,7 +111,8 @@ impl ImageService {
         Ok((used, self.private_image_quota(&caller.project_id).await?))
     }
 
-    /// The image, if the caller may see it; otherwise `NotFound` (never revealing that it exists).
+    /// The image, if the caller may see it (by [`Policy::can_see`], or as a subscriber of its marketplace
+    /// listing); otherwise `NotFound` (never revealing that it exists).
     pub async fn get(&self, ctx: &RequestContext, id: Uuid) -> Result<Image> {
         let not_found = || CoreError::NotFound(format!("No image found with ID {id}"));
         let image = self.catalog.images.get(id).await.map_err(|e| match e {
@@ -117,7 +120,7 @@ impl ImageService {
             other => other.into(),
         })?;
         let membership = self.membership(ctx, &image).await?;
-        if Policy::can_see(ctx, &image, membership.as_ref()) {
+        if Policy::can_see(ctx, &image, membership.as_ref()) || self.market_subscribed(ctx, &image).await? {
             Ok(image)
         } else {
             Err(not_found())
@@ -171,9 +174,15 @@ impl ImageService {
         Ok(image)
     }
 
-    /// Deletes the image: its record becomes `deleted` and its manifest is dropped (chunks are reclaimed
-    /// by the garbage collector).
+    /// Deletes the image as the service is configured: into the recycle bin when it is on (see
+    /// [`ImageService::delete_image`]), else for good.
     pub async fn delete(&self, ctx: &RequestContext, id: Uuid) -> Result<()> {
+        self.delete_image(ctx, id, false).await.map(drop)
+    }
+
+    /// Deletes the image for good: its record becomes `deleted` and its manifest is dropped (chunks are
+    /// reclaimed by the garbage collector).
+    pub async fn delete_now(&self, ctx: &RequestContext, id: Uuid) -> Result<()> {
         let mut image = self.get(ctx, id).await?;
         Policy::check_delete(ctx, &image)?;
         let from = image.status;
@@ -289,6 +298,7 @@ impl ImageService {
             check_string("property name", key)?;
             check_string("property value", value)?;
         }
+        crate::os_versions::check_os_metadata(&image.properties)?;
         if image.properties.len() > self.limits.max_properties {
             return Err(CoreError::TooLarge(format!(
                 "Maximum number of properties exceeded: an image may have at most {}",

@@ -3,6 +3,8 @@
 
 pub mod audit;
 pub mod buckets;
+pub mod capsules;
+pub mod compute;
 mod context;
 mod download;
 mod error;
@@ -15,13 +17,19 @@ pub mod kms;
 pub mod jobs;
 pub mod pipelines;
 pub mod limits;
+pub mod lineage;
+pub mod market;
 pub mod nbd_exports;
+pub mod nodes;
 mod members;
 pub mod os_versions;
 pub mod patch;
 mod quotas;
+pub mod regions;
+pub mod replication;
 pub mod share_auto_accept;
 mod policy;
+pub mod recycle_bin;
 pub mod resource_tags;
 pub mod secrets;
 pub mod store_admin;
@@ -31,6 +39,7 @@ use ims_catalog::{Catalog, ImageUsage};
 use ims_store::ChunkStore;
 
 pub use audit::AuditService;
+pub use capsules::{CapsuleParts, NewCapsule};
 pub use context::{Caller, RequestContext};
 pub use download::ImageData;
 pub use error::{CoreError, Result};
@@ -42,7 +51,7 @@ pub use limits::ImageLimits;
 pub use members::ShareService;
 pub use patch::{PatchKind, PatchOp};
 pub use policy::Policy;
-pub use quotas::{ProjectLimit, ProjectQuota};
+pub use quotas::{ProjectByteQuota, ProjectLimit, ProjectQuota};
 pub use secrets::{AesGcmSealer, SecretSealer};
 pub use store_admin::StoreAdminService;
 pub use upload::HASH_ALGO;
@@ -72,6 +81,10 @@ pub struct Services {
     pub pipeline_limits: pipelines::PipelineLimits,
     /// The stored format per imported source format (none: kept as is).
     pub import_conversions: std::sync::Arc<pipelines::ImportConversions>,
+    /// Other regions images can be copied to (`CopyImageCrossRegion`).
+    pub regions: regions::Regions,
+    /// Servers and volumes of the compute driver.
+    pub compute: compute::ComputeService,
 }
 
 impl Services {
@@ -90,7 +103,9 @@ impl Services {
             ),
             pipeline_limits: Default::default(),
             import_conversions: Default::default(),
+            regions: Default::default(),
             store_admin: StoreAdminService::new(images.clone()),
+            compute: compute::ComputeService::new(images.clone(), jobs.clone(), std::sync::Arc::new(compute::LocalDriver)),
             jobs,
             images,
         }
@@ -107,6 +122,12 @@ impl Services {
     pub fn with_kms(mut self, kms: std::sync::Arc<dyn kms::Kms>) -> Services {
         let _ = self.images.kms.set(kms.clone());
         self.kms = kms::KmsService::new(Some(kms));
+        self
+    }
+
+    /// The same services with these regions to copy images to.
+    pub fn with_regions(mut self, regions: regions::Regions) -> Services {
+        self.regions = regions;
         self
     }
 

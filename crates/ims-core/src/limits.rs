@@ -54,5 +54,10 @@ pub const MAX_PRIVATE_IMAGE_QUOTA: i64 = 10_000;
 /// may be shared with, through either API (whole-server images never more than
 /// [`ImageLimits::max_whole_image_members`]).
 pub const MEMBERS_PER_IMAGE: &str = "members_per_image";
+/// Name of the byte quota in project quotas: the total logical bytes (the sum of `size`) of the images a
+/// project owns, checked when an image's data is activated. Unlimited unless an admin sets it.
+pub const IMAGE_BYTES: &str = "image_bytes";
+/// Largest byte quota an admin may set (1 EiB).
+pub const MAX_IMAGE_BYTES_QUOTA: i64 = 1 << 60;
 /// Largest members-per-image quota an admin may set.
 pub const MAX_MEMBERS_PER_IMAGE_QUOTA: i64 = 1_000;

@@ -34,7 +34,8 @@ impl ShareService {
     /// IMS `BatchAddMembers`: shares every image with every project, in a job. Checked before the job
     /// starts: the caller may manage each image's members, and no image would pass its member limit
     /// (the owner's `members_per_image` quota, else 256 for system and data disk images; 10 at most for
-    /// whole-server images); the job adds each member within that limit atomically. A private image becomes
+    /// whole-server images), and no image is encrypted under a key that is not shareable (`Forbidden`);
+    /// the job adds each member within that limit atomically. A private image becomes
     /// `shared` (members only see shared images). Projects already members are left as they are.
     pub async fn batch_add(&self, ctx: &RequestContext, images: &[String], projects: &[String]) -> Result<Job> {
         let images = self.batch_images(ctx, images, true).await?;
@@ -46,6 +47,7 @@ impl ShareService {
             }
         }
         for image in &images {
+            self.images.check_shareable(image).await?;
             let existing = self.images.catalog.members.list(image.id).await?;
             let new = resolved.iter().filter(|p| !existing.iter().any(|m| &&m.member == p) && **p != image.owner).count();
             let max = self.images.ims_member_limit(image).await?;
@@ -141,6 +143,7 @@ impl ShareService {
             match batch {
                 Batch::Add { projects } => {
                     let current = self.images.get(ctx, image_id).await?;
+                    self.images.check_shareable(&current).await?;
                     if current.visibility == Visibility::Private {
                         let op = crate::PatchOp {
                             kind: crate::PatchKind::Replace,
@@ -192,11 +195,13 @@ impl ShareService {
 
     /// Shares a `shared` image with `project` (an id, or a project name that resolves to one), pending
     /// the member's answer (accepted at once if the member auto-accepts the owner's shares). `Conflict`
-    /// if already a member; `TooLarge` past the owner's `members_per_image` limit (checked atomically).
+    /// if already a member; `TooLarge` past the owner's `members_per_image` limit (checked atomically);
+    /// `Forbidden` for an image encrypted under a key that is not shareable.
     pub async fn add(&self, ctx: &RequestContext, image_id: Uuid, project: &str) -> Result<Member> {
         let image = self.images.get(ctx, image_id).await?;
         Policy::check_manage_members(ctx, &image)?;
         let member = self.resolve_project(project).await?;
+        self.images.check_shareable(&image).await?;
         let existing = self.images.catalog.members.list(image_id).await?;
         if existing.iter().any(|m| m.member == member) {
             return Err(CoreError::Conflict(format!("Member {member} already exists for image {image_id}")));

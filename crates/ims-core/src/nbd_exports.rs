@@ -132,7 +132,7 @@ impl NbdExportService {
 }
 
 /// What the catalog stores for `name`: its SHA-256, in lowercase hex.
-fn name_hash(name: &str) -> String {
+pub(crate) fn name_hash(name: &str) -> String {
     hex::encode(Sha256::digest(name.as_bytes()))
 }
 

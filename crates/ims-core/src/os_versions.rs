@@ -93,3 +93,41 @@ impl ImageService {
         Ok(self.catalog.identity.put_os_version(&version, &event).await?)
     }
 }
+
+/// Checks the OS metadata properties whose values are a closed set: `__os_bit` (`32` or `64`),
+/// `__os_type` (`Linux` or `Windows`) and `hw_firmware_type` (`bios` or `uefi`). Absent ones are fine
+/// (the IMS API shows their defaults); other OS properties (`__platform`, `__os_version`,
+/// `architecture`) are free text, as operators extend the catalogue.
+pub fn check_os_metadata(properties: &BTreeMap<String, String>) -> Result<()> {
+    const CLOSED: [(&str, &[&str]); 3] =
+        [("__os_bit", &["32", "64"]), ("__os_type", &["Linux", "Windows"]), ("hw_firmware_type", &["bios", "uefi"])];
+    for (key, allowed) in CLOSED {
+        if let Some(value) = properties.get(key) {
+            if !allowed.contains(&value.as_str()) {
+                return Err(CoreError::Invalid(format!(
+                    "Invalid {key} {value:?}: use {}",
+                    allowed.join(" or ")
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod os_metadata_tests {
+    use super::*;
+
+    #[test]
+    fn closed_os_metadata_values_are_checked() {
+        let props = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        assert!(check_os_metadata(&BTreeMap::new()).is_ok());
+        assert!(check_os_metadata(&props("__os_bit", "64")).is_ok());
+        assert!(check_os_metadata(&props("__os_bit", "16")).is_err());
+        assert!(check_os_metadata(&props("__os_type", "Windows")).is_ok());
+        assert!(check_os_metadata(&props("__os_type", "BeOS")).is_err());
+        assert!(check_os_metadata(&props("hw_firmware_type", "uefi")).is_ok());
+        assert!(check_os_metadata(&props("hw_firmware_type", "efi")).is_err());
+        assert!(check_os_metadata(&props("__platform", "Anything")).is_ok());
+    }
+}

@@ -54,7 +54,7 @@ pub fn apply_patch(ctx: &RequestContext, image: &mut Image, ops: &[PatchOp]) -> 
 
 fn apply_one(_ctx: &RequestContext, image: &mut Image, op: &PatchOp) -> Result<()> {
     let path = op.path.as_str();
-    if READ_ONLY.contains(&path) {
+    if READ_ONLY.contains(&path) || crate::lineage::LINEAGE_PROPERTIES.contains(&path) {
         return Err(CoreError::Forbidden(format!("Attribute '{path}' is read-only.")));
     }
     if path.starts_with(RESERVED_PREFIX) {

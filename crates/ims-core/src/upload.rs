@@ -125,7 +125,10 @@ impl ImageService {
         let task = tokio::spawn(async move {
             let outcome = service.receive(image.clone(), declared_size, body).await;
             match outcome {
-                Ok(stored) => service.activate(&task_ctx, stored).await,
+                Ok(mut stored) => {
+                    stored.lineage = ims_catalog::Lineage::upload();
+                    service.activate(&task_ctx, stored).await
+                }
                 Err(e) => {
                     service.requeue(&task_ctx, image, &e).await;
                     Err(e)
@@ -150,6 +153,11 @@ impl ImageService {
         if declared_size.is_some_and(|size| size > cap) {
             return Err(too_large(cap));
         }
+        if let (Some(size), Some(room)) = (declared_size, self.byte_room(&image).await?) {
+            if size > room {
+                return Err(self.bytes_refusal(&image.owner).await?);
+            }
+        }
         // An encrypted image's key must be usable (enabled) before any data is taken.
         self.store_for_upload(&image).await?;
         Ok(image)
@@ -163,6 +171,8 @@ impl ImageService {
     {
         let cap = self.limits.max_image_size;
         let limit = declared_size.map_or(cap, |d| d.min(cap));
+        // What the owner's byte quota leaves; the activation checks it again, atomically.
+        let room = self.byte_room(&image).await?;
         // The image's encryption domain (or plaintext): written through, inspected through, recorded.
         let (store, encryption) = self.store_for_upload(&image).await?;
         let mut writer = store.writer();
@@ -175,6 +185,9 @@ impl ImageService {
             if let Some(next) = &next {
                 let data = next.as_ref().map_err(|e| CoreError::Invalid(format!("upload interrupted: {e}")))?;
                 received += data.len() as u64;
+                if room.is_some_and(|room| received > room) {
+                    return Err(self.bytes_refusal(&image.owner).await?);
+                }
                 if received > limit {
                     return Err(match declared_size {
                         Some(d) if received > d && d <= cap => size_mismatch(d, received),
@@ -243,10 +256,22 @@ impl ImageService {
         image.status = ImageStatus::Active;
         image.updated_at = crate::now();
         let event = ctx.event("image.upload", format!("image:{}", image.id));
-        if let Err(e) = self.catalog.images.save(&image, &[ImageStatus::Saving], &event).await {
+        if let Err(e) = self.save_activation(&image, &[ImageStatus::Saving], &event).await {
             if let Some(m) = &image.manifest_id {
                 let _ = self.store.delete_manifest(m).await;
                 let _ = self.store.release_pending(m).await;
+            }
+            if let ims_catalog::CatalogError::LimitExceeded(m) = e {
+                // Back to queued, like any failed upload; its chunks are garbage for GC.
+                let refused = CoreError::QuotaExceeded(m);
+                image.size = None;
+                image.virtual_size = None;
+                image.checksum = None;
+                image.os_hash_algo = None;
+                image.os_hash_value = None;
+                image.manifest_id = None;
+                self.requeue(ctx, image, &refused).await;
+                return Err(refused);
             }
             return Err(match e {
                 ims_catalog::CatalogError::Conflict(_) | ims_catalog::CatalogError::NotFound(_) => {

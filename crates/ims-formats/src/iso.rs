@@ -1,4 +1,20 @@
 //! ISO 9660 (and UDF) images: raw on disk, recognised by the volume descriptors at 32 KiB.
+//!
+//! Beyond detection, the submodules write an ISO 9660 file system with Joliet names from a directory
+//! tree as a stream ([`IsoTree`], [`IsoLayout`], [`IsoStream`]) and read one back without mounting
+//! it ([`IsoFilesystem`]); docs/formats/iso.md describes both.
+
+mod filesystem;
+mod names;
+mod record;
+mod tree;
+mod writer;
+
+pub use filesystem::{IsoEntry, IsoFileReader, IsoFilesystem, IsoReadLimits};
+pub use names::MAX_JOLIET_UNITS;
+pub use record::IsoTime;
+pub use tree::{FileSource, IsoTree};
+pub use writer::{IsoLayout, IsoOptions, IsoStream};
 
 use std::sync::Arc;
 

@@ -90,6 +90,14 @@ pub trait ExportBackend: Send + Sync + 'static {
         let _ = (offset, len);
         Ok(())
     }
+
+    /// Called when a connection that opened this export ends (`NBD_CMD_DISC`, the client hanging up,
+    /// or the server shutting down), after every request it sent has been answered. A backend that
+    /// keeps unsaved state saves it here. Called once per connection, so several times for an export
+    /// several connections opened; an error is logged (the client is gone). The default does nothing.
+    fn close(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// One export as the server sees it once a name has been resolved.

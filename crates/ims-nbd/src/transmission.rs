@@ -89,8 +89,12 @@ where
 
     let result = read_requests(&mut r, &session, &tx, &budget, &mut tasks, &mut shutdown).await;
 
-    // Answer everything accepted so far, then let the writer drain and close.
+    // Answer everything accepted so far, then let the backend save its state and the writer drain and close.
     while tasks.join_next().await.is_some() {}
+    let backend = session.export.backend.clone();
+    if let Err(e) = blocking(move || backend.close()).await {
+        tracing::warn!(error = %e, "closing the export failed");
+    }
     drop(tx);
     let written = writer.await.unwrap_or_else(|e| Err(io::Error::other(e)));
     result?;

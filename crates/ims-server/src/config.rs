@@ -41,6 +41,9 @@ pub struct Settings {
     /// Grace period of garbage collection, in seconds: only objects older than this are deleted. Every
     /// node sharing a store must use the same value (writers rely on it, see `docs/storage.md`).
     pub gc_grace: u64,
+    /// Seconds a deleted image stays in the recycle bin, restorable, before it is purged (default 7 days);
+    /// 0 turns the bin off: deletions are final at once.
+    pub recycle_bin_retention: u64,
     /// Bytes of decoded chunks this node keeps in memory for random access (format inspection, lazy
     /// reads), shared by all readers.
     pub chunk_cache_bytes: u64,
@@ -65,13 +68,46 @@ pub struct Settings {
     pub max_export_size: u64,
     /// Glance interoperable import (`/v2/images/{id}/import`): `[glance_import]`.
     pub glance_import: GlanceImportConfig,
+    /// Other regions images can be copied to (`CopyImageCrossRegion`): `[regions.<name>]`.
+    pub regions: std::collections::BTreeMap<String, RegionConfig>,
+    /// Glance stores besides the default one (`local`, the `store` above) that images can be copied to
+    /// with `copy-image`: `[stores.<id>]`.
+    pub stores: std::collections::BTreeMap<String, StoreConfig>,
+}
+
+/// One extra Glance store (`[stores.<id>]` in the TOML file): a chunk store of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `file:///PATH`, `s3://bucket?...` (with the s3 credentials above) or `memory://`.
+    pub url: String,
+    /// What `/v2/info/stores` says of the store.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// One other region (`[regions.<name>]` in the TOML file): another IMS deployment, reached over HTTP.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegionConfig {
+    /// Base URL of the region's API, e.g. `https://ims.region-b.example:9292`.
+    pub endpoint: String,
+    /// Token of a service user with the admin role in the region (it registers copies in any project).
+    pub token: String,
+}
+
+impl std::fmt::Debug for RegionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegionConfig").field("endpoint", &self.endpoint).field("token", &"***").finish()
+    }
 }
 
 /// Glance interoperable import settings (`[glance_import]` in the TOML file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GlanceImportConfig {
-    /// Import methods offered, as `/v2/info/import` lists them: `glance-direct`, `web-download`.
+    /// Import methods offered, as `/v2/info/import` lists them: `glance-direct`, `web-download`,
+    /// `copy-image`.
     pub methods: Vec<String>,
     /// Hosts `web-download` may fetch from (exact names); empty: any host.
     pub web_download_allowed_hosts: Vec<String>,
@@ -85,7 +121,7 @@ pub struct GlanceImportConfig {
 impl Default for GlanceImportConfig {
     fn default() -> GlanceImportConfig {
         GlanceImportConfig {
-            methods: vec!["glance-direct".into(), "web-download".into()],
+            methods: vec!["glance-direct".into(), "web-download".into(), "copy-image".into()],
             web_download_allowed_hosts: Vec::new(),
             web_download_allow_private_addresses: false,
             web_download_max_size: None,
@@ -109,6 +145,7 @@ impl Default for Settings {
             public_url: None,
             gc_interval: 6 * 3600,
             gc_grace: 24 * 3600,
+            recycle_bin_retention: 7 * 24 * 3600,
             chunk_cache_bytes: ims_store::DEFAULT_CHUNK_CACHE_BYTES,
             job_workers: 2,
             job_stale_after: 30,
@@ -119,6 +156,8 @@ impl Default for Settings {
             max_quick_import_size: 1 << 40,
             max_export_size: 1 << 40,
             glance_import: GlanceImportConfig::default(),
+            regions: Default::default(),
+            stores: Default::default(),
         }
     }
 }
@@ -221,6 +260,15 @@ mod tests {
         assert_eq!(s.data_dir, PathBuf::from("/var/lib/ims"), "a layer without a value keeps the one below");
         assert_eq!(s.database_url(), "sqlite:///var/lib/ims/ims.db");
         assert_eq!(s.store_url().unwrap(), "file:///var/lib/ims/store");
+    }
+
+    #[test]
+    fn regions_are_read_and_their_tokens_kept_out_of_debug_output() {
+        let s = Settings::from_toml("[regions.region-b]\nendpoint = \"https://b.example\"\ntoken = \"s3cret\"\n").unwrap();
+        let region = &s.regions["region-b"];
+        assert_eq!((region.endpoint.as_str(), region.token.as_str()), ("https://b.example", "s3cret"));
+        assert!(!format!("{s:?}").contains("s3cret"));
+        assert!(Settings::from_toml("[regions.b]\nendpoint = \"https://b.example\"\n").is_err(), "a token is required");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod buckets;
 mod cloudimages;
+mod compute;
 pub mod config;
 mod console;
 mod error;
@@ -14,7 +15,11 @@ mod glance;
 mod identity;
 mod jobs;
 mod kms;
+mod marketplace;
 mod nbd;
+mod recycle_bin;
+pub mod nbd_volume;
+mod replication;
 mod request_id;
 pub mod signature;
 mod state;
@@ -90,7 +95,8 @@ impl Node {
         };
         let conversions = ims_core::pipelines::parse_conversions(&settings.import_conversions)
             .map_err(|e| anyhow::anyhow!("setting import_conversions: {e}"))?;
-        let services = services.with_pipelines(pipeline_limits, conversions);
+        let services = services.with_pipelines(pipeline_limits, conversions).with_regions(replication::regions(&settings)?);
+        services.images.set_recycle_bin_retention(std::time::Duration::from_secs(settings.recycle_bin_retention));
         let stale_after = std::time::Duration::from_secs(settings.job_stale_after.max(1));
         let runner_settings = ims_core::jobs::RunnerSettings {
             workers: settings.job_workers,
@@ -134,12 +140,16 @@ impl Node {
             .route("/healthcheck", get(|| async { "OK" }))
             .merge(glance::router())
             .merge(cloudimages::router())
+            .merge(compute::router())
             .merge(identity::router())
             .merge(admin::router())
             .merge(audit::router())
             .merge(kms::router())
+            .merge(marketplace::router())
             .merge(buckets::router())
             .merge(jobs::router())
+            .merge(recycle_bin::router())
+            .merge(replication::router())
             .merge(console::router())
             .fallback(fallback)
             .with_state(self.state.clone())
@@ -152,11 +162,14 @@ impl Node {
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let app = self.router();
         let _gc = admin::BackgroundGc::start(&self.state);
-        tracing::info!(address = %listener.local_addr()?, "IMS listening");
-        let jobs = self.job_runner.start();
+        let _purge = recycle_bin::BackgroundPurge::start(&self.state);
+        let address = listener.local_addr()?;
+        tracing::info!(%address, "IMS listening");
+        let jobs = self.job_runner.with_address(admin::node_address(address)).start();
         let nbd_stop = tokio_util::sync::CancellationToken::new();
         let exports = ims_core::nbd_exports::NbdExportService::new(self.state.services.images.clone());
-        let nbd = self.nbd.map(|listener| listener.serve(exports, nbd_stop.clone()));
+        let compute = self.state.services.compute.clone();
+        let nbd = self.nbd.map(|listener| listener.serve(exports, compute, nbd_stop.clone()));
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
         nbd_stop.cancel();

@@ -9,6 +9,7 @@
 mod backend;
 pub mod cdc;
 pub mod chunk;
+pub mod cow_volume;
 mod cpu;
 pub mod crypto;
 mod error;
@@ -22,6 +23,7 @@ mod writer;
 
 pub use backend::StoreOptions;
 pub use chunk::ChunkId;
+pub use cow_volume::{CowStats, CowVolume, FlushedVolume};
 pub use crypto::EncryptionDomain;
 pub use error::StoreError;
 pub use gc::{PendingManifest, StoredChunk, StoredManifest};

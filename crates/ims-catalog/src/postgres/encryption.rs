@@ -12,7 +12,7 @@ use crate::repo::EncryptionRepository;
 use crate::{AuditEvent, CatalogError, Result};
 
 const KEY_COLUMNS: &str =
-    "id, alias, description, state, sealed_material, created_at, created_at_ns, updated_at, updated_at_ns";
+    "id, alias, description, state, shareable, sealed_material, created_at, created_at_ns, updated_at, updated_at_ns";
 
 /// The encryption repository of a [`super::PostgresCatalog`].
 #[derive(Clone)]
@@ -32,6 +32,7 @@ fn key_from_row(row: &PgRow) -> Result<StoredKmsKey> {
         alias: get(row, "alias")?,
         description: get(row, "description")?,
         state: parse_stored(&get::<String>(row, "state")?)?,
+        shareable: get(row, "shareable")?,
         sealed_material: get(row, "sealed_material")?,
         created_at: get_time(row, "created_at")?,
         updated_at: get_time(row, "updated_at")?,
@@ -44,11 +45,12 @@ impl EncryptionRepository for PostgresEncryption {
         let (created_at, created_at_ns) = split_time(&key.created_at);
         let (updated_at, updated_at_ns) = split_time(&key.updated_at);
         let mut tx = begin(&self.pool).await?;
-        sqlx::query(&format!("INSERT INTO kms_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"))
+        sqlx::query(&format!("INSERT INTO kms_keys ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"))
             .bind(&key.id)
             .bind(&key.alias)
             .bind(&key.description)
             .bind(key.state.as_str())
+            .bind(key.shareable)
             .bind(&key.sealed_material)
             .bind(created_at)
             .bind(created_at_ns)
@@ -92,6 +94,33 @@ impl EncryptionRepository for PostgresEncryption {
             "UPDATE kms_keys SET state = $1, updated_at = $2, updated_at_ns = $3 WHERE id = $4 RETURNING {KEY_COLUMNS}"
         ))
         .bind(state.as_str())
+        .bind(at)
+        .bind(at_ns)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| CatalogError::NotFound(format!("key {id}")))?;
+        let key = key_from_row(&row)?;
+        insert_audit(&mut tx, event).await?;
+        commit(tx).await?;
+        Ok(key)
+    }
+
+    async fn set_key_shareable(
+        &self,
+        id: &str,
+        shareable: bool,
+        at: DateTime<Utc>,
+        event: &AuditEvent,
+    ) -> Result<StoredKmsKey> {
+        let (at, at_ns) = split_time(&at);
+        let mut tx = begin(&self.pool).await?;
+        let row = sqlx::query(&format!(
+            "UPDATE kms_keys SET shareable = $1, updated_at = $2, updated_at_ns = $3 WHERE id = $4 \
+             RETURNING {KEY_COLUMNS}"
+        ))
+        .bind(shareable)
         .bind(at)
         .bind(at_ns)
         .bind(id)

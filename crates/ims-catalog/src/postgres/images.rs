@@ -17,6 +17,7 @@ use crate::{AuditEvent, CatalogError, Image, ImageQuery, ImageStatus, Result};
 pub(super) const IMAGE_FIELDS: &str = "id, name, status, visibility, protected, os_hidden, owner, \
      disk_format, container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, \
      manifest_id, deprecate_at, deprecate_at_ns, created_at, created_at_ns, updated_at, updated_at_ns, \
+     source_type, source_ref, parent_id, extra_stores, \
      ARRAY(SELECT tag FROM image_tags WHERE image_tags.image_id = images.id ORDER BY tag) AS tags, \
      ARRAY(SELECT key FROM image_properties WHERE image_properties.image_id = images.id ORDER BY key) \
      AS property_keys, \
@@ -82,6 +83,35 @@ impl ImageRepository for PostgresImages {
         commit(tx).await
     }
 
+    async fn save_within_size_quota(
+        &self,
+        image: &Image,
+        expected: &[ImageStatus],
+        max_total_size: u64,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = begin(&self.pool).await?;
+        // Every quota-checked activation of this owner waits here; the sum below (a new snapshot under
+        // READ COMMITTED) sees every one that went before, and this image as just saved.
+        lock_owner(&mut tx, &image.owner).await?;
+        save_image(&mut tx, image, expected).await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(size), 0)::bigint FROM images WHERE owner = $1 AND deleted_at IS NULL",
+        )
+        .bind(&image.owner)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if u64::try_from(total).unwrap_or(0) > max_total_size {
+            return Err(CatalogError::LimitExceeded(format!(
+                "project {} would hold {total} bytes of images; its quota is {max_total_size}",
+                image.owner
+            )));
+        }
+        insert_audit(&mut tx, event).await?;
+        commit(tx).await
+    }
+
     async fn list(&self, query: &ImageQuery) -> Result<Vec<Image>> {
         super::list::list(&self.pool, query).await
     }
@@ -110,7 +140,8 @@ impl ImageRepository for PostgresImages {
     async fn live_manifests(&self) -> Result<Vec<String>> {
         sqlx::query_scalar(
             "SELECT DISTINCT manifest_id FROM images \
-             WHERE manifest_id IS NOT NULL AND deleted_at IS NULL ORDER BY manifest_id",
+             WHERE manifest_id IS NOT NULL AND (deleted_at IS NULL OR binned_status IS NOT NULL) \
+             ORDER BY manifest_id",
         )
         .fetch_all(&self.pool)
         .await
@@ -170,9 +201,9 @@ async fn insert_image(conn: &mut PgConnection, image: &Image) -> Result<()> {
         "INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, \
          container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, \
          manifest_id, created_at, created_at_ns, updated_at, updated_at_ns, deleted_at, deprecate_at, \
-         deprecate_at_ns) \
+         deprecate_at_ns, source_type, source_ref, parent_id, extra_stores) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-         $23, $24)",
+         $23, $24, $25, $26, $27, $28)",
     )
     .bind(image.id)
     .bind(&image.name)
@@ -198,6 +229,10 @@ async fn insert_image(conn: &mut PgConnection, image: &Image) -> Result<()> {
     .bind(deleted_at(image))
     .bind(deprecate_at)
     .bind(deprecate_at_ns)
+    .bind(image.lineage.source_type.map(|t| t.as_str()))
+    .bind(&image.lineage.source_ref)
+    .bind(image.lineage.parent_id)
+    .bind(image.extra_stores.join(","))
     .execute(&mut *conn)
     .await
     .map_err(conflict_or_db(|| format!("image {} already exists", image.id)))?;
@@ -257,6 +292,14 @@ async fn update_image(conn: &mut PgConnection, image: &Image, expected: &[ImageS
         .push_bind(updated_at_ns)
         .push(", deleted_at = ")
         .push_bind(deleted_at(image))
+        .push(", source_type = ")
+        .push_bind(image.lineage.source_type.map(|t| t.as_str()))
+        .push(", source_ref = ")
+        .push_bind(image.lineage.source_ref.clone())
+        .push(", parent_id = ")
+        .push_bind(image.lineage.parent_id)
+        .push(", extra_stores = ")
+        .push_bind(image.extra_stores.join(","))
         .push(" WHERE id = ")
         .push_bind(image.id)
         .push(" AND deleted_at IS NULL AND status = ANY(")
@@ -321,6 +364,12 @@ pub(super) fn image_from_row(row: &PgRow) -> Result<Image> {
         tags: get::<Vec<String>>(row, "tags")?.into_iter().collect(),
         properties: keys.into_iter().zip(values).collect(),
         deprecate_at: get_opt_time(row, "deprecate_at")?,
+        lineage: crate::Lineage {
+            source_type: get::<Option<String>>(row, "source_type")?.as_deref().map(parse_stored).transpose()?,
+            source_ref: get(row, "source_ref")?,
+            parent_id: get(row, "parent_id")?,
+        },
+        extra_stores: crate::image::parse_store_list(&get::<String>(row, "extra_stores")?),
         created_at: get_time(row, "created_at")?,
         updated_at: get_time(row, "updated_at")?,
     })

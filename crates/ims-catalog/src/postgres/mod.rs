@@ -22,15 +22,19 @@
 //! `Invalid`; a unique violation is `Conflict`.
 
 mod audit;
+mod compute;
 mod encryption;
 mod favorites;
 mod share_auto_accept;
 mod nbd_exports;
+mod nodes;
 mod identity;
 mod images;
 mod jobs;
+mod market;
 mod list;
 mod members;
+mod recycle_bin;
 mod resource_tags;
 
 use std::str::FromStr;
@@ -105,6 +109,11 @@ impl PostgresCatalog {
             favorites: Arc::new(favorites::PostgresFavorites::new(self.pool.clone())),
             share_auto_accept: Arc::new(share_auto_accept::PostgresShareAutoAccept::new(self.pool.clone())),
             nbd_exports: Arc::new(nbd_exports::PostgresNbdExports::new(self.pool.clone())),
+            nodes: Arc::new(nodes::PostgresNodes::new(self.pool.clone())),
+            recycle_bin: Arc::new(recycle_bin::PostgresRecycleBin::new(self.pool.clone())),
+            lineage: Arc::new(recycle_bin::PostgresRecycleBin::new(self.pool.clone())),
+            compute: Arc::new(compute::PostgresCompute::new(self.pool.clone())),
+            market: Arc::new(market::PostgresMarket::new(self.pool.clone())),
             jobs: Arc::new(PostgresJobs::new(self.pool)),
         }
     }

@@ -22,7 +22,7 @@ impl SqliteEncryption {
     }
 }
 
-const KEY_COLUMNS: &str = "id, alias, description, state, sealed_material, created_at, updated_at";
+const KEY_COLUMNS: &str = "id, alias, description, state, shareable, sealed_material, created_at, updated_at";
 
 fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredKmsKey> {
     Ok(StoredKmsKey {
@@ -30,6 +30,7 @@ fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredKmsKey> {
         alias: get(row, "alias")?,
         description: get(row, "description")?,
         state: parse_stored(&get::<String>(row, "state")?)?,
+        shareable: get::<i64>(row, "shareable")? != 0,
         sealed_material: get(row, "sealed_material")?,
         created_at: parse_time(&get::<String>(row, "created_at")?)?,
         updated_at: parse_time(&get::<String>(row, "updated_at")?)?,
@@ -40,11 +41,12 @@ fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<StoredKmsKey> {
 impl EncryptionRepository for SqliteEncryption {
     async fn create_key(&self, key: &StoredKmsKey, event: &AuditEvent) -> Result<()> {
         let mut tx = begin_write(&self.pool).await?;
-        sqlx::query(&format!("INSERT INTO kms_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"))
+        sqlx::query(&format!("INSERT INTO kms_keys ({KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"))
             .bind(&key.id)
             .bind(&key.alias)
             .bind(&key.description)
             .bind(key.state.as_str())
+            .bind(i64::from(key.shareable))
             .bind(&key.sealed_material)
             .bind(fmt_time(&key.created_at))
             .bind(fmt_time(&key.updated_at))
@@ -83,6 +85,36 @@ impl EncryptionRepository for SqliteEncryption {
         let mut tx = begin_write(&self.pool).await?;
         let changed = sqlx::query("UPDATE kms_keys SET state = ?, updated_at = ? WHERE id = ?")
             .bind(state.as_str())
+            .bind(fmt_time(&at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        if changed == 0 {
+            return Err(CatalogError::NotFound(format!("key {id}")));
+        }
+        insert_audit(&mut tx, event).await?;
+        let row = sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM kms_keys WHERE id = ?"))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let key = key_from_row(&row)?;
+        commit(tx).await?;
+        Ok(key)
+    }
+
+    async fn set_key_shareable(
+        &self,
+        id: &str,
+        shareable: bool,
+        at: DateTime<Utc>,
+        event: &AuditEvent,
+    ) -> Result<StoredKmsKey> {
+        let mut tx = begin_write(&self.pool).await?;
+        let changed = sqlx::query("UPDATE kms_keys SET shareable = ?, updated_at = ? WHERE id = ?")
+            .bind(i64::from(shareable))
             .bind(fmt_time(&at))
             .bind(id)
             .execute(&mut *tx)

@@ -17,7 +17,7 @@ use crate::{AuditEvent, CatalogError, Image, ImageQuery, ImageStatus, Result};
 /// Columns of `images` that make up an [`Image`] (tags and properties live in their own tables).
 pub(super) const IMAGE_COLUMNS: &str = "id, name, status, visibility, protected, os_hidden, owner, disk_format, \
      container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, manifest_id, \
-     deprecate_at, created_at, updated_at";
+     deprecate_at, created_at, updated_at, source_type, source_ref, parent_id, extra_stores";
 
 /// Most ids bound in one `IN (...)` list when loading tags and properties.
 const IN_CHUNK: usize = 500;
@@ -83,6 +83,34 @@ impl ImageRepository for SqliteImages {
         commit(tx).await
     }
 
+    async fn save_within_size_quota(
+        &self,
+        image: &Image,
+        expected: &[ImageStatus],
+        max_total_size: u64,
+        event: &AuditEvent,
+    ) -> Result<()> {
+        let mut tx = begin_write(&self.pool).await?;
+        // BEGIN IMMEDIATE: writers run one at a time, so the sum below sees every activation that went
+        // before, and this image as just saved.
+        save_image(&mut tx, image, expected).await?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(size), 0) FROM images WHERE owner = ? AND deleted_at IS NULL",
+        )
+        .bind(&image.owner)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if u64::try_from(total).unwrap_or(0) > max_total_size {
+            return Err(CatalogError::LimitExceeded(format!(
+                "project {} would hold {total} bytes of images; its quota is {max_total_size}",
+                image.owner
+            )));
+        }
+        insert_audit(&mut tx, event).await?;
+        commit(tx).await
+    }
+
     async fn list(&self, query: &ImageQuery) -> Result<Vec<Image>> {
         super::list::list(&self.pool, query).await
     }
@@ -112,7 +140,8 @@ impl ImageRepository for SqliteImages {
     async fn live_manifests(&self) -> Result<Vec<String>> {
         sqlx::query_scalar(
             "SELECT DISTINCT manifest_id FROM images \
-             WHERE manifest_id IS NOT NULL AND deleted_at IS NULL ORDER BY manifest_id",
+             WHERE manifest_id IS NOT NULL AND (deleted_at IS NULL OR binned_status IS NOT NULL) \
+             ORDER BY manifest_id",
         )
         .fetch_all(&self.pool)
         .await
@@ -166,6 +195,14 @@ pub(super) async fn save_image(tx: &mut SqliteConnection, image: &Image, expecte
             .push_bind(fmt_time(&image.updated_at))
             .push(", deleted_at = ")
             .push_bind(deleted_at)
+            .push(", source_type = ")
+            .push_bind(image.lineage.source_type.map(|t| t.as_str()))
+            .push(", source_ref = ")
+            .push_bind(image.lineage.source_ref.clone())
+            .push(", parent_id = ")
+            .push_bind(image.lineage.parent_id.map(|id| id.to_string()))
+            .push(", extra_stores = ")
+            .push_bind(image.extra_stores.join(","))
             .push(" WHERE id = ")
             .push_bind(id.clone())
             .push(" AND deleted_at IS NULL AND status IN (");
@@ -208,8 +245,9 @@ pub(super) async fn insert_image(conn: &mut SqliteConnection, image: &Image) -> 
         sqlx::query(
             "INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, \
              container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, \
-             manifest_id, deprecate_at, created_at, updated_at, deleted_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             manifest_id, deprecate_at, created_at, updated_at, deleted_at, source_type, source_ref, parent_id, \
+             extra_stores) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(image.id.to_string())
         .bind(&image.name)
@@ -232,6 +270,10 @@ pub(super) async fn insert_image(conn: &mut SqliteConnection, image: &Image) -> 
         .bind(fmt_time(&image.created_at))
         .bind(fmt_time(&image.updated_at))
         .bind(deleted_at)
+        .bind(image.lineage.source_type.map(|t| t.as_str()))
+        .bind(&image.lineage.source_ref)
+        .bind(image.lineage.parent_id.map(|id| id.to_string()))
+        .bind(image.extra_stores.join(","))
         .execute(&mut *conn)
         .await
         .map_err(conflict_or_db(|| format!("image {} already exists", image.id)))?;
@@ -281,6 +323,12 @@ pub(super) fn image_from_row(row: &SqliteRow) -> Result<Image> {
         tags: BTreeSet::new(),
         properties: BTreeMap::new(),
         deprecate_at: parse_opt_time(get(row, "deprecate_at")?)?,
+        lineage: crate::Lineage {
+            source_type: get::<Option<String>>(row, "source_type")?.as_deref().map(parse_stored).transpose()?,
+            source_ref: get(row, "source_ref")?,
+            parent_id: get::<Option<String>>(row, "parent_id")?.as_deref().map(parse_uuid).transpose()?,
+        },
+        extra_stores: crate::image::parse_store_list(&get::<String>(row, "extra_stores")?),
         created_at: parse_time(&get::<String>(row, "created_at")?)?,
         updated_at: parse_time(&get::<String>(row, "updated_at")?)?,
     })

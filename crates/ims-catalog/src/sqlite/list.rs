@@ -28,7 +28,11 @@ pub(super) async fn list(pool: &SqlitePool, query: &ImageQuery) -> Result<Vec<Im
             // viewer rule with every visibility and every membership answer allowed, no other filter.
             let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {IMAGE_COLUMNS} FROM images WHERE id = "));
             qb.push_bind(marker.to_string()).push(" AND deleted_at IS NULL");
-            push_visibility(&mut qb, &query.viewer, Some(VisibilityFilter::All), Some(MemberStatusFilter::All));
+            if query.market_on_shelf {
+                push_on_shelf(&mut qb);
+            } else {
+                push_visibility(&mut qb, &query.viewer, Some(VisibilityFilter::All), Some(MemberStatusFilter::All));
+            }
             let row = qb
                 .build()
                 .fetch_optional(&mut *tx)
@@ -40,7 +44,11 @@ pub(super) async fn list(pool: &SqlitePool, query: &ImageQuery) -> Result<Vec<Im
     };
 
     let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {IMAGE_COLUMNS} FROM images WHERE deleted_at IS NULL"));
-    push_visibility(&mut qb, &query.viewer, query.visibility, query.member_status);
+    if query.market_on_shelf {
+        push_on_shelf(&mut qb);
+    } else {
+        push_visibility(&mut qb, &query.viewer, query.visibility, query.member_status);
+    }
     push_filters(&mut qb, query);
     if let Some(marker) = &marker {
         push_after(&mut qb, &order, marker);
@@ -53,6 +61,11 @@ pub(super) async fn list(pool: &SqlitePool, query: &ImageQuery) -> Result<Vec<Im
     attach_tags_and_properties(&mut tx, &mut images).await?;
     tx.commit().await.map_err(db_err)?;
     Ok(images)
+}
+
+/// Appends "has a marketplace listing that is on shelf" (see [`ImageQuery::market_on_shelf`]).
+fn push_on_shelf(qb: &mut QueryBuilder<'_, Sqlite>) {
+    qb.push(" AND EXISTS (SELECT 1 FROM market_listings l WHERE l.image_id = images.id AND l.offshelved = 0)");
 }
 
 /// Appends the visibility rule of [`ImageQuery`] for `viewer` as `AND ...` conditions.
@@ -93,7 +106,12 @@ fn push_visibility(
                 }
                 MemberStatusFilter::All => {}
             }
-            qb.push(")))");
+            qb.push(
+                ")) OR EXISTS (SELECT 1 FROM market_subscriptions s JOIN market_listings l ON l.id = s.listing_id \
+                 WHERE l.image_id = images.id AND s.project_id = ",
+            )
+            .push_bind(project.clone())
+            .push("))");
         }
     }
     if let Some(VisibilityFilter::Only(v)) = visibility {

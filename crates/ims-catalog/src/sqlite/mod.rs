@@ -10,15 +10,19 @@
 //! exactly), booleans are INTEGER 0/1.
 
 mod audit;
+mod compute;
 mod encryption;
 mod favorites;
 mod share_auto_accept;
 mod nbd_exports;
+mod nodes;
 mod identity;
 mod images;
 mod jobs;
+mod market;
 mod list;
 mod members;
+mod recycle_bin;
 mod resource_tags;
 
 use std::str::FromStr;
@@ -104,6 +108,11 @@ impl SqliteCatalog {
             favorites: Arc::new(favorites::SqliteFavorites::new(self.pool.clone())),
             share_auto_accept: Arc::new(share_auto_accept::SqliteShareAutoAccept::new(self.pool.clone())),
             nbd_exports: Arc::new(nbd_exports::SqliteNbdExports::new(self.pool.clone())),
+            nodes: Arc::new(nodes::SqliteNodes::new(self.pool.clone())),
+            recycle_bin: Arc::new(recycle_bin::SqliteRecycleBin::new(self.pool.clone())),
+            lineage: Arc::new(recycle_bin::SqliteRecycleBin::new(self.pool.clone())),
+            compute: Arc::new(compute::SqliteCompute::new(self.pool.clone())),
+            market: Arc::new(market::SqliteMarket::new(self.pool.clone())),
             jobs: Arc::new(SqliteJobs::new(self.pool)),
         }
     }

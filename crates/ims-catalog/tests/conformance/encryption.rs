@@ -11,6 +11,7 @@ fn key(id: &str, alias: &str, secs: i64) -> StoredKmsKey {
         alias: alias.into(),
         description: (secs % 2 == 0).then(|| format!("key {id}")),
         state: KeyState::Enabled,
+        shareable: id == "k2",
         sealed_material: format!("v1:sealed-{id}"),
         created_at: t(secs),
         updated_at: t(secs),
@@ -43,6 +44,20 @@ pub async fn check_kms_keys(b: &Backend) {
     let enabled = enc.set_key_state("k1", KeyState::Enabled, t(12), &event("kms.key.enable", "kms-key:k1")).await.unwrap();
     assert_eq!(enabled.state, KeyState::Enabled);
     expect_not_found(enc.set_key_state("k9", KeyState::Enabled, t(13), &event("kms.key.enable", "kms-key:k9")).await);
+
+    assert!(enc.get_key("k2").await.unwrap().shareable, "the flag round-trips");
+    let before = b.audit.count().await;
+    let shared = enc.set_key_shareable("k1", true, t(14), &event("kms.key.update", "kms-key:k1")).await.unwrap();
+    assert_eq!((shared.shareable, shared.state, shared.updated_at), (true, KeyState::Enabled, t(14)));
+    assert_eq!(enc.get_key("k1").await.unwrap(), shared);
+    let again = enc.set_key_shareable("k1", true, t(15), &event("kms.key.update", "kms-key:k1")).await.unwrap();
+    assert!(again.shareable, "idempotent");
+    let private = enc.set_key_shareable("k1", false, t(16), &event("kms.key.update", "kms-key:k1")).await.unwrap();
+    assert!(!private.shareable);
+    assert!(enc.get_key("k2").await.unwrap().shareable, "only that key");
+    assert_eq!(b.audit.count().await, before + 3, "changes are audited");
+    expect_not_found(enc.set_key_shareable("k9", true, t(17), &event("kms.key.update", "kms-key:k9")).await);
+    assert_eq!(b.audit.count().await, before + 3, "a refused change stores nothing");
 }
 
 pub async fn check_encryption_domains_and_images(b: &Backend) {

@@ -214,6 +214,9 @@ pub struct DeleteArgs {
     /// Image ids.
     #[arg(required = true)]
     pub ids: Vec<String>,
+    /// Delete for good at once instead of moving the images to the recycle bin.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -292,7 +295,9 @@ pub async fn update(ctx: &Ctx, args: UpdateArgs) -> anyhow::Result<()> {
 pub async fn delete(ctx: &Ctx, args: DeleteArgs) -> anyhow::Result<()> {
     let mut failed = 0;
     for id in &args.ids {
-        if let Err(e) = ctx.client.delete_image(id).await {
+        let deleted =
+            if args.force { ctx.client.force_delete_image(id).await } else { ctx.client.delete_image(id).await };
+        if let Err(e) = deleted {
             eprintln!("error: cannot delete image {id}: {e}");
             failed += 1;
         }
@@ -333,7 +338,7 @@ async fn open_source(path: &Path) -> anyhow::Result<Source> {
 }
 
 /// Streams `reader` to the image's data, with a progress bar.
-async fn send_data(
+pub(crate) async fn send_data(
     ctx: &Ctx,
     id: &str,
     reader: Box<dyn AsyncRead + Send + Unpin>,

@@ -114,6 +114,7 @@ fn render(job: &JobInfo, format: OutputFormat) -> String {
             ("error_code", job.error_code.clone().unwrap_or_default()),
             ("fail_reason", job.fail_reason.clone().unwrap_or_default()),
             ("attempts", job.attempts.to_string()),
+            ("worker", job.worker.clone().unwrap_or_default()),
             ("created_at", job.created_at.clone()),
             ("begin_time", job.begin_time.clone().unwrap_or_default()),
             ("end_time", job.end_time.clone().unwrap_or_default()),

@@ -1,4 +1,5 @@
-//! `ims admin kms create-key|list-keys|show-key|disable-key|enable-key`: master keys for encrypted images.
+//! `ims admin kms create-key|list-keys|show-key|update-key|disable-key|enable-key`: master keys for encrypted
+//! images.
 
 use clap::Subcommand;
 use ims_client::KmsKey;
@@ -15,6 +16,16 @@ pub enum KmsCommand {
         /// A note kept with the key.
         #[arg(long)]
         description: Option<String>,
+        /// Let images encrypted under the key be shared with other projects.
+        #[arg(long)]
+        shareable: bool,
+    },
+    /// Change whether images encrypted under a master key may be shared with other projects (projects
+    /// already members keep their access when sharing is turned off).
+    UpdateKey {
+        key_id: String,
+        #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
+        shareable: bool,
     },
     /// List master keys.
     ListKeys,
@@ -35,8 +46,12 @@ pub enum KmsCommand {
 pub async fn run(ctx: &Ctx, command: KmsCommand) -> anyhow::Result<()> {
     let c = &ctx.client;
     let keys = match command {
-        KmsCommand::CreateKey { alias, description } => {
-            return ctx.print(&key(&c.create_kms_key(&alias, description.as_deref()).await?, ctx.output))
+        KmsCommand::CreateKey { alias, description, shareable } => {
+            let created = c.create_kms_key_with_sharing(&alias, description.as_deref(), shareable).await?;
+            return ctx.print(&key(&created, ctx.output));
+        }
+        KmsCommand::UpdateKey { key_id, shareable } => {
+            return ctx.print(&key(&c.set_kms_key_shareable(&key_id, shareable).await?, ctx.output))
         }
         KmsCommand::ShowKey { key_id } => return ctx.print(&key(&c.get_kms_key(&key_id).await?, ctx.output)),
         KmsCommand::ListKeys => c.list_kms_keys().await?,
@@ -66,6 +81,7 @@ fn key(k: &KmsKey, format: OutputFormat) -> String {
             ("alias", k.alias.clone()),
             ("description", k.description.clone().unwrap_or_default()),
             ("state", k.state.clone()),
+            ("shareable", k.shareable.to_string()),
             ("created_at", k.created_at.clone()),
             ("updated_at", k.updated_at.clone()),
         ]),
@@ -76,9 +92,9 @@ fn list(keys: &[KmsKey], format: OutputFormat) -> String {
     match format {
         OutputFormat::Json => output::json(keys),
         OutputFormat::Table => {
-            let mut t = Table::new(["ID", "Alias", "State", "Created At"]);
+            let mut t = Table::new(["ID", "Alias", "State", "Shareable", "Created At"]);
             for k in keys {
-                t.row([k.id.clone(), k.alias.clone(), k.state.clone(), k.created_at.clone()]);
+                t.row([k.id.clone(), k.alias.clone(), k.state.clone(), k.shareable.to_string(), k.created_at.clone()]);
             }
             t.render()
         }

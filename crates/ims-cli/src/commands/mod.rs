@@ -3,17 +3,24 @@
 pub mod admin;
 pub mod audit;
 pub mod bucket;
+pub mod server;
+pub mod volume;
+pub mod capsule;
 pub mod deprecation;
 pub mod favorite;
 pub mod image;
 pub mod job;
 pub mod kms;
+pub mod market;
 pub mod member;
+pub mod node;
 pub mod own_quota;
 pub mod pending_shares;
 pub mod share_auto_accept;
 pub mod pipeline;
 pub mod quota;
+pub mod recycle_bin;
+pub mod seed_public_images;
 pub mod store;
 
 use std::io::{IsTerminal, Write};

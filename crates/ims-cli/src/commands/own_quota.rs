@@ -25,7 +25,8 @@ fn render(quotas: &[ImageQuota], format: OutputFormat) -> String {
             let mut t = Table::new(["Resource", "Used", "Quota"]);
             for q in quotas {
                 let name = if q.resource == "image" { "private_images" } else { q.resource.as_str() };
-                t.row([name.to_string(), q.used.to_string(), q.quota.to_string()]);
+                let quota = if q.quota < 0 { "no limit".to_string() } else { q.quota.to_string() };
+                t.row([name.to_string(), q.used.to_string(), quota]);
             }
             t.render()
         }

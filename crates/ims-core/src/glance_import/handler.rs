@@ -1,6 +1,7 @@
 //! The job of a Glance import: inspect staged data (`glance-direct`) or fetch and store a URI
-//! (`web-download`), then activate the image. Restartable: an image already active is done; a
-//! `web-download` fetches again from the start.
+//! (`web-download`), then activate the image; or copy an active image to other stores (`copy-image`).
+//! Restartable: an image already active is done; a `web-download` fetches again from the start; a
+//! `copy-image` skips the stores already recorded as holding the image, and chunks already copied.
 
 use std::sync::Arc;
 
@@ -28,6 +29,9 @@ impl JobHandler for GlanceImportHandler {
     async fn run(&self, job: &Job, ctx: &JobContext) -> Result<Value, JobError> {
         let p = params(job)?;
         let image = job_image(&self.0.images, &p.image_id).await?;
+        if p.method == ImportMethod::CopyImage {
+            return self.copy(image, &p, ctx).await;
+        }
         match image.status {
             ImageStatus::Importing => {}
             // An earlier attempt activated it and stopped before recording the job's end.
@@ -39,17 +43,24 @@ impl JobHandler for GlanceImportHandler {
         let stored = match p.method {
             ImportMethod::GlanceDirect => self.inspect_staged(image).await?,
             ImportMethod::WebDownload => self.download(image, p.uri.as_deref().unwrap_or_default(), ctx).await?,
+            ImportMethod::CopyImage => {
+                return Err(JobError::failed(codes::INTERNAL, "copy-image jobs are run by their own path"));
+            }
         };
         ctx.check()?;
-        self.activate(stored, &p).await?;
+        let (stored, failed) = self.copy_before_activation(stored, &p).await?;
+        self.activate(stored, &p, &failed).await?;
         ctx.set_progress(100.0);
-        Ok(json!({"image_id": p.image_id, "stores": p.stores}))
+        Ok(json!({"image_id": p.image_id, "stores": p.stores, "failed_stores": failed}))
     }
 
     async fn on_failed(&self, job: &Job, code: &str, reason: &str) {
         let Ok(p) = params(job) else { return };
         let images = &self.0.images;
         let Ok(mut image) = job_image(images, &p.image_id).await else { return };
+        if p.method == ImportMethod::CopyImage {
+            return self.copy_failed(image, &p, job, code, reason).await;
+        }
         if image.status != ImageStatus::Importing {
             return;
         }
@@ -79,6 +90,103 @@ impl JobHandler for GlanceImportHandler {
 }
 
 impl GlanceImportHandler {
+    /// `copy-image`: copies the image to each store in turn, recording each copy as soon as it is complete.
+    /// With `all_stores_must_succeed` the first failure fails the job; otherwise failed stores are recorded
+    /// in `os_glance_failed_import` and the job succeeds.
+    async fn copy(&self, image: Image, p: &ImportParams, ctx: &JobContext) -> Result<Value, JobError> {
+        if image.status != ImageStatus::Active {
+            return Err(JobError::failed(codes::WRONG_STATE, format!("image {} is {}, not active", image.id, image.status)));
+        }
+        let count = p.stores.len().max(1) as f64;
+        let mut failed = Vec::new();
+        let mut sent = super::stores::CopyCount::default();
+        for (done, store) in p.stores.iter().enumerate() {
+            ctx.check()?;
+            if image.extra_stores.contains(store) {
+                continue;
+            }
+            let progress = |percent: f64| ctx.set_progress((done as f64 * 100.0 + percent) / count);
+            match self.0.copy_to_store(&image, store, &progress).await {
+                Ok(copied) => {
+                    sent.chunks += copied.chunks;
+                    sent.bytes += copied.bytes;
+                    self.record_copy(&image, store).await?
+                }
+                Err(e) if p.all_stores_must_succeed => return Err(job_error(e)),
+                Err(e) => {
+                    tracing::warn!(image = %image.id, store, error = %e, "copy-image to a store failed");
+                    failed.push(store.clone());
+                }
+            }
+        }
+        if !failed.is_empty() {
+            self.end_copy(&image.id.to_string(), &failed).await?;
+        }
+        ctx.set_progress(100.0);
+        Ok(json!({
+            "image_id": p.image_id,
+            "stores": p.stores,
+            "failed_stores": failed,
+            "chunks_copied": sent.chunks,
+            "bytes_copied": sent.bytes,
+        }))
+    }
+
+    /// Adds `store` to the image's stores and drops it from the stores being imported to.
+    /// `IMAGE_GONE` if the image is no longer active (its copy there is removed again).
+    async fn record_copy(&self, copied: &Image, store: &str) -> Result<(), JobError> {
+        let images = &self.0.images;
+        let gone = || async {
+            if let (Some(target), Some(manifest_id)) = (self.0.settings.stores.extra(store), &copied.manifest_id) {
+                // Nothing references that copy: its chunks go with the store's garbage collection.
+                let _ = target.delete_manifest(manifest_id).await;
+            }
+            JobError::failed(codes::IMAGE_GONE, format!("image {} was deleted or changed during the copy", copied.id))
+        };
+        let Ok(mut image) = job_image(images, &copied.id.to_string()).await else { return Err(gone().await) };
+        if image.status != ImageStatus::Active || image.manifest_id != copied.manifest_id {
+            return Err(gone().await);
+        }
+        if !image.extra_stores.iter().any(|s| s == store) {
+            image.extra_stores.push(store.to_string());
+        }
+        remove_store(&mut image.properties, IMPORTING_TO_STORES, store);
+        image.updated_at = crate::now();
+        let mut event = AuditEvent::new("job", "image.import", format!("image:{}", image.id));
+        event.project_id = Some(image.owner.clone());
+        event.detail = Some(format!("copy-image to {store}"));
+        match images.catalog.images.save(&image, &[ImageStatus::Active], &event).await {
+            Ok(()) => Ok(()),
+            Err(ims_catalog::CatalogError::Conflict(_) | ims_catalog::CatalogError::NotFound(_)) => Err(gone().await),
+            Err(other) => Err(job_error(other.into())),
+        }
+    }
+
+    /// Ends a copy with `failed` stores: they are recorded as failed and no store is left as importing.
+    async fn end_copy(&self, image_id: &str, failed: &[String]) -> Result<(), JobError> {
+        let images = &self.0.images;
+        let mut image = job_image(images, image_id).await?;
+        if image.status != ImageStatus::Active {
+            return Ok(());
+        }
+        image.properties.remove(IMPORTING_TO_STORES);
+        image.properties.insert(FAILED_IMPORT.into(), failed.join(","));
+        image.updated_at = crate::now();
+        let mut event = AuditEvent::new("job", "image.import", format!("image:{}", image.id));
+        event.project_id = Some(image.owner.clone());
+        event.result = "failure".into();
+        event.detail = Some(format!("copy-image failed for {}", failed.join(",")));
+        images.catalog.images.save(&image, &[ImageStatus::Active], &event).await.map_err(|e| job_error(e.into()))
+    }
+
+    /// A failed `copy-image` job: the stores not copied to are recorded as failed.
+    async fn copy_failed(&self, image: Image, p: &ImportParams, job: &Job, code: &str, reason: &str) {
+        let failed: Vec<String> = p.stores.iter().filter(|s| !image.extra_stores.contains(s)).cloned().collect();
+        if let Err(e) = self.end_copy(&image.id.to_string(), &failed).await {
+            tracing::warn!(image = %image.id, job = %job.id, code, reason, error = %e, "could not record a failed copy-image");
+        }
+    }
+
     /// The staged data inspected as the image's declared format (the virtual size filled in).
     async fn inspect_staged(&self, mut image: Image) -> Result<Image, JobError> {
         let images = &self.0.images;
@@ -124,18 +232,68 @@ impl GlanceImportHandler {
         })
     }
 
+    /// An import to several stores: the data, stored in the default store, copied to the other stores
+    /// named, before the image turns active (which records them). Returns the image with its extra stores
+    /// and the stores that failed; with `all_stores_must_succeed` the first failure fails the import
+    /// (the copies made are removed again).
+    async fn copy_before_activation(&self, mut image: Image, p: &ImportParams) -> Result<(Image, Vec<String>), JobError> {
+        let mut failed = Vec::new();
+        let stores = &self.0.settings.stores;
+        for store in p.stores.iter().filter(|s| *s != super::DEFAULT_STORE_ID) {
+            match self.0.copy_to_store(&image, store, &|_: f64| {}).await {
+                Ok(_) => image.extra_stores.push(store.clone()),
+                Err(e) if p.all_stores_must_succeed => {
+                    if let Some(m) = &image.manifest_id {
+                        for copied in &image.extra_stores {
+                            if let Some(target) = stores.extra(copied) {
+                                let _ = target.delete_manifest(m).await;
+                            }
+                        }
+                        if p.method == ImportMethod::WebDownload {
+                            // The downloaded data was never recorded on the image.
+                            let _ = self.0.images.store.delete_manifest(m).await;
+                            let _ = self.0.images.store.release_pending(m).await;
+                        }
+                    }
+                    return Err(job_error(e));
+                }
+                Err(e) => {
+                    tracing::warn!(image = %image.id, store, error = %e, "import to a store failed");
+                    failed.push(store.clone());
+                }
+            }
+        }
+        Ok((image, failed))
+    }
+
     /// importing → active with the stored data; `IMAGE_GONE` if the image was deleted or changed meanwhile.
-    async fn activate(&self, mut image: Image, p: &ImportParams) -> Result<(), JobError> {
+    /// Stores that `failed` are recorded in `os_glance_failed_import`.
+    async fn activate(&self, mut image: Image, p: &ImportParams, failed: &[String]) -> Result<(), JobError> {
         let images = &self.0.images;
         image.status = ImageStatus::Active;
         image.updated_at = crate::now();
         image.properties.remove(IMPORTING_TO_STORES);
-        image.properties.remove(FAILED_IMPORT);
+        if failed.is_empty() {
+            image.properties.remove(FAILED_IMPORT);
+        } else {
+            image.properties.insert(FAILED_IMPORT.into(), failed.join(","));
+        }
+        image.lineage = match (p.method, &p.uri) {
+            (ImportMethod::WebDownload, Some(uri)) => crate::lineage::web_download_lineage(uri),
+            (ImportMethod::WebDownload, None) => ims_catalog::Lineage {
+                source_type: Some(ims_catalog::SourceType::WebDownload),
+                ..Default::default()
+            },
+            (ImportMethod::GlanceDirect | ImportMethod::CopyImage, _) => ims_catalog::Lineage {
+                source_type: Some(ims_catalog::SourceType::GlanceImport),
+                ..Default::default()
+            },
+        };
         let mut event = AuditEvent::new("job", "image.import", format!("image:{}", image.id));
         event.project_id = Some(image.owner.clone());
         event.detail = Some(format!("{} to {}", p.method.as_str(), p.stores.join(",")));
         let manifest = image.manifest_id.clone();
-        if let Err(e) = images.catalog.images.save(&image, &[ImageStatus::Importing], &event).await {
+        if let Err(e) = images.save_activation(&image, &[ImageStatus::Importing], &event).await {
             if p.method == ImportMethod::WebDownload {
                 if let Some(m) = &manifest {
                     let _ = images.store.delete_manifest(m).await;
@@ -143,6 +301,7 @@ impl GlanceImportHandler {
                 }
             }
             return Err(match e {
+                ims_catalog::CatalogError::LimitExceeded(m) => JobError::failed(codes::QUOTA_EXCEEDED, m),
                 ims_catalog::CatalogError::Conflict(_) | ims_catalog::CatalogError::NotFound(_) => {
                     JobError::failed(codes::IMAGE_GONE, format!("image {} was deleted or changed during the import", image.id))
                 }
@@ -155,5 +314,17 @@ impl GlanceImportHandler {
             }
         }
         Ok(())
+    }
+}
+
+/// Removes `store` from the comma-separated list in property `key`, dropping the property once empty.
+fn remove_store(properties: &mut std::collections::BTreeMap<String, String>, key: &str, store: &str) {
+    let Some(list) = properties.get(key) else { return };
+    let rest: Vec<&str> = list.split(',').filter(|s| !s.is_empty() && *s != store).collect();
+    if rest.is_empty() {
+        properties.remove(key);
+    } else {
+        let rest = rest.join(",");
+        properties.insert(key.to_string(), rest);
     }
 }

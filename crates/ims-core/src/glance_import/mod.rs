@@ -1,16 +1,18 @@
 //! Glance interoperable import: staging data (`PUT /v2/images/{id}/stage`), and the import methods
 //! `glance-direct` (activate staged data) and `web-download` (fetch a URI), each run as a durable job on
 //! whichever node claims it. Staged data is a manifest in the chunk store recorded on the image, so any
-//! node can finish an import staged on another. Jobs of this type are Glance's import tasks.
+//! node can finish an import staged on another. `copy-image` copies an active image's data to other
+//! configured stores (see [`stores`]). Jobs of this type are Glance's import tasks.
 
 mod handler;
 mod stage;
+pub mod stores;
 mod tasks;
 pub mod web;
 
 use std::sync::Arc;
 
-use ims_catalog::{ImageChange, ImageStatus, Job};
+use ims_catalog::{Image, ImageChange, ImageStatus, Job};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -18,6 +20,7 @@ use uuid::Uuid;
 use crate::jobs::{JobHandlers, JobService};
 use crate::{CoreError, ImageService, Policy, RequestContext, Result, Services};
 
+pub use stores::{image_stores, StoreInfo, Stores, DEFAULT_STORE_ID};
 pub use tasks::GlanceTask;
 pub use web::WebDownloadPolicy;
 
@@ -37,15 +40,18 @@ pub const STAGE_HOST: &str = "os_glance_stage_host";
 pub enum ImportMethod {
     GlanceDirect,
     WebDownload,
+    /// Copies an active image's data to other stores.
+    CopyImage,
 }
 
 impl ImportMethod {
-    pub const ALL: [ImportMethod; 2] = [ImportMethod::GlanceDirect, ImportMethod::WebDownload];
+    pub const ALL: [ImportMethod; 3] = [ImportMethod::GlanceDirect, ImportMethod::WebDownload, ImportMethod::CopyImage];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ImportMethod::GlanceDirect => "glance-direct",
             ImportMethod::WebDownload => "web-download",
+            ImportMethod::CopyImage => "copy-image",
         }
     }
 
@@ -59,8 +65,8 @@ impl ImportMethod {
 pub struct ImportSettings {
     /// The methods offered, in the order `/v2/info/import` lists them.
     pub methods: Vec<ImportMethod>,
-    /// The id of the store images are written to (the only store).
-    pub store_id: String,
+    /// The stores: the default one images are written to, and those they can be copied to.
+    pub stores: Stores,
     /// Recorded as `os_glance_stage_host` on staged images, when set (this node's public URL).
     pub stage_host: Option<String>,
     pub web_download: WebDownloadPolicy,
@@ -70,7 +76,7 @@ impl Default for ImportSettings {
     fn default() -> ImportSettings {
         ImportSettings {
             methods: ImportMethod::ALL.to_vec(),
-            store_id: "local".into(),
+            stores: Stores::default(),
             stage_host: None,
             web_download: WebDownloadPolicy::default(),
         }
@@ -84,7 +90,7 @@ pub struct ImportRequest {
     pub method: String,
     /// The source of `web-download`.
     pub uri: Option<String>,
-    /// Stores to import to (`None`: the default store).
+    /// Stores to import to (`None`: the default store; for `copy-image`, required unless `all_stores`).
     pub stores: Option<Vec<String>>,
     pub all_stores: bool,
     pub all_stores_must_succeed: bool,
@@ -137,7 +143,7 @@ impl GlanceImportService {
         if !self.settings.methods.contains(&method) {
             return Err(CoreError::Invalid(format!("Import method {} is not enabled", method.as_str())));
         }
-        let stores = self.stores(&request)?;
+        let stores = self.stores(&request, method)?;
         let mut image = self.images.get(ctx, id).await?;
         Policy::check_modify(ctx, &image)?;
         let expected = match method {
@@ -167,6 +173,9 @@ impl GlanceImportService {
                     .map_err(|e| CoreError::Invalid(format!("URI for web-download does not pass filtering: {e}")))?;
                 ImageStatus::Queued
             }
+            ImportMethod::CopyImage => {
+                return self.copy_image(ctx, image, stores, request.all_stores_must_succeed).await;
+            }
         };
         image.status.check_transition(ImageStatus::Importing, &image)?;
         image.status = ImageStatus::Importing;
@@ -190,24 +199,77 @@ impl GlanceImportService {
         Ok(job)
     }
 
-    /// The stores the request names, all known (else `Conflict`).
-    fn stores(&self, request: &ImportRequest) -> Result<Vec<String>> {
-        let known = &self.settings.store_id;
-        if request.all_stores {
+    /// `copy-image` of the active image `image` to `stores`: records them as being imported to and
+    /// enqueues the job, in one transaction; the image stays active. `Conflict` unless the image is active
+    /// with data, or when every store named already holds it (a store already holding it is skipped).
+    async fn copy_image(&self, ctx: &RequestContext, mut image: Image, stores: Vec<String>, must_succeed: bool) -> Result<Job> {
+        let id = image.id;
+        if image.status != ImageStatus::Active || image.manifest_id.is_none() {
+            return Err(CoreError::Conflict(format!("Image {id} is {}: copy-image needs an active image", image.status)));
+        }
+        let held = image_stores(&image);
+        let stores: Vec<String> = stores.into_iter().filter(|s| !held.contains(s)).collect();
+        if stores.is_empty() {
+            return Err(CoreError::Conflict(format!("Image {id} is already present in every store named")));
+        }
+        if image.properties.get(IMPORTING_TO_STORES).is_some_and(|s| !s.is_empty()) {
+            return Err(CoreError::Conflict(format!("Image {id} is already being copied to stores")));
+        }
+        image.updated_at = crate::now();
+        image.properties.insert(IMPORTING_TO_STORES.into(), stores.join(","));
+        image.properties.remove(FAILED_IMPORT);
+        let params = ImportParams {
+            image_id: id.to_string(),
+            method: ImportMethod::CopyImage,
+            uri: None,
+            stores,
+            all_stores_must_succeed: must_succeed,
+        };
+        let params = serde_json::to_value(&params).map_err(|e| CoreError::Invalid(e.to_string()))?;
+        let job = self.jobs.new_job(ctx, GLANCE_IMPORT_JOB, params, json!({"image_id": id.to_string()}))?;
+        let change = ImageChange::Save { image: &image, expected: &[ImageStatus::Active] };
+        self.jobs.enqueue_with_image(ctx, &job, change).await.map_err(|e| match e {
+            CoreError::Conflict(_) => CoreError::Conflict(format!("Image {id} changed meanwhile; it is no longer active")),
+            other => other,
+        })?;
+        Ok(job)
+    }
+
+    /// The stores the request names, all known (else `Conflict`), without repeats. `glance-direct` and
+    /// `web-download` always write to the default store (put first) and copy the data to the other stores
+    /// named before the image turns active; `copy-image` copies to the stores named.
+    fn stores(&self, request: &ImportRequest, method: ImportMethod) -> Result<Vec<String>> {
+        let registry = &self.settings.stores;
+        let stores = if request.all_stores {
             if request.stores.is_some() {
                 return Err(CoreError::Invalid("'stores' and 'all_stores' cannot be given together".into()));
             }
-            return Ok(vec![known.clone()]);
-        }
-        let stores = request.stores.clone().unwrap_or_else(|| vec![known.clone()]);
+            registry.ids()
+        } else {
+            match (&request.stores, method) {
+                (Some(stores), _) => stores.clone(),
+                (None, ImportMethod::CopyImage) => {
+                    return Err(CoreError::Invalid("copy-image needs 'stores' or 'all_stores'".into()))
+                }
+                (None, _) => vec![DEFAULT_STORE_ID.to_string()],
+            }
+        };
         if stores.is_empty() {
             return Err(CoreError::Invalid("'stores' names no store".into()));
         }
-        if let Some(unknown) = stores.iter().find(|s| *s != known) {
+        if let Some(unknown) = stores.iter().find(|s| !registry.contains(s)) {
             return Err(CoreError::Conflict(format!("Unknown store {unknown}")));
         }
-        let mut unique = stores;
-        unique.dedup();
+        let mut unique = Vec::new();
+        for store in stores {
+            if !unique.contains(&store) {
+                unique.push(store);
+            }
+        }
+        if method != ImportMethod::CopyImage {
+            unique.retain(|s| s != DEFAULT_STORE_ID);
+            unique.insert(0, DEFAULT_STORE_ID.to_string());
+        }
         Ok(unique)
     }
 }

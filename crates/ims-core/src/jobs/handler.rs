@@ -88,6 +88,8 @@ pub enum StopReason {
     Cancelled,
     /// The node shuts down: the job goes back to the queue for another worker.
     Shutdown,
+    /// The node drains: the job goes back to the queue for a node that does not.
+    Drain,
     /// Another worker took the job over (this one was presumed dead): nothing more is recorded.
     Lost,
 }

@@ -5,14 +5,21 @@
 //! the outcome. A transient error puts the job back in the queue after an exponential backoff; a job
 //! whose worker stopped heartbeating for `stale_after` (its node died) is handed back to the queue by any
 //! node's reaper and claimed again. On shutdown, running jobs are stopped and handed back.
+//!
+//! The runner also keeps the node registered in the catalog (`nodes`), heartbeating it with whether it runs
+//! a job. An operator drains a node through the catalog: once its heartbeat sees the node draining, its
+//! workers claim nothing more and its running jobs are stopped and handed back to the queue at once (not
+//! left to finish: a drain must not wait for an hour-long conversion), so that other nodes take them; the
+//! first heartbeat after that with no job running marks the node drained.
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::FutureExt;
-use ims_catalog::{Catalog, CatalogError, Job, JobOutcome};
+use ims_catalog::{Catalog, CatalogError, Job, JobOutcome, Node, NodeState};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
@@ -22,6 +29,8 @@ use super::handler::{JobContext, JobError, JobHandlers, Reported, StopReason};
 pub const CANCELLED_CODE: &str = "IMG.0409";
 /// The error code of a job whose type no handler knows or whose handler failed unexpectedly.
 pub const INTERNAL_CODE: &str = "IMG.0500";
+/// A node silent for this long is removed from the catalog's node list by the other nodes.
+pub const SILENT_NODE_FORGOTTEN_AFTER: Duration = Duration::from_secs(3600);
 
 /// How a node runs jobs.
 #[derive(Debug, Clone)]
@@ -82,6 +91,29 @@ pub struct JobRunner {
     settings: RunnerSettings,
     waker: JobWaker,
     node: String,
+    /// Where this node's API listens, as registered in the catalog.
+    address: String,
+    started_at: DateTime<Utc>,
+    /// Set once the catalog says this node drains: workers claim nothing more, running jobs are handed back.
+    draining: watch::Sender<bool>,
+    /// Workers claiming or running a job right now.
+    busy: AtomicUsize,
+}
+
+/// Counts a worker as busy for as long as it lives.
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn new(count: &'a AtomicUsize) -> Busy<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        Busy(count)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// A started runner; [`RunningJobs::shutdown`] stops it.
@@ -94,7 +126,28 @@ impl JobRunner {
     /// A runner over `catalog` running the job types of `handlers`, woken by `waker`.
     pub fn new(catalog: Catalog, handlers: JobHandlers, settings: RunnerSettings, waker: JobWaker) -> JobRunner {
         let node = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-        JobRunner { catalog, handlers: Arc::new(handlers), settings, waker, node }
+        JobRunner {
+            catalog,
+            handlers: Arc::new(handlers),
+            settings,
+            waker,
+            node,
+            address: String::new(),
+            started_at: Utc::now(),
+            draining: watch::channel(false).0,
+            busy: AtomicUsize::new(0),
+        }
+    }
+
+    /// The same runner, registering the node with `address` (where its API listens) in the catalog.
+    pub fn with_address(mut self, address: impl Into<String>) -> JobRunner {
+        self.address = address.into();
+        self
+    }
+
+    /// This node's id in the catalog's node list; its workers are named `<id>/<n>`.
+    pub fn node_id(&self) -> &str {
+        &self.node
     }
 
     /// Starts the workers and the reaper of stale jobs.
@@ -102,6 +155,8 @@ impl JobRunner {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let shared = Arc::new(self);
+        tracing::info!(node = %shared.node, workers = shared.settings.workers, "job runner started");
+        tasks.spawn(Arc::clone(&shared).presence(stopped.clone()));
         if shared.settings.workers > 0 {
             tasks.spawn(Arc::clone(&shared).reap(stopped.clone()));
         }
@@ -112,9 +167,67 @@ impl JobRunner {
         RunningJobs { stop, tasks }
     }
 
+    /// Registers this node, heartbeats it every `heartbeat_interval` (idle when it drains and no worker is
+    /// busy), follows its drain, and removes it from the node list on shutdown.
+    async fn presence(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let mut registered = false;
+        loop {
+            let now = Utc::now();
+            if registered {
+                // Idle only once the workers know of the drain: a worker that has not seen it yet is counted
+                // busy before it claims (see `work`), so a drained node never starts a job.
+                let idle = *self.draining.borrow() && self.busy.load(Ordering::SeqCst) == 0;
+                match self.catalog.nodes.heartbeat(&self.node, now, idle).await {
+                    Ok(state) => self.follow(state),
+                    Err(CatalogError::NotFound(_)) => {
+                        tracing::warn!(node = %self.node, "this node was forgotten after a long silence; registering again");
+                        registered = false;
+                    }
+                    Err(e) => tracing::warn!(node = %self.node, error = %e, "node heartbeat failed"),
+                }
+            } else {
+                let node = Node {
+                    id: self.node.clone(),
+                    address: self.address.clone(),
+                    started_at: self.started_at,
+                    heartbeat_at: now,
+                    state: NodeState::Active,
+                };
+                match self.catalog.nodes.register(&node).await {
+                    Ok(()) => registered = true,
+                    Err(e) => tracing::warn!(node = %self.node, error = %e, "cannot register the node"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.settings.heartbeat_interval) => {}
+                _ = stopped.wait_for(|s| *s) => break,
+            }
+        }
+        if registered {
+            if let Err(e) = self.catalog.nodes.deregister(&self.node).await {
+                tracing::warn!(node = %self.node, error = %e, "cannot remove the node from the node list");
+            }
+        }
+    }
+
+    /// Applies the node state the catalog holds: anything but active stops claiming and running jobs.
+    fn follow(&self, state: NodeState) {
+        let draining = state != NodeState::Active;
+        let changed = self.draining.send_if_modified(|current| std::mem::replace(current, draining) != draining);
+        if changed {
+            tracing::warn!(node = %self.node, %state, "the node drains: claiming no more jobs, handing running ones back");
+        }
+    }
+
     async fn reap(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
         let every = self.settings.stale_after / 2;
         loop {
+            let forget_before = Utc::now() - SILENT_NODE_FORGOTTEN_AFTER.max(self.settings.stale_after);
+            match self.catalog.nodes.forget_silent(forget_before).await {
+                Ok(ids) if !ids.is_empty() => tracing::warn!(nodes = ?ids, "forgot nodes silent for long"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot look for silent nodes"),
+            }
             let stale_before = Utc::now() - self.settings.stale_after;
             match self.catalog.jobs.take_over_stale(stale_before, Utc::now()).await {
                 Ok(ids) if !ids.is_empty() => {
@@ -142,14 +255,19 @@ impl JobRunner {
             let woken = self.waker.notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            match self.catalog.jobs.claim_next(&worker, &types, Utc::now()).await {
-                Ok(Some(job)) => {
-                    self.run(&worker, job, stopped.clone()).await;
-                    continue;
+            // Busy before looking at the drain, so that the node is never reported idle between the two.
+            let busy = Busy::new(&self.busy);
+            if !*self.draining.borrow() {
+                match self.catalog.jobs.claim_next(&worker, &types, Utc::now()).await {
+                    Ok(Some(job)) => {
+                        self.run(&worker, job, stopped.clone()).await;
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(%worker, error = %e, "cannot claim a job"),
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(%worker, error = %e, "cannot claim a job"),
             }
+            drop(busy);
             tokio::select! {
                 _ = &mut woken => {}
                 _ = tokio::time::sleep(self.settings.poll_interval) => {}
@@ -198,6 +316,10 @@ impl JobRunner {
             }
             (Ok(result), _) => JobOutcome::Success { result },
             (Err(_), Some(StopReason::Shutdown)) => JobOutcome::Release,
+            (Err(_), Some(StopReason::Drain)) => {
+                tracing::info!(job = %job.id, %worker, "handing the job back: this node drains");
+                JobOutcome::Release
+            }
             (Err(JobError::Cancelled), _) => {
                 JobOutcome::Fail { code: CANCELLED_CODE.into(), reason: "the job was cancelled".into() }
             }
@@ -238,14 +360,14 @@ impl JobRunner {
         match self.catalog.jobs.finish(&job.id, worker, &outcome, Utc::now()).await {
             Ok(done) => {
                 tracing::info!(job = %done.id, status = %done.status, error = ?done.error_code, "job ended");
-                crate::audit::record_job_outcome(&self.catalog, &done).await;
+                crate::audit::record_job_outcome(&self.catalog, &done, worker).await;
             }
             Err(CatalogError::Conflict(e)) => tracing::warn!(job = %job.id, error = %e, "job changed hands"),
             Err(e) => tracing::error!(job = %job.id, error = %e, "cannot record the end of a job"),
         }
     }
 
-    /// Heartbeats `job` until aborted; sets the stop reason on cancellation, shutdown or loss.
+    /// Heartbeats `job` until aborted; sets the stop reason on cancellation, shutdown, drain or loss.
     fn heartbeat(
         &self,
         worker: String,
@@ -256,12 +378,17 @@ impl JobRunner {
     ) -> tokio::task::JoinHandle<()> {
         let jobs = Arc::clone(&self.catalog.jobs);
         let every = self.settings.heartbeat_interval;
+        let mut draining = self.draining.subscribe();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = stopped.wait_for(|s| *s) => {
                         stop.send_replace(Some(StopReason::Shutdown));
+                        return;
+                    }
+                    _ = draining.wait_for(|d| *d) => {
+                        stop.send_replace(Some(StopReason::Drain));
                         return;
                     }
                 }

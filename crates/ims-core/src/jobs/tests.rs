@@ -188,6 +188,57 @@ async fn shutdown_hands_running_jobs_back_and_stale_jobs_are_taken_over() {
     running.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_draining_node_hands_its_job_back_claims_nothing_and_reports_drained() {
+    use ims_catalog::NodeState;
+
+    let catalog = Catalog::connect("sqlite::memory:").await.unwrap();
+    let mut endless = JobHandlers::new();
+    endless.register("work", Arc::new(Endless));
+    let first = JobRunner::new(catalog.clone(), endless, fast(), JobWaker::default()).with_address("10.0.0.1:9292");
+    let first_id = first.node_id().to_string();
+    let first = first.start();
+    enqueue(&catalog, "running", "work").await;
+    for _ in 0..200 {
+        if catalog.jobs.get("running").await.unwrap().status == JobStatus::Running {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let node = catalog.nodes.get(&first_id).await.unwrap();
+    assert_eq!((node.address.as_str(), node.state), ("10.0.0.1:9292", NodeState::Active));
+
+    catalog.nodes.drain(&first_id).await.unwrap();
+    enqueue(&catalog, "queued", "work").await;
+    let mut state = NodeState::Draining;
+    for _ in 0..200 {
+        state = catalog.nodes.get(&first_id).await.unwrap().state;
+        if state == NodeState::Drained {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state, NodeState::Drained);
+    for id in ["running", "queued"] {
+        let job = catalog.jobs.get(id).await.unwrap();
+        assert_eq!((job.status, job.claimed_by.clone()), (JobStatus::Init, None), "{id} waits for another node");
+    }
+
+    // Another node runs both; the drained one stays drained and its shutdown removes it from the list.
+    let mut flaky = JobHandlers::new();
+    flaky.register("work", Arc::new(Flaky::default()));
+    let second = start(&catalog, flaky, fast());
+    for id in ["running", "queued"] {
+        assert_eq!(ended(&catalog, id).await.status, JobStatus::Success, "{id}");
+    }
+    assert_eq!(catalog.jobs.get("running").await.unwrap().attempts, 2, "handed back after one attempt");
+    assert_eq!(catalog.nodes.get(&first_id).await.unwrap().state, NodeState::Drained);
+    first.shutdown().await;
+    assert!(catalog.nodes.get(&first_id).await.is_err(), "a node that stops leaves the list");
+    assert_eq!(catalog.nodes.list().await.unwrap().len(), 1);
+    second.shutdown().await;
+}
+
 #[test]
 fn backoff_doubles_up_to_the_cap() {
     let s = RunnerSettings { retry_base: Duration::from_secs(5), retry_max: Duration::from_secs(60), ..fast() };

@@ -75,6 +75,7 @@ fn public(stored: &StoredKmsKey) -> KmsKey {
         alias: stored.alias.clone(),
         description: stored.description.clone(),
         state: stored.state,
+        shareable: stored.shareable,
         created_at: stored.created_at,
         updated_at: stored.updated_at,
     }
@@ -91,7 +92,13 @@ fn catalog_error(e: CatalogError) -> KmsError {
 
 #[async_trait]
 impl Kms for BuiltinKms {
-    async fn create_key(&self, alias: &str, description: Option<&str>, event: &AuditEvent) -> Result<KmsKey, KmsError> {
+    async fn create_key(
+        &self,
+        alias: &str,
+        description: Option<&str>,
+        shareable: bool,
+        event: &AuditEvent,
+    ) -> Result<KmsKey, KmsError> {
         let alias = alias.trim();
         if alias.is_empty() || alias.chars().count() > MAX_ALIAS {
             return Err(KmsError::Invalid(format!("a key alias must have 1 to {MAX_ALIAS} characters")));
@@ -110,6 +117,7 @@ impl Kms for BuiltinKms {
             alias: alias.to_string(),
             description: description.map(str::to_string),
             state: KeyState::Enabled,
+            shareable,
             sealed_material,
             created_at: at,
             updated_at: at,
@@ -138,6 +146,18 @@ impl Kms for BuiltinKms {
 
     async fn enable_key(&self, key_id: &str, event: &AuditEvent) -> Result<KmsKey, KmsError> {
         self.set_state(key_id, KeyState::Enabled, event).await
+    }
+
+    async fn set_key_shareable(&self, key_id: &str, shareable: bool, event: &AuditEvent) -> Result<KmsKey, KmsError> {
+        self.catalog
+            .encryption
+            .set_key_shareable(key_id, shareable, now(), event)
+            .await
+            .map(|k| public(&k))
+            .map_err(|e| match e {
+                CatalogError::NotFound(_) => KmsError::NotFound(key_id.to_string()),
+                other => catalog_error(other),
+            })
     }
 
     async fn wrap(&self, key_id: &str, data_key: &[u8]) -> Result<String, KmsError> {
@@ -184,10 +204,10 @@ mod tests {
     #[tokio::test]
     async fn wrap_unwrap_and_key_states() {
         let kms = kms().await;
-        let a = kms.create_key("a", None, &event()).await.unwrap();
-        let b = kms.create_key("b", Some("second"), &event()).await.unwrap();
-        assert!(matches!(kms.create_key("a", None, &event()).await, Err(KmsError::Conflict(_))));
-        assert!(matches!(kms.create_key(" ", None, &event()).await, Err(KmsError::Invalid(_))));
+        let a = kms.create_key("a", None, false, &event()).await.unwrap();
+        let b = kms.create_key("b", Some("second"), true, &event()).await.unwrap();
+        assert!(matches!(kms.create_key("a", None, false, &event()).await, Err(KmsError::Conflict(_))));
+        assert!(matches!(kms.create_key(" ", None, false, &event()).await, Err(KmsError::Invalid(_))));
 
         let data_key = [42u8; 32];
         let wrapped = kms.wrap(&a.id, &data_key).await.unwrap();
@@ -219,7 +239,7 @@ mod tests {
     #[tokio::test]
     async fn key_material_is_sealed_under_the_node_master_key() {
         let kms = kms().await;
-        let key = kms.create_key("sealed", None, &event()).await.unwrap();
+        let key = kms.create_key("sealed", None, false, &event()).await.unwrap();
         let wrapped = kms.wrap(&key.id, &[1; 32]).await.unwrap();
         let stored = kms.catalog.encryption.get_key(&key.id).await.unwrap();
         assert!(stored.sealed_material.starts_with("v1:"));

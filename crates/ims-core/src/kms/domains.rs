@@ -56,6 +56,33 @@ impl ImageService {
         Ok((store, Some(record)))
     }
 
+    /// Refuses to share `image` with another project when it is encrypted (its data was written in an
+    /// encryption domain, or it asks for a master key and has no data yet) under a master key that is not
+    /// shareable: `Forbidden` naming the key. Members of a shareable key's image read its data through the
+    /// owner's domain (the data key recorded with the image). Plaintext images always pass.
+    pub(crate) async fn check_shareable(&self, image: &Image) -> Result<()> {
+        let key_id = match self.catalog.encryption.image_encryption(image.id).await? {
+            Some(record) => record.key_id,
+            None => match image.properties.get(CMK_PROPERTY) {
+                Some(key_id) => key_id.clone(),
+                None => return Ok(()),
+            },
+        };
+        let shareable = match self.kms()?.get_key(&key_id).await {
+            Ok(key) => key.shareable,
+            Err(KmsError::NotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
+        if shareable {
+            return Ok(());
+        }
+        Err(CoreError::Forbidden(format!(
+            "Image {} is encrypted under key {key_id}, which is not shareable: it cannot be shared with other \
+             projects (an admin can make the key shareable)",
+            image.id
+        )))
+    }
+
     /// The store view an image's data is read through: its recorded domain, or plaintext. `Forbidden` if
     /// the image's master key is disabled or gone.
     pub(crate) async fn store_for_reading(&self, image: &Image) -> Result<ChunkStore> {

@@ -30,6 +30,8 @@ pub struct KmsKey {
     pub alias: String,
     pub description: Option<String>,
     pub state: KeyState,
+    /// Whether images encrypted under the key may be shared with other projects.
+    pub shareable: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -76,10 +78,16 @@ impl From<KmsError> for CoreError {
 /// several nodes at once when the deployment has several.
 #[async_trait]
 pub trait Kms: Send + Sync {
-    /// Creates a new enabled master key with fresh random material and returns it. `Conflict` if `alias` is
-    /// taken, `Invalid` if it is empty or longer than 255 characters; nothing is created on error.
-    /// `event` is recorded with the change where the provider keeps an audit trail.
-    async fn create_key(&self, alias: &str, description: Option<&str>, event: &AuditEvent) -> Result<KmsKey, KmsError>;
+    /// Creates a new enabled master key with fresh random material, `shareable` as given, and returns it.
+    /// `Conflict` if `alias` is taken, `Invalid` if it is empty or longer than 255 characters; nothing is
+    /// created on error. `event` is recorded with the change where the provider keeps an audit trail.
+    async fn create_key(
+        &self,
+        alias: &str,
+        description: Option<&str>,
+        shareable: bool,
+        event: &AuditEvent,
+    ) -> Result<KmsKey, KmsError>;
 
     /// Every master key, oldest first. Disabled keys included.
     async fn list_keys(&self) -> Result<Vec<KmsKey>, KmsError>;
@@ -93,6 +101,10 @@ pub trait Kms: Send + Sync {
 
     /// Enables a disabled key again (idempotent). Returns the key afterwards; `NotFound` if missing.
     async fn enable_key(&self, key_id: &str, event: &AuditEvent) -> Result<KmsKey, KmsError>;
+
+    /// Sets whether images encrypted under the key may be shared with other projects (idempotent); the
+    /// key's state and material are untouched. Returns the key afterwards; `NotFound` if missing.
+    async fn set_key_shareable(&self, key_id: &str, shareable: bool, event: &AuditEvent) -> Result<KmsKey, KmsError>;
 
     /// Encrypts `data_key` (1 to 64 bytes) under the master key and returns the wrapped form: printable,
     /// safe to store anywhere, authenticated and bound to `key_id`; wrapping the same key twice gives

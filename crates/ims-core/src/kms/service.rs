@@ -27,10 +27,24 @@ impl KmsService {
         self.kms.as_ref().ok_or_else(|| CoreError::NotAvailable("key management is not configured".into()))
     }
 
-    /// Creates an enabled master key (admin).
-    pub async fn create_key(&self, ctx: &RequestContext, alias: &str, description: Option<&str>) -> Result<KmsKey> {
+    /// Creates an enabled master key (admin); `shareable` says whether images encrypted under it may be
+    /// shared with other projects.
+    pub async fn create_key(
+        &self,
+        ctx: &RequestContext,
+        alias: &str,
+        description: Option<&str>,
+        shareable: bool,
+    ) -> Result<KmsKey> {
         let kms = self.admin(ctx)?;
-        Ok(kms.create_key(alias, description, &ctx.event("kms.key.create", "kms-key:".into())).await?)
+        Ok(kms.create_key(alias, description, shareable, &ctx.event("kms.key.create", "kms-key:".into())).await?)
+    }
+
+    /// Sets whether images encrypted under the key may be shared (admin). Images already shared keep
+    /// their members when it is cleared; new shares are refused. Idempotent; `NotFound` if missing.
+    pub async fn set_key_shareable(&self, ctx: &RequestContext, key_id: &str, shareable: bool) -> Result<KmsKey> {
+        let kms = self.admin(ctx)?;
+        Ok(kms.set_key_shareable(key_id, shareable, &ctx.event("kms.key.update", format!("kms-key:{key_id}"))).await?)
     }
 
     /// Every master key (admin).

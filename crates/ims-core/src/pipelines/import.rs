@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use ims_catalog::{Image, ImageChange, ImageStatus, Job, Visibility};
+use ims_catalog::{Image, ImageChange, ImageStatus, Job, Lineage, SourceType, Visibility};
 use ims_formats::{Format, Limits, Target, WriteOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -153,6 +153,9 @@ impl PipelineService {
         props.insert("__imagetype".into(), "private".into());
         props.insert("__image_source_type".into(), "obs".into());
         props.insert("__image_location".into(), format!("{bucket}:{key}"));
+        let source_type = if request.quick { SourceType::QuickImport } else { SourceType::Import };
+        image.lineage = Lineage::bucket_object(source_type, &bucket, &key);
+        let props = &mut image.properties;
         if request.data_image {
             props.insert("virtual_env_type".into(), "DataImage".into());
         } else {
@@ -201,6 +204,7 @@ impl PipelineService {
         image.updated_at = crate::now();
         image.properties.insert("__image_source_type".into(), "obs".into());
         image.properties.insert("__image_location".into(), format!("{bucket}:{key}"));
+        image.lineage = Lineage::bucket_object(SourceType::Register, &bucket, &key);
         let params = ImportParams {
             image_id: id.to_string(),
             bucket,
@@ -375,12 +379,13 @@ impl ImportHandler {
         let mut event = ims_catalog::AuditEvent::new("job", "image.import", format!("image:{}", image.id));
         event.project_id = Some(image.owner.clone());
         let manifest = image.manifest_id.clone();
-        if let Err(e) = images.catalog.images.save(&image, &[ImageStatus::Importing], &event).await {
+        if let Err(e) = images.save_activation(&image, &[ImageStatus::Importing], &event).await {
             if let Some(m) = &manifest {
                 let _ = images.store.delete_manifest(m).await;
                 let _ = images.store.release_pending(m).await;
             }
             return Err(match e {
+                ims_catalog::CatalogError::LimitExceeded(m) => JobError::failed(codes::QUOTA_EXCEEDED, m),
                 ims_catalog::CatalogError::Conflict(_) | ims_catalog::CatalogError::NotFound(_) => {
                     JobError::failed(codes::IMAGE_GONE, format!("image {} was deleted or changed during the import", image.id))
                 }

@@ -2,6 +2,7 @@
 //! [`JobHandler`](crate::jobs::JobHandler) does the work on whichever node claims it.
 
 mod copy;
+mod cross_region;
 mod export;
 mod import;
 mod sink;
@@ -15,6 +16,7 @@ use crate::jobs::{JobError, JobHandlers, JobService};
 use crate::{CoreError, ImageService, Services};
 
 pub use copy::COPY_JOB;
+pub use cross_region::{CrossRegionCopy, CROSS_REGION_COPY_JOB};
 pub use export::{ExportFormat, EXPORT_JOB};
 pub use import::{parse_conversions, source_format, ImportConversions, ImportRequest, IMPORT_JOB};
 
@@ -30,6 +32,14 @@ pub mod codes {
     pub const WRONG_STATE: &str = "IMG.0105";
     /// Past a configured size limit.
     pub const TOO_LARGE: &str = "IMG.0106";
+    /// The region named by a cross-region copy is not configured.
+    pub const REGION_UNKNOWN: &str = "IMG.0107";
+    /// The target region refused the credentials configured for it.
+    pub const REGION_CREDENTIALS: &str = "IMG.0108";
+    /// The target region has no project of the name a cross-region copy gave.
+    pub const REGION_PROJECT: &str = "IMG.0109";
+    /// The (target) project's private image quota is used up.
+    pub const QUOTA_EXCEEDED: &str = "IMG.0010";
     /// The image the job works on was deleted.
     pub const IMAGE_GONE: &str = "IMG.0004";
     /// A backend failed repeatedly.
@@ -63,6 +73,7 @@ pub struct PipelineService {
     pub(crate) jobs: JobService,
     pub(crate) limits: PipelineLimits,
     pub(crate) conversions: Arc<ImportConversions>,
+    pub(crate) regions: crate::regions::Regions,
 }
 
 impl Services {
@@ -81,6 +92,7 @@ impl Services {
             jobs: self.jobs.clone(),
             limits: self.pipeline_limits,
             conversions: Arc::clone(&self.import_conversions),
+            regions: self.regions.clone(),
         }
     }
 
@@ -90,7 +102,10 @@ impl Services {
         let mut handlers = JobHandlers::new();
         handlers.register(EXPORT_JOB, Arc::new(export::ExportHandler(Arc::clone(&pipelines))));
         handlers.register(IMPORT_JOB, Arc::new(import::ImportHandler(Arc::clone(&pipelines))));
+        handlers.register(CROSS_REGION_COPY_JOB, Arc::new(cross_region::CrossRegionCopyHandler(Arc::clone(&pipelines))));
         handlers.register(COPY_JOB, Arc::new(copy::CopyHandler(pipelines)));
+        let compute = Arc::new(self.compute.clone());
+        handlers.register(crate::compute::SERVER_IMAGE_JOB, Arc::new(crate::compute::ServerImageHandler(compute)));
         handlers
     }
 }
@@ -103,6 +118,7 @@ pub(crate) fn job_error(e: CoreError) -> JobError {
         CoreError::Conflict(m) => JobError::failed(codes::WRONG_STATE, m),
         CoreError::Invalid(m) => JobError::failed(codes::SOURCE_CORRUPT, m),
         CoreError::TooLarge(m) => JobError::failed(codes::TOO_LARGE, m),
+        CoreError::QuotaExceeded(m) => JobError::failed(codes::QUOTA_EXCEEDED, m),
         CoreError::Corrupt(m) => JobError::failed(codes::INTERNAL, format!("stored data failed verification: {m}")),
         other => JobError::failed(codes::INTERNAL, other.to_string()),
     }

@@ -115,7 +115,9 @@ pub(super) async fn collect(catalog: &Catalog, store: &ChunkStore, options: &GcO
     // 3. Saved manifests, then the catalog (so a manifest activated after the listing is still found).
     let manifests = store.list_manifests().await.map_err(fail("listing manifests"))?;
     report.manifests_scanned = manifests.len() as u64;
-    let live: HashSet<String> = catalog.images.live_manifests().await?.into_iter().collect();
+    let mut live: HashSet<String> = catalog.images.live_manifests().await?.into_iter().collect();
+    // Server volumes hold manifests of their own (copy-on-write over images' chunks).
+    live.extend(catalog.compute.live_manifests().await?);
     let listed: HashSet<&str> = manifests.iter().map(|m| m.id.as_str()).collect();
     let mut roots: Vec<String> = live.iter().filter(|m| !listed.contains(m.as_str())).cloned().collect();
     let mut orphans = Vec::new();

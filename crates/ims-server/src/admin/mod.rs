@@ -3,9 +3,11 @@
 //! - `POST /admin/v1/store/gc` `{"grace_seconds": N}` (optional): one garbage collection, its report.
 //! - `POST /admin/v1/store/verify` `{"image_id": "..."}` (optional): verification of every chunk, its report.
 //! - `GET /admin/v1/store/stats`: logical and physical bytes of the store and of every project.
+//! - `GET /admin/v1/nodes`, `POST /admin/v1/nodes/{node_id}/drain`: the nodes and their drain (`nodes.rs`).
 //!
 //! The node also collects garbage on its own every `gc_interval` seconds ([`BackgroundGc`]).
 
+mod nodes;
 mod store_gc;
 mod store_stats;
 mod store_verify;
@@ -22,11 +24,15 @@ use serde_json::{Map, Value};
 use crate::error::ApiResult;
 use crate::state::AppState;
 
+pub use nodes::node_address;
+
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin/v1/store/gc", post(store_gc::run))
         .route("/admin/v1/store/verify", post(store_verify::run))
         .route("/admin/v1/store/stats", get(store_stats::show))
+        .route("/admin/v1/nodes", get(nodes::list))
+        .route("/admin/v1/nodes/{node_id}/drain", post(nodes::drain))
 }
 
 /// The body as a JSON object; an empty body is an empty object.

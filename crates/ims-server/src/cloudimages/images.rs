@@ -17,9 +17,15 @@ pub async fn list(State(state): State<AppState>, ImsCtx(ctx): ImsCtx, RawQuery(r
     let query = list_query::parse(&pairs, ctx.project_id())?;
     let limit = query.limit;
     let images = state.services.images.list(&ctx, query).await?;
+    let ids: Vec<uuid::Uuid> = images.iter().map(|i| i.id).collect();
+    let listings: std::collections::HashMap<uuid::Uuid, ims_catalog::MarketListing> =
+        state.services.images.listings_of_images(&ids).await?.into_iter().map(|l| (l.image_id, l)).collect();
     let next_marker = (limit > 0 && images.len() as u32 == limit).then(|| images.last().map(|i| i.id.to_string())).flatten();
     let mut doc = json!({
-        "images": images.iter().map(|i| render::image(i, ctx.project_id())).collect::<Vec<_>>(),
+        "images": images
+            .iter()
+            .map(|i| render::listed_image(i, ctx.project_id(), listings.get(&i.id)))
+            .collect::<Vec<_>>(),
         "page_info": {"next_marker": next_marker, "current_count": images.len()},
         "schema": "/v2/schemas/images",
     });

@@ -1,4 +1,5 @@
-//! Images from bucket files and copies, each answered with `{"job_id"}`:
+//! Images from bucket files and copies, each answered with `{"job_id"}` (images from servers and volumes:
+//! `server_images.rs`):
 //! CreateImage with `image_url` (`POST /v2/cloudimages/action`, `/v2.1/...`), CreateDataImage
 //! (`POST /v1/cloudimages/dataimages/action`, `/v2.1/...`), ImportImageQuick
 //! (`POST /v2/cloudimages/quickimport/action`, `/v2.1/...`), RegisterImage (`PUT /v1/cloudimages/{id}/upload`)
@@ -10,7 +11,7 @@ use bytes::Bytes;
 use ims_core::pipelines::ImportRequest;
 use serde_json::{json, Value};
 
-use super::{image_id, json_body, not_available};
+use super::{image_id, json_body, server_images};
 use crate::auth::ImsCtx;
 use crate::error::{ImsError, ImsResult};
 use crate::state::AppState;
@@ -66,11 +67,11 @@ async fn start_import(state: &AppState, ctx: &ims_core::RequestContext, request:
     Ok(Json(json!({"job_id": job.id})))
 }
 
-/// CreateImage: from a bucket file (`image_url`); from a server or a volume it needs compute (501).
+/// CreateImage: from a bucket file (`image_url`), or from a server or a volume (`server_images.rs`).
 pub async fn create_image(State(state): State<AppState>, ImsCtx(ctx): ImsCtx, body: Bytes) -> ImsResult<Json<Value>> {
     let body = json_body(&body)?;
     if body.get("image_url").is_none_or(Value::is_null) {
-        return Err(not_available::compute_needed());
+        return server_images::create_image(&state, &ctx, &body).await;
     }
     let quick = flag(&body, "is_quick_import")?;
     start_import(&state, &ctx, import_request(&body, false, quick)?).await

@@ -13,7 +13,8 @@ pub const DEFAULT_LIMIT: u32 = 500;
 /// Parses the decoded pairs for a caller of project `project`.
 ///
 /// `__imagetype`: `gold` public images, `private` the project's own non-public images, `shared` shared
-/// images of other projects (with `member_status`, default accepted), `market` marketplace listings.
+/// images of other projects (with `member_status`, default accepted), `market` the marketplace listings
+/// that are on shelf (any project browses them; reading one's image needs a subscription).
 /// Properties with a default (`__isregistered=true`, `__os_type=Linux`, `virtual_env_type=FusionCompute`,
 /// `enterprise_project_id=0`, ...) also match images that do not have the property. `__deprecated=true`
 /// lists only deprecated images (whose `deprecate_at` has passed), which default lists leave out. `min_disk` and
@@ -65,17 +66,15 @@ pub fn parse(pairs: &[(String, String)], project: Option<&str>) -> Result<ImageQ
             q.exclude_owner = Some(project.unwrap_or_default().to_string());
             q.exclude_visibilities.extend([Visibility::Public, Visibility::Private]);
         }
-        Some("market") => q.properties.push(("__imagetype".into(), "market".into())),
+        Some("market") => q.market_on_shelf = true,
         Some(other) => {
             return Err(ImsError::invalid(format!(
                 "Invalid __imagetype {other:?}: use gold, private, shared or market"
             )))
         }
     }
-    if image_type.as_deref() != Some("market") {
-        // Marketplace listings only show when asked for.
-        q.properties_or_absent.retain(|(k, _)| k != "__imagetype");
-    }
+    // `__imagetype` is derived, never a stored property to match.
+    q.properties_or_absent.retain(|(k, _)| k != "__imagetype");
     Ok(q)
 }
 
@@ -105,6 +104,14 @@ mod tests {
         assert!(parse(&pairs("__imagetype=bogus"), None).is_err());
         assert!(parse(&pairs("min_ram=lots"), None).is_err());
         assert!(parse(&pairs("sort_key=bogus"), None).is_err());
+    }
+
+    #[test]
+    fn market_browses_on_shelf_listings_and_imagetype_is_never_a_stored_property() {
+        let q = parse(&pairs("__imagetype=market&__platform=Ubuntu"), Some("p1")).unwrap();
+        assert!(q.market_on_shelf);
+        assert!(q.properties.iter().all(|(k, _)| k != "__imagetype"));
+        assert!(!parse(&pairs("__imagetype=gold"), Some("p1")).unwrap().market_on_shelf);
     }
 
     #[test]

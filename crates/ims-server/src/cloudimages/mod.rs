@@ -2,6 +2,9 @@
 //! `/v1/{project_id}/...`, `/v2/{project_id}/images/...`): another rendering of the same image records
 //! and use cases as the Glance API, with the IMS error form (`crate::error::ImsError`).
 
+mod ancestry;
+mod cross_region_copy;
+mod capsules;
 mod export;
 mod favorites;
 mod share_auto_accept;
@@ -10,8 +13,8 @@ mod import;
 mod jobs;
 mod list_query;
 mod members;
-mod nbd;
-mod not_available;
+pub(crate) mod nbd;
+mod server_images;
 mod quota;
 pub(crate) mod render;
 mod router;

@@ -75,7 +75,7 @@ fn nbd_address(state: &AppState) -> Result<SocketAddr, ImsError> {
 
 /// `host:port` clients reach the NBD server at: the bound address, or, when it is bound to every
 /// interface, the host the caller reached the API at.
-fn url_authority(address: SocketAddr, headers: &HeaderMap) -> String {
+pub(crate) fn url_authority(address: SocketAddr, headers: &HeaderMap) -> String {
     if !address.ip().is_unspecified() {
         return address.to_string();
     }

@@ -15,9 +15,18 @@ use crate::state::AppState;
 
 pub async fn show(State(state): State<AppState>, ImsCtx(ctx): ImsCtx) -> ImsResult<Json<Value>> {
     let (used, quota) = state.services.images.image_quota(&ctx).await?;
-    Ok(Json(json!({"quotas": {"resources": [{
-        "type": "image", "used": used, "quota": quota, "min": 0, "max": ims_core::limits::MAX_PRIVATE_IMAGE_QUOTA,
-    }]}})))
+    let bytes = state.services.images.own_byte_quota(&ctx).await?;
+    Ok(Json(json!({"quotas": {"resources": [
+        {"type": "image", "used": used, "quota": quota, "min": 0, "max": ims_core::limits::MAX_PRIVATE_IMAGE_QUOTA},
+        // Logical bytes of the project's images; a quota of -1 is no limit.
+        {
+            "type": ims_core::limits::IMAGE_BYTES,
+            "used": bytes.used,
+            "quota": bytes.limit.map_or(-1, |l| l as i64),
+            "min": 0,
+            "max": ims_core::limits::MAX_IMAGE_BYTES_QUOTA,
+        },
+    ]}})))
 }
 
 fn version(v: &OsVersion) -> Value {

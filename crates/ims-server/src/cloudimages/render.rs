@@ -1,14 +1,15 @@
 //! The IMS API's JSON shapes: `ImageInfo`, members, jobs.
 
-use ims_catalog::{Image, ImageStatus, Job, Member, Visibility};
+use ims_catalog::{Image, ImageStatus, Job, MarketListing, Member, Visibility};
 use serde_json::{json, Value};
 
 use crate::glance::render as glance;
 
-/// `__imagetype` as `viewer` sees the image: `market` when an admin listed it so, `gold` for public
-/// images, `private` for the viewer's own, `shared` for the rest (images shared with it).
-pub fn image_type(image: &Image, viewer: Option<&str>) -> &'static str {
-    if image.properties.get("__imagetype").is_some_and(|t| t == "market") {
+/// `__imagetype` as `viewer` sees the image: `market` when it has a marketplace listing (`listed`),
+/// `gold` for public images, `private` for the viewer's own, `shared` for the rest (images shared with
+/// it, or subscribed to on the marketplace).
+pub fn image_type(image: &Image, viewer: Option<&str>, listed: bool) -> &'static str {
+    if listed {
         "market"
     } else if image.visibility == Visibility::Public {
         "gold"
@@ -39,14 +40,33 @@ pub const DEFAULTS: &[(&str, &str)] = &[
 ];
 
 /// An image as the IMS API returns it (`ImageInfo`): the Glance record, the stored `__` properties,
-/// and the derived IMS fields.
+/// and the derived IMS fields (its marketplace listing, if any, is not looked up: see [`listed_image`]).
 pub fn image(image: &Image, viewer: Option<&str>) -> Value {
+    listed_image(image, viewer, None)
+}
+
+/// Like [`image`], for an image with marketplace listing `listing`: `__imagetype=market`, and the
+/// listing as `__productcode`, `__is_offshelved` (`"true"`/`"false"`), `__market_listing_id`,
+/// `__market_publisher`, `__market_version` and `__market_description`. Without a listing these fields
+/// are absent (stored properties of those names are never shown).
+pub fn listed_image(image: &Image, viewer: Option<&str>, listing: Option<&MarketListing>) -> Value {
     let mut out = glance::image(image);
     let obj = out.as_object_mut().expect("an image renders as an object");
     for (key, value) in DEFAULTS {
         obj.entry(key.to_string()).or_insert_with(|| json!(value));
     }
-    obj.insert("__imagetype".into(), json!(image_type(image, viewer)));
+    obj.insert("__imagetype".into(), json!(image_type(image, viewer, listing.is_some())));
+    for key in MARKET_FIELDS {
+        obj.remove(*key);
+    }
+    if let Some(l) = listing {
+        obj.insert("__productcode".into(), json!(l.product_code));
+        obj.insert("__is_offshelved".into(), json!(l.offshelved.to_string()));
+        obj.insert("__market_listing_id".into(), json!(l.id));
+        obj.insert("__market_publisher".into(), json!(l.publisher));
+        obj.insert("__market_version".into(), json!(l.version));
+        obj.insert("__market_description".into(), json!(l.description));
+    }
     obj.insert("__image_size".into(), json!(image.size.unwrap_or(0).to_string()));
     obj.insert("__os_type".into(), json!(os_type(image)));
     obj.insert("__system_support_market".into(), json!(false));
@@ -58,6 +78,16 @@ pub fn image(image: &Image, viewer: Option<&str>) -> Value {
     }
     out
 }
+
+/// The fields [`listed_image`] derives from a marketplace listing.
+const MARKET_FIELDS: &[&str] = &[
+    "__productcode",
+    "__is_offshelved",
+    "__market_listing_id",
+    "__market_publisher",
+    "__market_version",
+    "__market_description",
+];
 
 /// A membership (`ImageMember`).
 pub fn member(m: &Member) -> Value {

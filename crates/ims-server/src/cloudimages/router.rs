@@ -3,7 +3,7 @@
 use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 
-use super::{export, favorites, images, share_auto_accept, import, jobs, members, nbd, not_available as na, quota, tags};
+use super::{ancestry, capsules, cross_region_copy, export, favorites, images, share_auto_accept, import, jobs, members, nbd, quota, server_images, tags};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -14,18 +14,21 @@ pub fn router() -> Router<AppState> {
         .route("/v2.1/cloudimages/action", post(import::create_image))
         .route("/v2/cloudimages/quickimport/action", post(import::import_quick))
         .route("/v2.1/cloudimages/quickimport/action", post(import::import_quick))
-        .route("/v1/cloudimages/wholeimages/action", post(na::create_whole_image))
+        .route("/v1/cloudimages/wholeimages/action", post(server_images::create_whole_image))
         .route("/v1/cloudimages/dataimages/action", post(import::create_data_image))
         .route("/v2.1/cloudimages/dataimages/action", post(import::create_data_image))
         .route("/v1/cloudimages/{image_id}/upload", put(import::register))
         .route("/v1/cloudimages/{image_id}/copy", post(import::copy))
         .route("/v2.1/cloudimages/{image_id}/copy", post(import::copy))
-        .route("/v1/cloudimages/{image_id}/cross_region_copy", post(na::copy_cross_region))
+        .route("/v1/cloudimages/{image_id}/cross_region_copy", post(cross_region_copy::copy_cross_region))
         .route("/v1/cloudimages/{image_id}/file", post(export::export))
         .route("/v2.1/cloudimages/{image_id}/file", post(export::export))
         .route("/v1/cloudimages/{image_id}/nbd", post(nbd::mint).delete(nbd::revoke))
         .route("/v1/cloudimages/quota", get(quota::show))
+        .route("/v1/capsules", get(capsules::list).post(capsules::create))
+        .route("/v1/capsules/{capsule_id}", get(capsules::show).delete(capsules::delete))
         .route("/v1/cloudimages/favorites", get(favorites::list).post(favorites::add))
+        .route("/v1/cloudimages/{image_id}/ancestry", get(ancestry::show))
         .route("/v1/cloudimages/favorites/{image_id}", delete(favorites::remove))
         .route("/v1/cloudimages/share_auto_accept", get(share_auto_accept::list).post(share_auto_accept::add))
         .route("/v1/cloudimages/share_auto_accept/{project}", delete(share_auto_accept::remove))

@@ -43,12 +43,21 @@ static ASSETS: &[Asset] = assets! {
     "js/format.js" => JS,
     "js/session.js" => JS,
     "js/transfer.js" => JS,
+    "js/signer.js" => JS,
     "js/views/signin.js" => JS,
     "js/views/images.js" => JS,
     "js/views/image.js" => JS,
     "js/views/create.js" => JS,
     "js/views/usage.js" => JS,
     "js/views/admin.js" => JS,
+    "js/views/image-actions.js" => JS,
+    "js/views/import.js" => JS,
+    "js/views/jobs.js" => JS,
+    "js/views/buckets.js" => JS,
+    "js/views/switch-project.js" => JS,
+    "js/views/audit.js" => JS,
+    "js/views/store-stats.js" => JS,
+    "js/views/keys.js" => JS,
 };
 
 /// The file at `path` (relative to `/console/`), if the console has one.

@@ -2,8 +2,9 @@
 //!
 //! The console is a set of static files (HTML, CSS and JavaScript ES modules, no build step) embedded
 //! in the binary from `assets/` and served here. Everything it shows comes from the JSON APIs the
-//! browser calls itself with the token the user signed in with (kept in `sessionStorage`, sent as
-//! `X-Auth-Token`, never put in a URL); this module only serves files. See `docs/console.md`.
+//! browser calls itself with the credential the user signed in with (a token sent as `X-Auth-Token`,
+//! or an access key pair whose requests the page signs; kept in `sessionStorage`, never put in a
+//! URL); this module only serves files. See `docs/console.md`.
 
 mod assets;
 

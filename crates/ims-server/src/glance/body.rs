@@ -61,7 +61,7 @@ pub fn new_image(map: Map<String, Value>) -> ApiResult<NewImage> {
     let mut new = NewImage::default();
     let mut properties = BTreeMap::new();
     for (key, value) in map {
-        if READ_ONLY_ON_CREATE.contains(&key.as_str()) {
+        if READ_ONLY_ON_CREATE.contains(&key.as_str()) || ims_core::lineage::LINEAGE_PROPERTIES.contains(&key.as_str()) {
             return Err(ApiError::new(StatusCode::FORBIDDEN, format!("Attribute '{key}' is read-only.")));
         }
         match key.as_str() {

@@ -21,6 +21,7 @@ pub async fn upload(
 ) -> ApiResult<StatusCode> {
     let id = image_id(&id)?;
     let declared = data_headers(&headers, "image data")?;
+    super::stores::check_upload_store(&state, &headers)?;
     state.services.images.upload(&ctx, id, declared, body.into_data_stream()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -89,7 +89,22 @@ pub async fn update(
     Ok(Json(render::image(&image)).into_response())
 }
 
-pub async fn delete(State(state): State<AppState>, Ctx(ctx): Ctx, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    state.services.images.delete(&ctx, image_id(&id)?).await?;
+/// The request header that makes a delete final at once instead of moving the image to the recycle bin.
+pub const FORCE_DELETE_HEADER: &str = "x-ims-force-delete";
+
+/// `DELETE /v2/images/{id}`: to the recycle bin when it is on, for good with `X-Ims-Force-Delete: true`.
+pub async fn delete(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let force = match headers.get(FORCE_DELETE_HEADER).map(|v| v.to_str().unwrap_or_default().trim()) {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("true") => true,
+        Some(v) if v.eq_ignore_ascii_case("false") => false,
+        Some(v) => return Err(ApiError::bad_request(format!("Invalid X-Ims-Force-Delete header {v:?}: use true or false"))),
+    };
+    state.services.images.delete_image(&ctx, image_id(&id)?, force).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ims_core::glance_import::{ImportMethod, ImportRequest, ImportSettings, WebDownloadPolicy};
+use ims_core::glance_import::{ImportMethod, ImportRequest, ImportSettings, Stores, WebDownloadPolicy};
+use ims_store::ChunkStore;
 use serde_json::Value;
 
 use super::body;
@@ -22,13 +23,15 @@ pub fn import_settings(settings: &Settings) -> anyhow::Result<ImportSettings> {
         .iter()
         .map(|name| {
             ImportMethod::parse(name).ok_or_else(|| {
-                anyhow::anyhow!("glance_import.methods: unknown import method {name:?} (glance-direct, web-download)")
+                anyhow::anyhow!(
+                    "glance_import.methods: unknown import method {name:?} (glance-direct, web-download, copy-image)"
+                )
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(ImportSettings {
         methods,
-        store_id: super::info::STORE_ID.to_string(),
+        stores: stores(settings)?,
         stage_host: settings.public_url.clone(),
         web_download: WebDownloadPolicy {
             allowed_hosts: config.web_download_allowed_hosts.clone(),
@@ -37,6 +40,24 @@ pub fn import_settings(settings: &Settings) -> anyhow::Result<ImportSettings> {
             ..WebDownloadPolicy::default()
         },
     })
+}
+
+/// The Glance stores of a node: its chunk store (`local`) and those of `[stores.<id>]`, each opened.
+fn stores(settings: &Settings) -> anyhow::Result<Stores> {
+    let kind = |url: &str| url.split_once("://").map_or("file", |(scheme, _)| scheme).to_string();
+    let mut stores = Stores::new("Deduplicated, compressed chunk store", &kind(&settings.store_url()?));
+    let options = ims_store::StoreOptions {
+        s3_access_key_id: settings.s3_access_key_id.clone(),
+        s3_secret_access_key: settings.s3_secret_access_key.clone(),
+    };
+    for (id, config) in &settings.stores {
+        let url = crate::config::without_password(&config.url);
+        let chunks = ChunkStore::open_with(&config.url, &options)
+            .map_err(|e| anyhow::anyhow!("stores.{id}: opening store {url}: {e}"))?;
+        chunks.set_gc_grace(std::time::Duration::from_secs(settings.gc_grace));
+        stores.add(id, &config.description, &kind(&config.url), chunks).map_err(|e| anyhow::anyhow!("stores.{id}: {e}"))?;
+    }
+    Ok(stores)
 }
 
 /// `POST`: 202 once the import job is enqueued. `X-Image-Meta-Store` names the store when `stores` is absent.
@@ -67,8 +88,8 @@ fn import_request(headers: &HeaderMap, body: serde_json::Map<String, Value>) -> 
         Some(Value::String(uri)) => Some(uri.clone()),
         Some(_) => return Err(ApiError::bad_request("The method's 'uri' must be a string")),
     };
-    let flag = |key: &str| match body.get(key) {
-        None | Some(Value::Null) => Ok(false),
+    let flag = |key: &str, default: bool| match body.get(key) {
+        None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
         Some(_) => Err(ApiError::bad_request(format!("'{key}' must be a boolean"))),
     };
@@ -90,7 +111,8 @@ fn import_request(headers: &HeaderMap, body: serde_json::Map<String, Value>) -> 
         method: name.to_string(),
         uri,
         stores,
-        all_stores: flag("all_stores")?,
-        all_stores_must_succeed: flag("all_stores_must_succeed")?,
+        all_stores: flag("all_stores", false)?,
+        // Glance's default: a copy to several stores fails as a whole when one store fails.
+        all_stores_must_succeed: flag("all_stores_must_succeed", true)?,
     })
 }

@@ -15,6 +15,7 @@ pub(crate) mod render;
 mod router;
 mod schemas;
 mod stage;
+mod stores;
 mod tags;
 mod tasks;
 mod tenants;

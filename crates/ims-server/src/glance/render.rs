@@ -44,6 +44,23 @@ pub fn image(image: &Image) -> Value {
     if let Value::Object(base) = base {
         out.extend(base);
     }
+    // Lineage, as read-only properties shown only when recorded.
+    use ims_core::lineage::{PARENT_ID_PROPERTY, SOURCE_REF_PROPERTY, SOURCE_TYPE_PROPERTY};
+    let lineage = &image.lineage;
+    if let Some(t) = lineage.source_type {
+        out.insert(SOURCE_TYPE_PROPERTY.into(), Value::String(t.as_str().into()));
+    }
+    if let Some(r) = &lineage.source_ref {
+        out.insert(SOURCE_REF_PROPERTY.into(), Value::String(r.clone()));
+    }
+    if let Some(p) = lineage.parent_id {
+        out.insert(PARENT_ID_PROPERTY.into(), Value::String(p.to_string()));
+    }
+    // The stores holding the data (Glance's multi-store field), once there is data.
+    let stores = ims_core::glance_import::image_stores(image);
+    if !stores.is_empty() {
+        out.insert("stores".into(), Value::String(stores.join(",")));
+    }
     // Shown like an extra property: only when set, so records of other images look as Glance's do.
     if let Some(at) = &image.deprecate_at {
         out.insert("deprecate_at".into(), Value::String(timestamp(at)));

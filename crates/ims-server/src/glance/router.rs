@@ -3,7 +3,9 @@
 use axum::routing::{get, post, put};
 use axum::Router;
 
-use super::{actions, data, images, import, info, members, negotiate, schemas, stage, tags, tasks, tenants, versions};
+use super::{
+    actions, data, images, import, info, members, negotiate, schemas, stage, stores, tags, tasks, tenants, versions,
+};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -31,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/v2/schemas/{name}", get(schemas::show))
         .route("/v2/info/import", get(info::import))
         .route("/v2/info/stores", get(info::stores))
+        .route("/v2/info/stores/detail", get(info::stores_detail))
+        .route("/v2/stores/{store_id}/{id}", axum::routing::delete(stores::delete_from_store))
         .route("/v2/info/usage", get(info::usage))
         .route("/v2/tenants", get(tenants::list))
         .route("/v2/tenants/{project}", get(tenants::show))

@@ -37,6 +37,7 @@ pub fn render(job: &Job) -> Value {
         "attempts": job.attempts,
         "parent_id": job.parent_id,
         "cancel_requested": job.cancel_requested,
+        "worker": job.claimed_by,
         "created_at": timestamp(&job.created_at),
         "updated_at": timestamp(&job.updated_at),
         "begin_time": job.begin_time.as_ref().map(timestamp),

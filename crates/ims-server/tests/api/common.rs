@@ -35,6 +35,8 @@ impl TestServer {
         let mut settings = Settings {
             data_dir: dir.path().join("data"),
             admin_token: Some(ADMIN_TOKEN.to_string()),
+            // Deletions are final unless a test turns the recycle bin on (`v1_recycle_bin`).
+            recycle_bin_retention: 0,
             ..Settings::default()
         };
         configure(&mut settings);

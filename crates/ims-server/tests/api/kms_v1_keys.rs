@@ -33,7 +33,7 @@ async fn admins_manage_master_keys() {
     let body: Value = r.json().await.unwrap();
     let mut fields: Vec<&str> = body["key"].as_object().unwrap().keys().map(String::as_str).collect();
     fields.sort();
-    assert_eq!(fields, ["alias", "created_at", "description", "id", "state", "updated_at"]);
+    assert_eq!(fields, ["alias", "created_at", "description", "id", "shareable", "state", "updated_at"]);
 }
 
 #[tokio::test]

@@ -1,24 +1,38 @@
 //! Integration tests: the real server on port 0, driven through `ims-client`.
 //! Modules mirror the URL tree.
 
+mod admin_v1_nodes;
 mod admin_v1_store;
 mod admin_v1_store_races;
 mod audit_v1_events;
 mod buckets_v1;
 mod cluster;
+mod cluster_garage;
 mod common;
+mod compute_v1_server_images;
+mod compute_v1_servers;
+mod compute_v1_volumes_encryption;
 mod healthcheck_and_versions;
 mod identity_v1;
 mod identity_v1_quotas;
+mod identity_v1_quotas_bytes;
 mod identity_v1_quotas_members;
 mod kms_v1_keys;
+mod kms_v1_keys_sharing;
+mod nbd_volume;
 mod postgres_catalog;
 mod s3_store;
+mod v1_capsules;
+mod v1_cloudimages_cross_region;
+mod v1_cloudimages_ancestry;
+mod v1_cloudimages_copy_encryption;
 mod v1_cloudimages_export;
 mod v1_cloudimages_favorites;
 mod v1_cloudimages_nbd;
 mod v1_cloudimages_quota;
 mod v1_cloudimages_share_auto_accept;
+mod v1_marketplace;
+mod v1_recycle_bin;
 mod v2_cloudimages;
 mod v2_cloudimages_import;
 mod v2_images;
@@ -29,6 +43,7 @@ mod v2_images_deprecation;
 mod v2_images_encryption;
 mod v2_images_list;
 mod v2_images_members;
+mod v2_images_stores;
 mod v2_images_tags_and_actions;
 mod v2_info_and_schemas;
 mod v2_tenants_and_error_forms;

@@ -157,5 +157,8 @@ async fn quota_update_members_jobs_and_tags() {
     assert_eq!(status, 403, "another project's path");
 
     let (status, body) = a.send(Method::POST, "/v2/cloudimages/action", Some(json!({"name": "x", "instance_id": "i"}))).await;
-    assert_eq!((status, body["error_code"].as_str()), (501, Some("IMG.0501")));
+    assert_eq!((status, body["error_code"].as_str()), (400, Some("IMG.0001")), "a server id is a UUID");
+    let unknown = json!({"name": "x", "instance_id": uuid::Uuid::new_v4().to_string()});
+    let (status, body) = a.send(Method::POST, "/v2/cloudimages/action", Some(unknown)).await;
+    assert_eq!((status, body["error_code"].as_str()), (404, Some("IMG.0004")), "an unknown server");
 }

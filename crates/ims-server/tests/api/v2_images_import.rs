@@ -94,9 +94,9 @@ impl FileServer {
 async fn info_import_and_the_create_header_list_the_enabled_methods() {
     let s = TestServer::start().await;
     let info: Value = s.raw(Method::GET, "/v2/info/import").send().await.unwrap().json().await.unwrap();
-    assert_eq!(info["import-methods"]["value"], json!(["glance-direct", "web-download"]));
+    assert_eq!(info["import-methods"]["value"], json!(["glance-direct", "web-download", "copy-image"]));
     let r = s.raw(Method::POST, "/v2/images").json(&json!({"name": "x"})).send().await.unwrap();
-    assert_eq!(r.headers()["openstack-image-import-methods"], "glance-direct,web-download");
+    assert_eq!(r.headers()["openstack-image-import-methods"], "glance-direct,web-download,copy-image");
 
     let only_direct = TestServer::start_with(|c| c.glance_import.methods = vec!["glance-direct".into()]).await;
     let info: Value = only_direct.raw(Method::GET, "/v2/info/import").send().await.unwrap().json().await.unwrap();

@@ -1,7 +1,8 @@
-// The JSON APIs the console calls: the Images API v2 (/v2), the identity admin API (/identity/v1) and
-// the IMS API where it adds something (/v1/cloudimages/quota). Every request asks for JSON (so that
-// errors come back as {"message": ...} and not as an HTML page) and carries the session's
-// credential in a header.
+// The JSON APIs the console calls: the Images API v2 (/v2), the identity admin API (/identity/v1),
+// the IMS API where it adds something (/v1/cloudimages/...), jobs (/jobs/v1), buckets (/buckets/v1),
+// the audit trail (/audit/v1), store statistics (/admin/v1) and master keys (/kms/v1). Every request
+// asks for JSON (so that errors come back as {"message": ...} and not as an HTML page) and carries the
+// session's credential in headers (a token, or a signature computed for that request).
 
 import * as session from "./session.js";
 
@@ -63,15 +64,18 @@ export function onUnauthorized(fn) {
  */
 export async function request(method, path, options = {}) {
   const cred = options.credential || session.credential();
-  const headers = { Accept: "application/json", ...session.authHeaders(cred) };
+  const headers = { Accept: "application/json" };
   let body;
+  let contentType;
   if (options.json !== undefined) {
-    headers["Content-Type"] = options.contentType || "application/json";
+    contentType = options.contentType || "application/json";
     body = JSON.stringify(options.json);
   } else if (options.body !== undefined) {
     body = options.body;
-    if (options.contentType) headers["Content-Type"] = options.contentType;
+    contentType = options.contentType;
   }
+  if (contentType) headers["Content-Type"] = contentType;
+  Object.assign(headers, await session.authHeaders(cred, { method, url: path, body, contentType }));
   let response;
   try {
     response = await fetch(path, { method, headers, body, signal: options.signal, credentials: "omit", cache: "no-store" });
@@ -155,9 +159,14 @@ export const imageQuota = () =>
 /** A fetch of the image's file (the caller reads the body as a stream). */
 export const fetchImageFile = (id, signal) => request("GET", `/v2/images/${enc(id)}/file`, { raw: true, signal });
 
-/** The headers an upload made outside `request` (with XMLHttpRequest) must carry. */
-export function uploadHeaders() {
-  return { Accept: "application/json", ...session.authHeaders(session.credential()) };
+/**
+ * The headers a streamed upload of `size` bytes made outside `request` (with XMLHttpRequest) must
+ * carry, Content-Type included.
+ */
+export async function uploadHeaders(method, url, size) {
+  const contentType = "application/octet-stream";
+  const auth = await session.authHeaders(session.credential(), { method, url, contentType, unsignedPayload: true, size });
+  return { Accept: "application/json", "Content-Type": contentType, ...auth };
 }
 
 const projectNames = new Map();
@@ -167,4 +176,48 @@ export function projectName(id) {
   if (!id) return Promise.resolve(null);
   if (!projectNames.has(id)) projectNames.set(id, lookupProject(id).then((t) => t.name).catch(() => null));
   return projectNames.get(id);
+}
+
+// --- IMS image actions, jobs ------------------------------------------------------------------
+
+/** ExportImage: the image written as `fileFormat` into `bucket:key`; resolves to the job id. */
+export const exportImage = (id, bucketUrl, fileFormat) =>
+  request("POST", `/v1/cloudimages/${enc(id)}/file`, { json: { bucket_url: bucketUrl, file_format: fileFormat } }).then((d) => d.job_id);
+/** CopyImageInRegion; resolves to the job id. */
+export const copyImage = (id, name, description, cmkId) =>
+  request("POST", `/v1/cloudimages/${enc(id)}/copy`, { json: { name, description: description || undefined, cmk_id: cmkId || undefined } }).then((d) => d.job_id);
+/** CreateImage from a bucket file (`image_url` is `bucket:key`); resolves to the job id. */
+export const importImage = (fields) => request("POST", "/v2/cloudimages/action", { json: fields }).then((d) => d.job_id);
+export const listFavorites = () => request("GET", "/v1/cloudimages/favorites").then((d) => d.favorites);
+export const addFavorite = (id) => request("POST", "/v1/cloudimages/favorites", { json: { image_id: id } });
+export const removeFavorite = (id) => request("DELETE", `/v1/cloudimages/favorites/${enc(id)}`);
+
+export const listJobs = (query = {}) => request("GET", `/jobs/v1${queryString(query)}`).then((d) => d.jobs);
+export const getJob = (id) => request("GET", `/jobs/v1/${enc(id)}`).then((d) => d.job);
+export const cancelJob = (id) => request("POST", `/jobs/v1/${enc(id)}/cancel`).then((d) => d.job);
+
+// --- buckets ------------------------------------------------------------------------------------
+
+export const listBuckets = () => request("GET", "/buckets/v1").then((d) => d.buckets);
+export const createBucket = (name) => request("PUT", `/buckets/v1/${enc(name)}`).then((d) => d.bucket);
+export const listObjects = (bucket, prefix) => request("GET", `/buckets/v1/${enc(bucket)}/objects${queryString({ prefix })}`).then((d) => d.objects);
+export const deleteObject = (bucket, key) => request("DELETE", objectPath(bucket, key));
+/** The path of an object: each segment of the key encoded, its slashes kept. */
+export const objectPath = (bucket, key) => `/buckets/v1/${enc(bucket)}/objects/${key.split("/").map(enc).join("/")}`;
+
+// --- administration: audit, store, keys ----------------------------------------------------------
+
+/** A page of audit events: `query` an object of filters, or a `next` link. */
+export const listAuditEvents = (query) => request("GET", typeof query === "string" ? query : `/audit/v1/events${queryString(query)}`);
+export const storeStats = () => request("GET", "/admin/v1/store/stats");
+export const listKeys = () => request("GET", "/kms/v1/keys").then((d) => d.keys);
+export const createKey = (alias, description) => request("POST", "/kms/v1/keys", { json: { alias, description: description || undefined } }).then((d) => d.key);
+export const setKeyEnabled = (id, enabled) => request("POST", `/kms/v1/keys/${enc(id)}/${enabled ? "enable" : "disable"}`).then((d) => d.key);
+
+/** `?a=1&b=2` from an object (empty values left out), or "" when nothing is left. */
+export function queryString(query) {
+  const params = new URLSearchParams();
+  for (const [k, v] of Object.entries(query || {})) if (v !== undefined && v !== null && v !== "") params.append(k, v);
+  const qs = params.toString();
+  return qs ? `?${qs}` : "";
 }

@@ -12,6 +12,12 @@ import { renderImage } from "./views/image.js";
 import { renderCreate } from "./views/create.js";
 import { renderUsage } from "./views/usage.js";
 import { renderAdmin } from "./views/admin.js";
+import { renderJobs, renderJob } from "./views/jobs.js";
+import { renderBuckets, renderBucket } from "./views/buckets.js";
+import { renderSwitchProject } from "./views/switch-project.js";
+import { renderAudit } from "./views/audit.js";
+import { renderStoreStats } from "./views/store-stats.js";
+import { renderKeys } from "./views/keys.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -24,12 +30,25 @@ const ROUTES = [
   { pattern: /^\/images\/([^/]+)$/, render: renderImage, title: "Image", nav: "images" },
   { pattern: /^\/create$/, render: renderCreate, title: "Create image", nav: "create" },
   { pattern: /^\/usage$/, render: renderUsage, title: "Quotas and usage", nav: "usage" },
+  { pattern: /^\/jobs$/, render: renderJobs, title: "Jobs", nav: "jobs" },
+  { pattern: /^\/jobs\/([^/]+)$/, render: renderJob, title: "Job", nav: "jobs" },
+  { pattern: /^\/buckets$/, render: renderBuckets, title: "Buckets", nav: "buckets" },
+  { pattern: /^\/buckets\/([^/]+)$/, render: renderBucket, title: "Bucket", nav: "buckets" },
+  { pattern: /^\/switch-project$/, render: renderSwitchProject, title: "Switch project" },
   { pattern: /^\/admin\/(projects|users|tokens|access-keys)$/, render: renderAdmin, title: "Administration", nav: "admin", admin: true },
+  { pattern: /^\/admin\/audit$/, render: renderAudit, title: "Audit trail", nav: "admin", admin: true },
+  { pattern: /^\/admin\/store$/, render: renderStoreStats, title: "Store statistics", nav: "admin", admin: true },
+  { pattern: /^\/admin\/keys$/, render: renderKeys, title: "Master keys", nav: "admin", admin: true },
+  // Pages for APIs being added (each one entry here and one in NAV): recycle bin (#/recycle-bin),
+  // lineage (in the image page), marketplace and capsules (tabs of js/views/images.js), servers and
+  // volumes (#/servers), cross-region copy (an action of js/views/image-actions.js).
 ];
 
 const NAV = [
   { id: "images", href: "#/images", label: "Images" },
   { id: "create", href: "#/create", label: "Create image" },
+  { id: "jobs", href: "#/jobs", label: "Jobs" },
+  { id: "buckets", href: "#/buckets", label: "Buckets" },
   { id: "usage", href: "#/usage", label: "Quotas & usage" },
   { id: "admin", href: "#/admin/projects", label: "Administration", admin: true },
 ];
@@ -160,7 +179,10 @@ function drawChrome(route) {
       " project ",
       h("strong", { class: "who-project", id: "project-name", title: `Project ID ${me.project.id}`, text: me.project.name }),
       h("span", { class: `badge role-${me.role}`, text: me.role }),
+      session.credential().kind === "access-key" ? h("span", { class: "who-key", text: " · access key" }) : null,
     ),
+    // A token belongs to one project; an access key's user may work in several.
+    session.credential().kind === "access-key" ? h("a", { class: "btn btn-small", href: "#/switch-project", id: "switch-project", text: "Switch project" }) : null,
     h("button", { type: "button", class: "btn btn-small", id: "sign-out", onclick: signOut, text: "Sign out" }),
   );
 }
@@ -174,7 +196,7 @@ function signOut() {
 api.onUnauthorized(() => {
   if (!session.credential()) return;
   session.signOut();
-  sessionStorage.setItem("ims.console.signin-reason", "Your session ended: the token is no longer accepted (revoked or expired). Sign in again.");
+  sessionStorage.setItem("ims.console.signin-reason", "Your session ended: the token or access key is no longer accepted (revoked or expired). Sign in again.");
   location.replace("#/signin");
 });
 

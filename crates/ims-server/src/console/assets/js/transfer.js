@@ -1,11 +1,12 @@
 // Moving image data between the browser and IMS without holding it in memory where that can be
 // avoided.
 //
-// Upload: XMLHttpRequest with the File itself as the body. The browser streams the file from disk
-// and reports upload progress; the page never reads the file.
+// Upload (image data, bucket objects): XMLHttpRequest with the File itself as the body. The browser
+// streams the file from disk and reports upload progress; the page never reads the file (with an
+// access key the body is sent as UNSIGNED-PAYLOAD, so it is not hashed either).
 //
-// Download: the file endpoint needs the X-Auth-Token header, so a plain link cannot be used (and
-// the token must never be put in a URL). Where the browser has the File System Access API
+// Download: the file endpoint needs the credential's headers (X-Auth-Token, or a signature), so a
+// plain link cannot be used (and a credential must never be put in a URL). Where the browser has the File System Access API
 // (showSaveFilePicker: Chromium-based browsers), the response body is piped straight into the file
 // the user picked, chunk by chunk, so any size works. Elsewhere the body is collected into a Blob
 // (held in memory or spilled to disk by the browser) and saved through an object URL; for large
@@ -46,41 +47,66 @@ export class RateMeter {
  * `onProgress({loaded, total, rate, eta})` is called as bytes leave the browser; `onSent()` once
  * every byte has been sent (the server then verifies the image before answering).
  */
-export function upload(imageId, file, { onProgress, onSent } = {}) {
+export function upload(imageId, file, callbacks = {}) {
+  return uploadTo(`/v2/images/${encodeURIComponent(imageId)}/file`, file, { ...callbacks, extraHeaders: { "x-openstack-image-size": String(file.size) } });
+}
+
+/**
+ * Streams `file` as the body of `PUT url` (an image's data, a bucket object). Returns {done, abort};
+ * `done` resolves to the parsed JSON answer (null when there is none). See `upload`.
+ */
+export function uploadTo(url, file, { onProgress, onSent, extraHeaders = {} } = {}) {
   const xhr = new XMLHttpRequest();
   const meter = new RateMeter();
+  let aborted = false;
   const done = new Promise((resolve, reject) => {
-    xhr.open("PUT", `/v2/images/${encodeURIComponent(imageId)}/file`);
-    for (const [k, v] of Object.entries(uploadHeaders())) xhr.setRequestHeader(k, v);
-    xhr.setRequestHeader("Content-Type", "application/octet-stream");
-    xhr.setRequestHeader("x-openstack-image-size", String(file.size));
-    xhr.upload.addEventListener("progress", (e) => {
-      const total = e.lengthComputable ? e.total : file.size;
-      const { rate, eta } = meter.update(e.loaded, total);
-      if (onProgress) onProgress({ loaded: e.loaded, total, rate, eta });
-    });
-    xhr.upload.addEventListener("load", () => {
-      if (onProgress) onProgress({ loaded: file.size, total: file.size, rate: meter.update(file.size, file.size).rate, eta: 0 });
-      if (onSent) onSent();
-    });
-    xhr.addEventListener("load", () => {
-      if (xhr.status >= 200 && xhr.status < 300) {
-        resolve();
-        return;
-      }
-      let body = xhr.responseText;
-      try {
-        body = JSON.parse(body);
-      } catch {
-        /* not JSON */
-      }
-      reject(new ApiError(xhr.status, messageOf(body, `${xhr.status} ${xhr.statusText}`), body));
-    });
-    xhr.addEventListener("error", () => reject(new ApiError(0, "The upload was interrupted: the server could not be reached.")));
-    xhr.addEventListener("abort", () => reject(new DOMException("The upload was cancelled.", "AbortError")));
-    xhr.send(file);
+    start().catch(reject);
+    async function start() {
+      // Signed credentials hash with WebCrypto first: the request opens once the headers are known.
+      const headers = await uploadHeaders("PUT", url, file.size);
+      if (aborted) throw new DOMException("The upload was cancelled.", "AbortError");
+      xhr.open("PUT", url);
+      for (const [k, v] of Object.entries({ ...headers, ...extraHeaders })) xhr.setRequestHeader(k, v);
+      xhr.upload.addEventListener("progress", (e) => {
+        const total = e.lengthComputable ? e.total : file.size;
+        const { rate, eta } = meter.update(e.loaded, total);
+        if (onProgress) onProgress({ loaded: e.loaded, total, rate, eta });
+      });
+      xhr.upload.addEventListener("load", () => {
+        if (onProgress) onProgress({ loaded: file.size, total: file.size, rate: meter.update(file.size, file.size).rate, eta: 0 });
+        if (onSent) onSent();
+      });
+      xhr.addEventListener("load", () => {
+        if (xhr.status >= 200 && xhr.status < 300) {
+          let answer = null;
+          try {
+            answer = xhr.responseText ? JSON.parse(xhr.responseText) : null;
+          } catch {
+            /* no JSON answer */
+          }
+          resolve(answer);
+          return;
+        }
+        let body = xhr.responseText;
+        try {
+          body = JSON.parse(body);
+        } catch {
+          /* not JSON */
+        }
+        reject(new ApiError(xhr.status, messageOf(body, `${xhr.status} ${xhr.statusText}`), body));
+      });
+      xhr.addEventListener("error", () => reject(new ApiError(0, "The upload was interrupted: the server could not be reached.")));
+      xhr.addEventListener("abort", () => reject(new DOMException("The upload was cancelled.", "AbortError")));
+      xhr.send(file);
+    }
   });
-  return { done, abort: () => xhr.abort() };
+  return {
+    done,
+    abort: () => {
+      aborted = true;
+      xhr.abort();
+    },
+  };
 }
 
 /** Whether downloads can stream straight to disk in this browser. */

@@ -1,5 +1,6 @@
 // Administration (admins only): projects, users, tokens and access keys of the built-in identity
-// service (/identity/v1). Secrets (tokens, access key secrets) are shown once, when issued.
+// service (/identity/v1). Secrets (tokens, access key secrets) are shown once, when issued. The
+// audit trail, store statistics and master keys are pages of their own modules under the same tabs.
 
 import * as api from "../api.js";
 import * as session from "../session.js";
@@ -16,9 +17,18 @@ const SECTIONS = [
 /** Tokens issued from this page in this browser tab (IMS does not list tokens). Never secrets. */
 const issuedTokens = [];
 
+/** Every administration page, as tabs: these sections and the pages of their own modules. */
+const TABS = [...SECTIONS.map(([id, label]) => [id, label]), ["audit", "Audit trail"], ["store", "Store statistics"], ["keys", "Master keys"]];
+
 export async function renderAdmin(main, ctx) {
   const section = ctx.params[0];
-  const [, label, render] = SECTIONS.find(([id]) => id === section);
+  const [, , render] = SECTIONS.find(([id]) => id === section);
+  await render(adminPage(main, section), ctx);
+}
+
+/** Draws the heading and tabs of administration page `section`; returns the element for its body. */
+export function adminPage(main, section) {
+  const [, label] = TABS.find(([id]) => id === section);
   const body = h("div", { id: `admin-${section}` });
   replace(
     main,
@@ -26,11 +36,11 @@ export async function renderAdmin(main, ctx) {
     h(
       "nav",
       { class: "tabs", "aria-label": "Administration" },
-      h("ul", {}, SECTIONS.map(([id, l]) => h("li", {}, h("a", { class: "tab", id: `admin-tab-${id}`, href: `#/admin/${id}`, "aria-current": id === section ? "page" : null, text: l })))),
+      h("ul", {}, TABS.map(([id, l]) => h("li", {}, h("a", { class: "tab", id: `admin-tab-${id}`, href: `#/admin/${id}`, "aria-current": id === section ? "page" : null, text: l })))),
     ),
     body,
   );
-  await render(body, ctx);
+  return body;
 }
 
 const reloadPage = (ctx) => ctx.navigate(`/admin/${ctx.params[0]}`);

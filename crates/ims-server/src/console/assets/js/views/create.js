@@ -1,11 +1,13 @@
 // Create an image by uploading a file from the browser: POST /v2/images for the record, then the
-// file streamed with PUT /v2/images/{id}/file, with a progress bar (bytes, rate, time left).
+// file streamed with PUT /v2/images/{id}/file, with a progress bar (bytes, rate, time left). Or
+// import one from a bucket (import.js).
 
 import * as api from "../api.js";
 import * as session from "../session.js";
 import * as fmt from "../format.js";
 import * as transfer from "../transfer.js";
 import { busy, field, h, replace, say, select, toast } from "../dom.js";
+import { importCard } from "./import.js";
 
 let activeUpload = null;
 
@@ -17,6 +19,8 @@ window.addEventListener("beforeunload", (e) => {
 });
 
 export async function renderCreate(main, ctx) {
+  const source = ctx.query.get("source");
+  const imports = importCard(source);
   const file = h("input", { type: "file", id: "upload-file", name: "file", required: true });
   const name = h("input", { type: "text", id: "upload-name", name: "name", maxlength: "255", autocomplete: "off" });
   const diskFormat = select({ id: "upload-disk-format", name: "disk_format" }, fmt.DISK_FORMATS, "raw");
@@ -47,6 +51,7 @@ export async function renderCreate(main, ctx) {
   const form = h(
     "form",
     { class: "card", id: "create-form", novalidate: true },
+    h("h2", { text: "Upload a file" }),
     field("Image file", file, "Any size: the browser streams the file, it is not loaded into memory."),
     field("Name", name),
     h("div", { class: "two" }, field("Disk format", diskFormat, "Must match the file: IMS checks it."), field("Container format", containerFormat)),
@@ -91,10 +96,12 @@ export async function renderCreate(main, ctx) {
   replace(
     main,
     h("div", { class: "page-head" }, h("h1", { text: "Create image" })),
-    h("p", { class: "lead", text: "Upload a disk image file from this computer. The image becomes active once IMS has stored and checked the data." }),
+    h("p", { class: "lead", text: "Upload a disk image file from this computer, or import one from a bucket. An uploaded image becomes active once IMS has stored and checked the data." }),
     form,
     progressArea,
+    imports,
   );
+  if (source) imports.querySelector("h2").scrollIntoView({ block: "start" });
 }
 
 async function run(f, fields, form, area, slot) {

@@ -1,5 +1,6 @@
 // One image: every property (the editable ones in a form), custom properties, tags, members, and
-// the actions download, deactivate/reactivate (administrators) and delete.
+// the actions download, favourite, deactivate/reactivate (administrators) and delete; export, copy,
+// encryption, deprecation and the image's jobs come from image-actions.js.
 
 import * as api from "../api.js";
 import * as session from "../session.js";
@@ -7,6 +8,7 @@ import * as fmt from "../format.js";
 import * as transfer from "../transfer.js";
 import { busy, confirmDialog, field, h, replace, say, select, toast, uid } from "../dom.js";
 import { statusBadge } from "./images.js";
+import { copyCard, exportCard, favouriteButton, imageJobsCard, protectionCard } from "./image-actions.js";
 
 /** Attributes the Images API owns: shown, never offered as custom properties. */
 const BASE = new Set([
@@ -24,6 +26,7 @@ export async function renderImage(main, ctx) {
   const canEdit = isOwner || me.is_admin;
   const reload = () => ctx.navigate(`/images/${image.id}`);
   const slot = h("div", { class: "slot", id: "image-messages" });
+  const jobs = imageJobsCard(image);
 
   document.title = `${image.name || image.id} · IMS console`;
   replace(
@@ -36,7 +39,18 @@ export async function renderImage(main, ctx) {
       actionsBar(image, me, slot, ctx),
     ),
     slot,
-    h("div", { class: "image-grid" }, detailsCard(image, canEdit, slot, reload), propertiesCard(image, canEdit, slot, reload), tagsCard(image, canEdit, slot, reload), membersCard(image, me, isOwner, slot, reload)),
+    h(
+      "div",
+      { class: "image-grid" },
+      detailsCard(image, canEdit, slot, reload),
+      propertiesCard(image, canEdit, slot, reload),
+      tagsCard(image, canEdit, slot, reload),
+      membersCard(image, me, isOwner, slot, reload),
+      protectionCard(image),
+      exportCard(image, (jobId) => jobs.add(jobId)),
+      copyCard(image, (jobId) => jobs.add(jobId)),
+      jobs,
+    ),
   );
 }
 
@@ -72,7 +86,7 @@ function actionsBar(image, me, slot, ctx) {
       download.disabled = false;
     }
   });
-  buttons.push(download);
+  buttons.push(download, favouriteButton(image, slot));
 
   if (me.is_admin && (image.status === "active" || image.status === "deactivated")) {
     const deactivating = image.status === "active";

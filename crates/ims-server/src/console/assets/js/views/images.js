@@ -1,15 +1,25 @@
 // The image lists: one tab per kind of image the API can list, filters, sorting and marker paging.
 //
-// Every tab is a query of GET /v2/images; adding a tab for a new kind of list (marketplace,
-// favourites, capsules, once their APIs exist) is one entry in TABS.
+// Every tab is a query of GET /v2/images, or a `load` of a whole list (favourites); adding a tab
+// for a new kind of list (marketplace, capsules, once their APIs exist) is one entry in TABS.
 
 import * as api from "../api.js";
 import * as session from "../session.js";
 import * as fmt from "../format.js";
 import { busy, field, h, replace, say, select, toast } from "../dom.js";
 
-/** The tabs. `query(state)` gives the API parameters of the tab; `keep(image)` drops what the API cannot. */
+/**
+ * The tabs. `query(state)` gives the API parameters of the tab; `keep(image)` drops what the API
+ * cannot; `load()` instead gives a whole list that the page filters and sorts itself.
+ */
 const TABS = [
+  {
+    id: "favourites",
+    label: "Favourites",
+    description: "Images you marked as favourites (in any project you work in), the most recently added first. Mark one with ☆ on its page.",
+    // Not a Glance list: at most 100 images, filtered and sorted here, on one page.
+    load: () => api.listFavorites().then((list) => list.map((f) => f.image)),
+  },
   {
     id: "private",
     label: "Private",
@@ -78,7 +88,7 @@ export async function renderImages(main, ctx) {
   if (!s.marker) pageStack.markers = [];
 
   const [sortKey, sortDir] = s.sort.split(":");
-  const params = { ...tab.query(s), name: s.name, status: s.status, disk_format: s.disk_format, tag: s.tag, sort: `${sortKey}:${sortDir || "desc"}`, limit: s.limit, marker: s.marker };
+  const params = { ...(tab.query ? tab.query(s) : {}), name: s.name, status: s.status, disk_format: s.disk_format, tag: s.tag, sort: `${sortKey}:${sortDir || "desc"}`, limit: s.limit, marker: s.marker };
 
   // Header and tabs.
   const header = h(
@@ -213,7 +223,7 @@ async function loadResults(results, params, tab, s, go, signal) {
   replace(results, h("h2", { id: "results-title", class: "visually-hidden", text: "Results" }), h("p", { class: "loading", text: "Loading images…" }));
   let page;
   try {
-    page = await api.listImages(params);
+    page = tab.load ? { images: filterAndSort(await tab.load(), s), next: null } : await api.listImages(params);
   } catch (e) {
     if (signal.aborted) return;
     replace(results, h("h2", { id: "results-title", class: "visually-hidden", text: "Results" }), h("div", { class: "msg msg-error", role: "alert", text: api.explain(e) }));
@@ -306,6 +316,26 @@ async function loadResults(results, params, tab, s, go, signal) {
     pager.dataset.more = more ? "yes" : "no";
     count.textContent = countText(pageNumber, images.length, more);
   }
+}
+
+/** The list filters and the sort applied in the page, for lists the API gives whole. */
+function filterAndSort(images, s) {
+  const kept = images.filter(
+    (i) =>
+      (!s.name || i.name === s.name) &&
+      (!s.status || i.status === s.status) &&
+      (!s.disk_format || i.disk_format === s.disk_format) &&
+      (!s.tag || (i.tags || []).includes(s.tag)),
+  );
+  if (!s.sort || s.sort === "created_at:desc") return kept; // the API's order: most recently added first
+  const [key, dir] = s.sort.split(":");
+  const value = (i) => (i[key] === null || i[key] === undefined ? "" : i[key]);
+  kept.sort((a, b) => {
+    const [x, y] = [value(a), value(b)];
+    const c = typeof x === "number" && typeof y === "number" ? x - y : String(x).localeCompare(String(y));
+    return dir === "asc" ? c : -c;
+  });
+  return kept;
 }
 
 function countText(pageNumber, n, more) {

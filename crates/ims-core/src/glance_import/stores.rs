@@ -1,0 +1,278 @@
+//! Glance multiple stores: the node's default store plus extra chunk stores named in configuration.
+//!
+//! Every image's data is written to, and read from, the default store. An active image can be copied to
+//! extra stores (`copy-image`): its manifest and the chunks the extra store lacks are copied there, and
+//! the store's id is added to [`Image::extra_stores`]. Glance's `stores` field lists the default store
+//! first, then the extra ones. A copy in an extra store can be removed again (`DELETE
+//! /v2/stores/{store}/{image}`); the copy in the default store stays for as long as the image does.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use futures::{StreamExt, TryStreamExt};
+use ims_catalog::{Image, ImageStatus};
+use ims_store::{ChunkId, ChunkStore, StoreError};
+use uuid::Uuid;
+
+use super::GlanceImportService;
+use crate::{CoreError, Policy, RequestContext, Result};
+
+/// The id of the node's default store (the chunk store every image is written to).
+pub const DEFAULT_STORE_ID: &str = "local";
+
+/// Chunks copied between stores at once.
+const COPY_CONCURRENCY: usize = 8;
+
+/// One store, as `/v2/info/stores` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreInfo {
+    pub id: String,
+    pub description: String,
+    /// Whether images are written here (only the default store).
+    pub default: bool,
+    /// The backend kind: `file`, `s3` or `memory` (the scheme of the store's URL).
+    pub kind: String,
+}
+
+/// What one copy to a store sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CopyCount {
+    /// Chunk objects written to the target store (those it lacked, or held too long to be sure to keep).
+    pub chunks: u64,
+    /// Their stored bytes.
+    pub bytes: u64,
+}
+
+/// An extra store: its description and chunk store.
+#[derive(Clone)]
+struct ExtraStore {
+    info: StoreInfo,
+    chunks: ChunkStore,
+}
+
+/// The registry of Glance stores: the default store and the extra ones, by id.
+#[derive(Clone)]
+pub struct Stores {
+    default: StoreInfo,
+    extra: BTreeMap<String, ExtraStore>,
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stores").field("default", &self.default).field("extra", &self.extra.keys()).finish()
+    }
+}
+
+impl Default for Stores {
+    fn default() -> Stores {
+        Stores::new("Deduplicated, compressed chunk store", "file")
+    }
+}
+
+/// Whether `id` can name a store: 1 to 64 ASCII letters, digits, `-` or `_`.
+pub fn valid_store_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Stores {
+    /// A registry holding only the default store ([`DEFAULT_STORE_ID`]).
+    pub fn new(default_description: &str, default_kind: &str) -> Stores {
+        Stores {
+            default: StoreInfo {
+                id: DEFAULT_STORE_ID.into(),
+                description: default_description.into(),
+                default: true,
+                kind: default_kind.into(),
+            },
+            extra: BTreeMap::new(),
+        }
+    }
+
+    /// Adds the extra store `id` over `chunks`. `Invalid` for a malformed id, the default store's id or an
+    /// id already added; the registry is unchanged then.
+    pub fn add(&mut self, id: &str, description: &str, kind: &str, chunks: ChunkStore) -> Result<()> {
+        if !valid_store_id(id) {
+            return Err(CoreError::Invalid(format!("store id {id:?}: use 1 to 64 letters, digits, '-' or '_'")));
+        }
+        if id == DEFAULT_STORE_ID || self.extra.contains_key(id) {
+            return Err(CoreError::Invalid(format!("store id {id:?} is already in use")));
+        }
+        let info = StoreInfo { id: id.into(), description: description.into(), default: false, kind: kind.into() };
+        self.extra.insert(id.into(), ExtraStore { info, chunks });
+        Ok(())
+    }
+
+    /// Every store: the default one first, then the extra ones by id.
+    pub fn list(&self) -> Vec<StoreInfo> {
+        std::iter::once(self.default.clone()).chain(self.extra.values().map(|s| s.info.clone())).collect()
+    }
+
+    /// Whether a store with this id exists.
+    pub fn contains(&self, id: &str) -> bool {
+        id == self.default.id || self.extra.contains_key(id)
+    }
+
+    /// Every store's id, the default one first.
+    pub fn ids(&self) -> Vec<String> {
+        self.list().into_iter().map(|s| s.id).collect()
+    }
+
+    /// The chunk store of the extra store `id`, if there is one.
+    pub(crate) fn extra(&self, id: &str) -> Option<&ChunkStore> {
+        self.extra.get(id).map(|s| &s.chunks)
+    }
+}
+
+/// The stores holding `image`'s data, as Glance's `stores` field lists them: none without data, else
+/// the default store, then the extra stores holding a copy.
+pub fn image_stores(image: &Image) -> Vec<String> {
+    if image.manifest_id.is_none() || !matches!(image.status, ImageStatus::Active | ImageStatus::Deactivated) {
+        return Vec::new();
+    }
+    std::iter::once(DEFAULT_STORE_ID.to_string()).chain(image.extra_stores.iter().cloned()).collect()
+}
+
+impl GlanceImportService {
+    /// Copies the data of the active image `image` (manifest and the chunks the target lacks) from the
+    /// default store to the extra store `store_id`, reporting the percent done to `progress`, and returns
+    /// what was sent. Idempotent: chunks already there are not sent again. The manifest is saved last, so
+    /// a store holding it holds every chunk it names. Does not change the catalog. `Invalid` for a store
+    /// that is not an extra store; store failures are `Unavailable`.
+    pub(crate) async fn copy_to_store(
+        &self,
+        image: &Image,
+        store_id: &str,
+        progress: &(dyn Fn(f64) + Send + Sync),
+    ) -> Result<CopyCount> {
+        let target = self
+            .settings
+            .stores
+            .extra(store_id)
+            .ok_or_else(|| CoreError::Invalid(format!("{store_id} is not a store images can be copied to")))?;
+        let manifest_id = image
+            .manifest_id
+            .as_deref()
+            .ok_or_else(|| CoreError::Conflict(format!("image {} has no data", image.id)))?;
+        let source = &self.images.store;
+        let manifest = source.load_manifest(manifest_id).await.map_err(unavailable)?;
+        let mut ids: Vec<ChunkId> = manifest.extents.iter().filter_map(|e| e.chunk).collect();
+        ids.sort();
+        ids.dedup();
+        let total = ids.len().max(1) as f64;
+        let fresh_for = target.gc_grace() / 2;
+        let done = AtomicU64::new(0);
+        let sent_chunks = AtomicU64::new(0);
+        let sent_bytes = AtomicU64::new(0);
+        futures::stream::iter(ids)
+            .map(|id| {
+                let (done, sent_chunks, sent_bytes) = (&done, &sent_chunks, &sent_bytes);
+                async move {
+                    if !fresh_in(target, &id, fresh_for).await? {
+                        let object = source.objects().get(&id.object_path()).await?.bytes().await?;
+                        sent_bytes.fetch_add(object.len() as u64, Ordering::Relaxed);
+                        target.objects().put(&id.object_path(), object.into()).await?;
+                        sent_chunks.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    progress(99.0 * n as f64 / total);
+                    Ok::<(), StoreError>(())
+                }
+            })
+            .buffer_unordered(COPY_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+            .map_err(unavailable)?;
+        // The manifest last: a store holding an image's manifest holds all its chunks.
+        target.save_manifest_as(manifest_id, &manifest).await.map_err(unavailable)?;
+        Ok(CopyCount { chunks: sent_chunks.into_inner(), bytes: sent_bytes.into_inner() })
+    }
+
+    /// Removes the copy of image `id` held by the extra store `store_id` (`DELETE
+    /// /v2/stores/{store_id}/{image_id}`): the store leaves the image's `stores`, then its manifest there is
+    /// deleted. `NotFound` for an unknown store or an image the caller cannot see, or one that store does
+    /// not hold; `Forbidden` unless the caller may change the image; `Conflict` for the default store (whose
+    /// copy the image is read from) or an image that is not active. Nothing changes when it fails.
+    pub async fn delete_from_store(&self, ctx: &RequestContext, store_id: &str, id: Uuid) -> Result<()> {
+        if !self.settings.stores.contains(store_id) {
+            return Err(CoreError::NotFound(format!("Unknown store {store_id}")));
+        }
+        let mut image = self.images.get(ctx, id).await?;
+        Policy::check_modify(ctx, &image)?;
+        if !image_stores(&image).iter().any(|s| s == store_id) {
+            return Err(CoreError::NotFound(format!("Image {id} is not in store {store_id}")));
+        }
+        if store_id == DEFAULT_STORE_ID {
+            return Err(CoreError::Conflict(format!(
+                "The copy of image {id} in the default store {DEFAULT_STORE_ID} cannot be deleted: the image is read from it"
+            )));
+        }
+        if image.status != ImageStatus::Active {
+            return Err(CoreError::Conflict(format!("Image {id} is {}: only active images' copies can be deleted", image.status)));
+        }
+        image.extra_stores.retain(|s| s != store_id);
+        image.updated_at = crate::now();
+        let mut event = ctx.event("image.store.delete", format!("image:{id}"));
+        event.detail = Some(format!("copy in store {store_id} deleted"));
+        self.images.catalog.images.save(&image, &[ImageStatus::Active], &event).await.map_err(|e| match e {
+            ims_catalog::CatalogError::Conflict(_) => CoreError::Conflict(format!("Image {id} changed meanwhile")),
+            other => other.into(),
+        })?;
+        if let (Some(target), Some(manifest_id)) = (self.settings.stores.extra(store_id), &image.manifest_id) {
+            // Its chunks stay until that store's garbage collection.
+            target.delete_manifest(manifest_id).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether chunk `id` is in `store` and younger than `fresh_for`. A chunk held longer is written again by
+/// the copy (same object), so that the store's garbage collection, which spares chunks younger than its
+/// grace period, cannot remove it before the manifest naming it is saved.
+async fn fresh_in(store: &ChunkStore, id: &ChunkId, fresh_for: Duration) -> std::result::Result<bool, StoreError> {
+    match store.objects().head(&id.object_path()).await {
+        Ok(meta) => {
+            let modified: SystemTime = meta.last_modified.into();
+            Ok(SystemTime::now().duration_since(modified).unwrap_or(Duration::ZERO) < fresh_for)
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn unavailable(e: StoreError) -> CoreError {
+    CoreError::Unavailable(format!("store: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn memory() -> ChunkStore {
+        ChunkStore::open("memory://").unwrap()
+    }
+
+    #[test]
+    fn stores_are_listed_default_first_and_ids_are_checked() {
+        let mut stores = Stores::default();
+        stores.add("zeta", "Z", "memory", memory()).unwrap();
+        stores.add("alpha_1", "A", "s3", memory()).unwrap();
+        assert_eq!(stores.ids(), ["local", "alpha_1", "zeta"]);
+        assert!(stores.list()[0].default && !stores.list()[1].default);
+        for bad in ["", "local", "zeta", "a,b", "spaced id", &"x".repeat(65)] {
+            assert!(stores.add(bad, "", "memory", memory()).is_err(), "{bad:?} is refused");
+        }
+        assert_eq!(stores.ids().len(), 3, "refusals change nothing");
+        assert!(stores.contains("local") && stores.contains("zeta") && !stores.contains("nowhere"));
+    }
+
+    #[test]
+    fn an_image_is_in_stores_only_once_it_has_data() {
+        let mut image = Image::new(Uuid::new_v4(), "p", crate::now());
+        image.extra_stores = vec!["second".into()];
+        assert!(image_stores(&image).is_empty(), "queued, no data");
+        image.manifest_id = Some(Uuid::new_v4().to_string());
+        image.status = ImageStatus::Active;
+        assert_eq!(image_stores(&image), ["local", "second"]);
+    }
+}
