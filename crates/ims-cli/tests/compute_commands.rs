@@ -49,3 +49,43 @@ fn servers_and_volumes_from_the_command_line() {
     assert!(left.as_array().unwrap().iter().all(|v| v["status"] == "available"));
     assert!(ims(&["server", "show", &server_id]).fails().contains("404"));
 }
+
+#[test]
+fn capsules_deploy_and_uefi_images_need_uefi_from_the_command_line() {
+    let server = Server::start();
+    let (_, token) = server.tenant("cli-capsule-servers", "alice");
+    let ims = |args: &[&str]| server.ims(Some(&token), args);
+    let json = |args: &[&str]| server.json(&token, args);
+
+    let file = server.path("base.raw");
+    std::fs::write(&file, disk_bytes(1 << 20, 5)).unwrap();
+    let base = json(&["image", "create", "uefi-base", "--file", file.to_str().unwrap(), "--property", "hw_firmware_type=uefi"]);
+    let base_id = str_of(&base, "id");
+    let refused = ims(&["server", "create", "bios", "--image", &base_id]).fails();
+    assert!(refused.contains("400") && refused.contains("hw_firmware_type=uefi"), "{refused}");
+
+    let app_dir = server.path("app");
+    std::fs::create_dir_all(&app_dir).unwrap();
+    std::fs::write(app_dir.join("run.sh"), "#!/bin/sh\necho up\n").unwrap();
+    let user_data = server.path("user-data");
+    std::fs::write(&user_data, "#cloud-config\n").unwrap();
+    let capsule = json(&[
+        "capsule", "create", "web", "--base", &base_id, "--app-dir", app_dir.to_str().unwrap(),
+        "--user-data", user_data.to_str().unwrap(),
+    ]);
+    let capsule_id = str_of(&capsule["image"], "id");
+
+    let created = json(&["server", "create", "web-1", "--capsule", &capsule_id, "--firmware", "uefi"]);
+    assert_eq!(created["image_id"].as_str(), Some(capsule_id.as_str()));
+    let volumes = created["volumes"].as_array().unwrap();
+    assert_eq!(volumes.len(), 3, "system, application disk, config drive: {created}");
+    assert_eq!(volumes[2]["source_image_id"].as_str(), Some(capsule_id.as_str()));
+    assert!(ims(&["server", "create", "x", "--capsule", &capsule_id]).fails().contains("hw_firmware_type=uefi"));
+    // Usage errors (exit 2): an image and a capsule together, or neither.
+    for args in [&["server", "create", "x", "--capsule", &capsule_id, "--image", &base_id][..], &["server", "create", "x"]] {
+        let run = ims(args);
+        assert_eq!(run.code(), Some(2), "{args:?}");
+        assert!(run.stderr().contains("--image"), "{}", run.stderr());
+    }
+    assert_eq!(json(&["server", "list"]).as_array().unwrap().len(), 1);
+}

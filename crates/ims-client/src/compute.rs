@@ -65,9 +65,17 @@ pub struct NewServerRequest {
     pub server_type: String,
     pub vcpus: u32,
     pub ram_mb: u64,
+    /// The system disk (or whole-server) image; empty when `capsule_id` is given.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image_id: String,
+    /// The capsule to deploy instead of an image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capsule_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
+    /// `bios` (default) or `uefi`; must be the image's `hw_firmware_type` when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
     /// System volume size in GiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system_volume_size: Option<u64>,

@@ -7,12 +7,15 @@
 //! The tests run one at a time (one browser at once on small machines).
 //!
 //! `console/harness.rs` has the server and browser harness; `console/operations.rs` the tests of jobs,
-//! exports, buckets, access keys and the administration pages.
+//! exports, buckets, access keys and the administration pages; `console/recycle_bin.rs` the recycle
+//! bin and lineage.
 
 #[path = "console/harness.rs"]
 mod harness;
 #[path = "console/operations.rs"]
 mod operations;
+#[path = "console/recycle_bin.rs"]
+mod recycle_bin;
 
 use std::time::{Duration, Instant};
 

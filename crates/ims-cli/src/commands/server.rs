@@ -8,12 +8,15 @@ use crate::output::{self, OutputFormat, Table};
 
 #[derive(Debug, Subcommand)]
 pub enum ServerCommand {
-    /// Create a server from a system disk image (its volumes are copy-on-write over the images).
+    /// Create a server from a system disk image or a capsule (its volumes are copy-on-write over the images).
     Create {
         name: String,
-        /// The system disk image.
+        /// The system disk (or whole-server) image.
+        #[arg(long, required_unless_present = "capsule", conflicts_with = "capsule")]
+        image: Option<String>,
+        /// A capsule to deploy: its base image, application disks and a config drive with its user data.
         #[arg(long)]
-        image: String,
+        capsule: Option<String>,
         /// `ecs` (elastic server) or `bms` (bare-metal server).
         #[arg(long = "type", default_value = "ecs")]
         server_type: String,
@@ -24,6 +27,9 @@ pub enum ServerCommand {
         /// `x86_64` or `aarch64` [default: the image's].
         #[arg(long)]
         architecture: Option<String>,
+        /// `bios` or `uefi` [default: bios]; must match the image's hw_firmware_type when it has one.
+        #[arg(long)]
+        firmware: Option<String>,
         /// System volume size in GiB [default: the image's min_disk or guest disk size].
         #[arg(long)]
         system_volume_size: Option<u64>,
@@ -102,10 +108,12 @@ pub async fn run(ctx: &Ctx, command: ServerCommand) -> anyhow::Result<()> {
         ServerCommand::Create {
             name,
             image,
+            capsule,
             server_type,
             vcpus,
             ram_mb,
             architecture,
+            firmware,
             system_volume_size,
             data_volumes,
         } => {
@@ -114,8 +122,10 @@ pub async fn run(ctx: &Ctx, command: ServerCommand) -> anyhow::Result<()> {
                 server_type,
                 vcpus,
                 ram_mb,
-                image_id: image,
+                image_id: image.unwrap_or_default(),
+                capsule_id: capsule,
                 architecture,
+                firmware,
                 system_volume_size,
                 data_volumes: data_volumes.iter().map(|d| data_volume(d)).collect::<anyhow::Result<_>>()?,
             };

@@ -7,6 +7,7 @@
 //! Volumes made from an image stay in the image's encryption domain: their new chunks are encrypted with
 //! the image's data key and dedup against the image's chunks.
 
+mod config_drive;
 mod disk;
 mod driver;
 pub mod exports;
@@ -24,7 +25,8 @@ use uuid::Uuid;
 
 pub use disk::GuestDisk;
 pub use driver::{ComputeDriver, DiskSource, LocalDriver};
-pub use servers::{NewDataVolume, NewServer};
+pub use config_drive::CONFIG_DRIVE_LABEL;
+pub use servers::{NewDataVolume, NewServer, ServerSource};
 pub use snapshots::{ImageFromDisk, ServerImageRequest, SERVER_IMAGE_JOB};
 pub(crate) use snapshots::ServerImageHandler;
 pub use volumes::NewVolume;
@@ -92,6 +94,13 @@ impl ComputeService {
     /// The image `id` as the source of a disk: visible to the caller, downloadable, active with data.
     pub(crate) async fn image_source(&self, ctx: &RequestContext, id: Uuid) -> Result<ImageSource> {
         let image = self.images.get(ctx, id).await?;
+        self.source_of(ctx, image).await
+    }
+
+    /// `image`, already known to be visible (to the caller, or to the owner of a capsule the caller sees),
+    /// as the source of a disk: downloadable by the caller, active with data.
+    pub(crate) async fn source_of(&self, ctx: &RequestContext, image: Image) -> Result<ImageSource> {
+        let id = image.id;
         Policy::check_download(ctx, &image)?;
         let manifest_id = match (&image.manifest_id, image.status) {
             (Some(m), ImageStatus::Active) => m.clone(),

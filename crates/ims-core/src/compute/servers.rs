@@ -1,10 +1,12 @@
-//! Server use cases: create from a system disk image (with data volumes), list, delete.
+//! Server use cases: create from a system disk image (with data volumes), a whole-server image or a
+//! capsule, list, delete.
 
+use bytes::Bytes;
 use ims_catalog::compute::Attachment;
 use ims_catalog::{Image, Server, ServerStatus, ServerType, Volume};
 use uuid::Uuid;
 
-use super::disk;
+use super::{config_drive, disk};
 use super::volumes::PreparedVolume;
 use super::{check_name, ComputeService};
 use crate::{CoreError, RequestContext, Result};
@@ -23,6 +25,15 @@ pub struct NewDataVolume {
     pub size_gib: Option<u64>,
 }
 
+/// What a server is created from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerSource {
+    /// A system disk image, or a whole-server image (all its disks restored).
+    Image(Uuid),
+    /// A capsule: its base image, its application images and a config drive with its user data.
+    Capsule(Uuid),
+}
+
 /// A server to create.
 #[derive(Debug, Clone)]
 pub struct NewServer {
@@ -32,8 +43,10 @@ pub struct NewServer {
     pub ram_mb: u64,
     /// The machine's architecture; defaults to the image's, else `x86_64`.
     pub architecture: Option<String>,
-    /// The system disk image.
-    pub image_id: Uuid,
+    /// The firmware the machine boots with: `bios` (default) or `uefi`.
+    pub firmware: Option<String>,
+    /// The image or capsule the server is made from (recorded as the server's `image_id`).
+    pub source: ServerSource,
     /// Size of the system volume in GiB; defaults to the image's `min_disk` or guest disk size.
     pub system_volume_gib: Option<u64>,
     /// Data volumes, attached as devices 1, 2, ... in this order.
@@ -63,11 +76,16 @@ impl ComputeService {
     /// Creates a server in the caller's project from a system disk image, with its system volume (device
     /// 0) and data volumes (devices 1..), and returns the server and its volumes. From a whole-server
     /// image, every disk is restored: the system volume from its system disk image, data volumes from its
-    /// data disk images (devices 1.., before those the request adds). Checked before anything
-    /// is stored: the images are visible, downloadable and active; the system image is not a data disk or
-    /// whole-server image; `ram_mb` is at least the image's `min_ram`; the system volume at least its
-    /// `min_disk` and guest disk; the architecture matches the image's (`Invalid` otherwise). The server
-    /// and its volumes are recorded in one transaction: on error none exists.
+    /// data disk images (devices 1.., before those the request adds). From a capsule (visible to the
+    /// caller; its parts are resolved with its owner's rights, `Conflict` when one is gone): the system
+    /// volume from its base image, one data volume per application image in order, then the requested
+    /// data volumes, and last a config drive volume (see `config_drive`) with the capsule's user data;
+    /// the capsule is recorded as the server's image. Checked before anything is stored: the images are
+    /// visible, downloadable and active; the system image is not a data disk or whole-server image;
+    /// `ram_mb` is at least the image's `min_ram`; the system volume at least its `min_disk` and guest
+    /// disk; the architecture matches the image's, and so does the firmware when the image names one in
+    /// `hw_firmware_type` (`Invalid` otherwise). The server and its volumes are recorded in one
+    /// transaction: on error none exists.
     pub async fn create_server(&self, ctx: &RequestContext, new: NewServer) -> Result<(Server, Vec<Volume>)> {
         let caller = Self::writer(ctx)?;
         check_name("server", &new.name)?;
@@ -77,21 +95,38 @@ impl ComputeService {
         if !(1..=MAX_RAM_MB).contains(&new.ram_mb) {
             return Err(CoreError::Invalid(format!("ram_mb is 1 to {MAX_RAM_MB}")));
         }
-        let requested = self.images.get(ctx, new.image_id).await?;
-        check_min_ram(&requested, new.ram_mb)?;
-        // A whole-server image restores all its disks: its system disk image, then its data disk images.
         let mut data_sources: Vec<(Option<super::ImageSource>, Option<u64>)> = Vec::new();
-        let system = if is_whole_image(&requested) {
-            crate::Policy::check_download(ctx, &requested)?;
-            let (system_id, data_ids) = whole_image_parts(&requested)?;
-            for id in data_ids {
-                data_sources.push((Some(self.image_source(ctx, id).await?), None));
+        let mut user_data: Option<Bytes> = None;
+        let (requested, system) = match new.source {
+            ServerSource::Image(id) => {
+                let requested = self.images.get(ctx, id).await?;
+                check_min_ram(&requested, new.ram_mb)?;
+                // A whole-server image restores all its disks: its system disk image, then its data disk images.
+                let system = if is_whole_image(&requested) {
+                    crate::Policy::check_download(ctx, &requested)?;
+                    let (system_id, data_ids) = whole_image_parts(&requested)?;
+                    for id in data_ids {
+                        data_sources.push((Some(self.image_source(ctx, id).await?), None));
+                    }
+                    self.image_source(ctx, system_id).await?
+                } else {
+                    self.image_source(ctx, id).await?
+                };
+                (requested, system)
             }
-            self.image_source(ctx, system_id).await?
-        } else {
-            self.image_source(ctx, new.image_id).await?
+            ServerSource::Capsule(id) => {
+                let parts = self.images.resolve_capsule(ctx, id).await?;
+                crate::Policy::check_download(ctx, &parts.capsule)?;
+                check_min_ram(&parts.capsule, new.ram_mb)?;
+                for app in parts.app_images {
+                    data_sources.push((Some(self.source_of(ctx, app).await?), None));
+                }
+                let system = self.source_of(ctx, parts.base_image).await?;
+                user_data = Some(parts.user_data);
+                (parts.capsule, system)
+            }
         };
-        if data_sources.len() + new.data_volumes.len() > MAX_DATA_VOLUMES {
+        if data_sources.len() + new.data_volumes.len() + usize::from(user_data.is_some()) > MAX_DATA_VOLUMES {
             return Err(CoreError::Invalid(format!("a server has at most {MAX_DATA_VOLUMES} data volumes")));
         }
         let image = &system.image;
@@ -103,6 +138,7 @@ impl ComputeService {
         }
         check_min_ram(image, new.ram_mb)?;
         let architecture = check_architecture(image, new.architecture.as_deref())?;
+        check_firmware(image, new.firmware.as_deref())?;
         for data in &new.data_volumes {
             let source = match data.image_id {
                 Some(id) => Some(self.image_source(ctx, id).await?),
@@ -126,7 +162,9 @@ impl ComputeService {
             updated_at: now,
         };
         let mut prepared: Vec<PreparedVolume> = Vec::new();
-        let outcome = self.prepare_server_volumes(&server, &system, &new, &data_sources, &mut prepared).await;
+        let outcome = self
+            .prepare_server_volumes(&server, &system, &new, &data_sources, user_data, &mut prepared)
+            .await;
         let stored = match outcome {
             Ok(()) => self.record_server(ctx, server, &prepared).await,
             Err(e) => Err(e),
@@ -143,6 +181,7 @@ impl ComputeService {
         system: &super::ImageSource,
         new: &NewServer,
         data_sources: &[(Option<super::ImageSource>, Option<u64>)],
+        user_data: Option<Bytes>,
         prepared: &mut Vec<PreparedVolume>,
     ) -> Result<()> {
         let attach = |device_index| Some(Attachment { server_id: server.id, device_index });
@@ -154,7 +193,34 @@ impl ComputeService {
             let volume = self.prepare_volume(&server.project, &name, source.as_ref(), *size_gib, attach(device)).await?;
             prepared.push(volume);
         }
+        if let Some(user_data) = user_data {
+            let device = u32::try_from(data_sources.len() + 1).expect("at most MAX_DATA_VOLUMES");
+            prepared.push(self.prepare_config_drive(server, user_data, attach(device)).await?);
+        }
         Ok(())
+    }
+
+    /// The config drive volume of a server made from capsule `server.image_id`: unencrypted, not
+    /// bootable, its source the capsule.
+    async fn prepare_config_drive(&self, server: &Server, user_data: Bytes, attachment: Option<Attachment>)
+        -> Result<PreparedVolume> {
+        let store = self.images.store.clone();
+        let meta_data = config_drive::meta_data(server.id, &server.name);
+        let disk = config_drive::write_config_drive(&store, user_data, meta_data).await?;
+        let volume = Volume {
+            id: Uuid::new_v4(),
+            project: server.project.clone(),
+            name: format!("{}-config", server.name),
+            size: disk.size,
+            manifest_id: disk.manifest_id.clone(),
+            source_image_id: server.image_id,
+            bootable: false,
+            encryption: None,
+            attachment,
+            created_at: server.created_at,
+            updated_at: server.created_at,
+        };
+        Ok(PreparedVolume { volume, disk, store })
     }
 
     /// Brings up the machine and stores the server with its prepared volumes.
@@ -201,6 +267,28 @@ fn check_min_ram(image: &Image, ram_mb: u64) -> Result<()> {
     Ok(())
 }
 
+/// The firmware a server boots with: the one asked for (`bios` by default), which must be the image's
+/// when the image names one in `hw_firmware_type`.
+fn check_firmware(image: &Image, requested: Option<&str>) -> Result<&'static str> {
+    let known = |name: &str| match name.to_ascii_lowercase().as_str() {
+        "bios" => Some("bios"),
+        "uefi" => Some("uefi"),
+        _ => None,
+    };
+    let requested = match requested {
+        None => "bios",
+        Some(r) => known(r).ok_or_else(|| CoreError::Invalid(format!("unknown firmware {r:?}: expected bios or uefi")))?,
+    };
+    match image.properties.get("hw_firmware_type").and_then(|f| known(f)) {
+        Some(needed) if needed != requested => Err(CoreError::Invalid(format!(
+            "image {} boots with {needed} firmware (hw_firmware_type={needed}); a server with {requested} firmware \
+             cannot boot it: create the server with \"firmware\": \"{needed}\"",
+            image.id
+        ))),
+        _ => Ok(requested),
+    }
+}
+
 /// The system disk image and data disk images a whole-server image names (see `snapshots`).
 fn whole_image_parts(image: &Image) -> Result<(Uuid, Vec<Uuid>)> {
     let broken = || CoreError::Conflict(format!("whole-server image {} does not name its disk images", image.id));
@@ -242,5 +330,18 @@ mod tests {
         assert_eq!(check_architecture(&image, Some("arm64")).unwrap(), "aarch64");
         assert!(matches!(check_architecture(&image, Some("x86_64")), Err(CoreError::Invalid(_))));
         assert!(matches!(check_architecture(&image, Some("sparc")), Err(CoreError::Invalid(_))));
+    }
+
+    #[test]
+    fn firmware_must_match_the_image_when_it_names_one() {
+        let mut image = Image::new(Uuid::new_v4(), "p", crate::now());
+        assert_eq!(check_firmware(&image, None).unwrap(), "bios");
+        assert_eq!(check_firmware(&image, Some("UEFI")).unwrap(), "uefi");
+        assert!(matches!(check_firmware(&image, Some("coreboot")), Err(CoreError::Invalid(_))));
+        image.properties.insert("hw_firmware_type".into(), "uefi".into());
+        assert!(matches!(check_firmware(&image, None), Err(CoreError::Invalid(m)) if m.contains("uefi")));
+        assert_eq!(check_firmware(&image, Some("uefi")).unwrap(), "uefi");
+        image.properties.insert("hw_firmware_type".into(), "bios".into());
+        assert!(matches!(check_firmware(&image, Some("uefi")), Err(CoreError::Invalid(_))));
     }
 }

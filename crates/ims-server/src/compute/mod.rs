@@ -1,7 +1,8 @@
 //! `/compute/v1`: servers and volumes of the built-in compute driver. Errors are in Glance's form.
 //!
-//! - `POST /compute/v1/servers` `{"server": {"name", "type": "ecs"|"bms", "vcpus", "ram_mb", "image_id",
-//!   "architecture"?, "system_volume_size"? (GiB), "data_volumes"?: [{"image_id"?, "size"? (GiB)}]}}` → 201
+//! - `POST /compute/v1/servers` `{"server": {"name", "type": "ecs"|"bms", "vcpus", "ram_mb", "image_id" or
+//!   "capsule_id", "architecture"?, "firmware"?: "bios"|"uefi", "system_volume_size"? (GiB),
+//!   "data_volumes"?: [{"image_id"?, "size"? (GiB)}]}}` → 201
 //!   `{"server": {..., "volumes": [...]}}`; `GET /compute/v1/servers[?all_projects=true]`;
 //!   `GET /compute/v1/servers/{id}` (with its volumes); `DELETE /compute/v1/servers/{id}[?keep_volumes=true]`.
 //! - `POST /compute/v1/servers/{id}/volumes` `{"volume_id", "device_index"?}` attaches a volume;

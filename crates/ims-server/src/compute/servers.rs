@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use bytes::Bytes;
-use ims_core::compute::{NewDataVolume, NewServer};
+use ims_core::compute::{NewDataVolume, NewServer, ServerSource};
 use serde_json::{json, Value};
 
 use super::{opt_str, opt_u64, opt_uuid, parse_id, render_server, required_str, wrapped, Flags};
@@ -20,7 +20,12 @@ pub async fn create(State(state): State<AppState>, Ctx(ctx): Ctx, headers: Heade
     let server_type = opt_str(server, "type")?.unwrap_or("ecs").parse().map_err(|e: ims_catalog::CatalogError| {
         ApiError::bad_request(e.to_string())
     })?;
-    let image_id = opt_uuid(server, "image_id")?.ok_or_else(|| ApiError::bad_request("\"image_id\" is required"))?;
+    let source = match (opt_uuid(server, "image_id")?, opt_uuid(server, "capsule_id")?) {
+        (Some(id), None) => ServerSource::Image(id),
+        (None, Some(id)) => ServerSource::Capsule(id),
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("give \"image_id\" or \"capsule_id\", not both")),
+        (None, None) => return Err(ApiError::bad_request("\"image_id\" (or \"capsule_id\") is required")),
+    };
     let vcpus = opt_u64(server, "vcpus")?.unwrap_or(1);
     let mut data_volumes = Vec::new();
     match server.get("data_volumes") {
@@ -39,7 +44,8 @@ pub async fn create(State(state): State<AppState>, Ctx(ctx): Ctx, headers: Heade
         vcpus: u32::try_from(vcpus).map_err(|_| ApiError::bad_request("\"vcpus\" is too large"))?,
         ram_mb: opt_u64(server, "ram_mb")?.unwrap_or(1024),
         architecture: opt_str(server, "architecture")?.map(str::to_string),
-        image_id,
+        firmware: opt_str(server, "firmware")?.map(str::to_string),
+        source,
         system_volume_gib: opt_u64(server, "system_volume_size")?,
         data_volumes,
     };

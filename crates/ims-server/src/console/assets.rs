@@ -58,6 +58,7 @@ static ASSETS: &[Asset] = assets! {
     "js/views/audit.js" => JS,
     "js/views/store-stats.js" => JS,
     "js/views/keys.js" => JS,
+    "js/views/recycle-bin.js" => JS,
 };
 
 /// The file at `path` (relative to `/console/`), if the console has one.

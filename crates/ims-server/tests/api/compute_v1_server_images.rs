@@ -47,7 +47,9 @@ fn server(name: &str, image_id: &str, data_volumes: Vec<NewServerDataVolume>) ->
         vcpus: 2,
         ram_mb: 2048,
         image_id: image_id.into(),
+        capsule_id: None,
         architecture: None,
+        firmware: None,
         system_volume_size: None,
         data_volumes,
     }

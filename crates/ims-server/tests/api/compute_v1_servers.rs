@@ -22,7 +22,9 @@ fn server_request(name: &str, image_id: &str) -> NewServerRequest {
         vcpus: 2,
         ram_mb: 2048,
         image_id: image_id.into(),
+        capsule_id: None,
         architecture: None,
+        firmware: None,
         system_volume_size: None,
         data_volumes: Vec::new(),
     }

@@ -9,6 +9,7 @@ mod buckets_v1;
 mod cluster;
 mod cluster_garage;
 mod common;
+mod compute_v1_capsule_servers;
 mod compute_v1_server_images;
 mod compute_v1_servers;
 mod compute_v1_volumes_encryption;

@@ -1,6 +1,7 @@
 // The JSON APIs the console calls: the Images API v2 (/v2), the identity admin API (/identity/v1),
-// the IMS API where it adds something (/v1/cloudimages/...), jobs (/jobs/v1), buckets (/buckets/v1),
-// the audit trail (/audit/v1), store statistics (/admin/v1) and master keys (/kms/v1). Every request
+// the IMS API where it adds something (/v1/cloudimages/..., the recycle bin, the marketplace,
+// capsules), jobs (/jobs/v1), buckets (/buckets/v1), the audit trail (/audit/v1), store statistics
+// (/admin/v1) and master keys (/kms/v1). Every request
 // asks for JSON (so that errors come back as {"message": ...} and not as an HTML page) and carries the
 // session's credential in headers (a token, or a signature computed for that request).
 
@@ -191,6 +192,27 @@ export const importImage = (fields) => request("POST", "/v2/cloudimages/action",
 export const listFavorites = () => request("GET", "/v1/cloudimages/favorites").then((d) => d.favorites);
 export const addFavorite = (id) => request("POST", "/v1/cloudimages/favorites", { json: { image_id: id } });
 export const removeFavorite = (id) => request("DELETE", `/v1/cloudimages/favorites/${enc(id)}`);
+
+// --- recycle bin, lineage, marketplace, capsules ---------------------------------------------------------------------
+
+/** The project's binned images (every project's for an administrator asking `allProjects`), oldest binned first. */
+export const listBin = (allProjects) => request("GET", `/v1/recycle-bin/images${queryString({ all_projects: allProjects ? "true" : "" })}`).then((d) => d.images);
+/** Brings a binned image back (same id, data and checksums); resolves to its IMS record. */
+export const restoreImage = (id) => request("POST", `/v1/recycle-bin/images/${enc(id)}/restore`);
+/** Purges a binned image for good. */
+export const purgeImage = (id) => request("DELETE", `/v1/recycle-bin/images/${enc(id)}`);
+/** The image's ancestry: `{image_id, ancestry: [link], complete, stopped}`, the image first. */
+export const ancestry = (id) => request("GET", `/v1/cloudimages/${enc(id)}/ancestry`);
+
+/** Marketplace listings (`scope`: on_shelf, published, subscribed or all), each with its image. */
+export const listListings = (scope) => request("GET", `/v1/marketplace/listings${queryString({ scope })}`).then((d) => d.listings);
+/** Subscribes the project to a listing (the image becomes readable); resolves to the subscription. */
+export const subscribeListing = (id) => request("POST", `/v1/marketplace/listings/${enc(id)}/subscriptions`).then((d) => d.subscription);
+
+/** The first page (up to 100) of the capsules the project can see, newest first. */
+export const listCapsules = () => request("GET", "/v1/capsules?limit=100").then((d) => d.capsules);
+/** A capsule with its parts: `{image, base_image, app_images, user_data}`. */
+export const getCapsule = (id) => request("GET", `/v1/capsules/${enc(id)}`).then((d) => d.capsule);
 
 export const listJobs = (query = {}) => request("GET", `/jobs/v1${queryString(query)}`).then((d) => d.jobs);
 export const getJob = (id) => request("GET", `/jobs/v1/${enc(id)}`).then((d) => d.job);

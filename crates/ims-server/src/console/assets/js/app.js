@@ -18,6 +18,7 @@ import { renderSwitchProject } from "./views/switch-project.js";
 import { renderAudit } from "./views/audit.js";
 import { renderStoreStats } from "./views/store-stats.js";
 import { renderKeys } from "./views/keys.js";
+import { renderRecycleBin } from "./views/recycle-bin.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -34,14 +35,14 @@ const ROUTES = [
   { pattern: /^\/jobs\/([^/]+)$/, render: renderJob, title: "Job", nav: "jobs" },
   { pattern: /^\/buckets$/, render: renderBuckets, title: "Buckets", nav: "buckets" },
   { pattern: /^\/buckets\/([^/]+)$/, render: renderBucket, title: "Bucket", nav: "buckets" },
+  { pattern: /^\/recycle-bin$/, render: renderRecycleBin, title: "Recycle bin", nav: "recycle-bin" },
   { pattern: /^\/switch-project$/, render: renderSwitchProject, title: "Switch project" },
   { pattern: /^\/admin\/(projects|users|tokens|access-keys)$/, render: renderAdmin, title: "Administration", nav: "admin", admin: true },
   { pattern: /^\/admin\/audit$/, render: renderAudit, title: "Audit trail", nav: "admin", admin: true },
   { pattern: /^\/admin\/store$/, render: renderStoreStats, title: "Store statistics", nav: "admin", admin: true },
   { pattern: /^\/admin\/keys$/, render: renderKeys, title: "Master keys", nav: "admin", admin: true },
-  // Pages for APIs being added (each one entry here and one in NAV): recycle bin (#/recycle-bin),
-  // lineage (in the image page), marketplace and capsules (tabs of js/views/images.js), servers and
-  // volumes (#/servers), cross-region copy (an action of js/views/image-actions.js).
+  // Pages for APIs being added (each one entry here and one in NAV): servers and volumes
+  // (#/servers); cross-region copy is an action of js/views/image-actions.js.
 ];
 
 const NAV = [
@@ -49,6 +50,7 @@ const NAV = [
   { id: "create", href: "#/create", label: "Create image" },
   { id: "jobs", href: "#/jobs", label: "Jobs" },
   { id: "buckets", href: "#/buckets", label: "Buckets" },
+  { id: "recycle-bin", href: "#/recycle-bin", label: "Recycle bin" },
   { id: "usage", href: "#/usage", label: "Quotas & usage" },
   { id: "admin", href: "#/admin/projects", label: "Administration", admin: true },
 ];

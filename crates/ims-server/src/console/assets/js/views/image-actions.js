@@ -1,5 +1,5 @@
 // The image page's IMS actions and facts: favourite, export to a bucket and copy in region (each a
-// job, linked to its page), encryption key and deprecation, and the jobs that worked on the image.
+// job, linked to its page), encryption key and deprecation, lineage, a capsule's parts, and the jobs that worked on the image.
 
 import * as api from "../api.js";
 import * as session from "../session.js";
@@ -213,4 +213,77 @@ export function imageJobsCard(image) {
     load();
   };
   return card;
+}
+
+const SOURCE_LABELS = {
+  upload: "uploaded",
+  import: "imported from",
+  "quick-import": "quick-imported from",
+  register: "registered from",
+  copy: "copied from",
+  "glance-import": "imported (Glance) from",
+  "web-download": "downloaded from",
+  conversion: "converted from",
+  server: "created from server",
+};
+const STANDING_LABELS = { live: null, binned: "in the recycle bin", deleted: "deleted" };
+const STOPPED_LABELS = {
+  hidden: "The chain goes on with an image your project may not see.",
+  missing: "The chain goes on with an image that no longer exists.",
+  cycle: "The chain loops back on itself; it stops here.",
+  depth: "The chain is longer than shown.",
+};
+
+/** Lineage: the chain of images this one was made from, up to its root; hidden parents by ID only. */
+export function lineageCard(image) {
+  const body = h("div", {}, h("p", { class: "loading", text: "Loading lineage…" }));
+  api
+    .ancestry(image.id)
+    .then((a) => {
+      const links = a.ancestry.map((link, i) => {
+        const attrs = { dataset: { ancestor: link.id, visible: String(link.visible), state: link.state || "" } };
+        if (!link.visible) {
+          const what = link.state === "missing" ? "An image that no longer exists" : "An image your project may not see";
+          return h("li", attrs, h("span", { class: "muted", text: `${what} ` }), h("span", { class: "mono wrap", text: link.id }));
+        }
+        const name = link.name || link.id;
+        const standing = STANDING_LABELS[link.state];
+        const source = SOURCE_LABELS[link.source_type] || link.source_type;
+        const sourceRef = link.source_ref && link.source_ref !== link.parent_id && link.source_type !== "copy" ? ` ${link.source_ref}` : "";
+        return h(
+          "li",
+          attrs,
+          i === 0 || link.state !== "live" ? h("strong", { text: name }) : h("a", { href: `#/images/${link.id}`, text: name }),
+          standing ? h("span", { class: "badge", text: ` ${standing}` }) : null,
+          source ? h("small", { class: "muted", text: ` · ${source}${sourceRef}` }) : null,
+          h("small", { class: "muted", text: ` · ${fmt.date(link.created_at)}` }),
+        );
+      });
+      replace(
+        body,
+        h("ol", { class: "lineage", id: "lineage-chain", dataset: { complete: String(a.complete) } }, links),
+        a.stopped ? h("p", { class: "muted", id: "lineage-stopped", text: STOPPED_LABELS[a.stopped] || a.stopped }) : null,
+        a.ancestry.length === 1 && !a.stopped ? h("p", { class: "muted", text: "This image was not made from another image." }) : null,
+      );
+    })
+    .catch((e) => replace(body, h("p", { class: "muted", text: api.explain(e) })));
+  return h("section", { class: "card", id: "lineage", "aria-labelledby": "lineage-title" }, h("h2", { id: "lineage-title", text: "Lineage" }), body);
+}
+
+/** A capsule's parts: its base (system disk) image and its application (data disk) images, in order. */
+export function capsuleCard(image) {
+  const body = h("div", {}, h("p", { class: "loading", text: "Loading the capsule's parts…" }));
+  const part = (role, img) =>
+    h("li", { dataset: { part: img.id, role } }, h("span", { class: "muted", text: `${role}: ` }), h("a", { href: `#/images/${img.id}`, text: img.name || img.id }), h("small", { class: "muted", text: ` · ${fmt.bytes(img.size)} · ${img.status}` }));
+  api
+    .getCapsule(image.id)
+    .then((c) =>
+      replace(
+        body,
+        h("ol", { class: "lineage", id: "capsule-parts" }, part("Base image", c.base_image), c.app_images.map((a, i) => part(`Data disk ${i + 1}`, a))),
+        h("p", { class: "muted", id: "capsule-user-data", text: c.user_data ? `Cloud-init user data: ${fmt.bytes(atob(c.user_data).length)}.` : "No cloud-init user data." }),
+      ),
+    )
+    .catch((e) => replace(body, h("p", { class: "msg msg-error", role: "alert", text: `The capsule does not resolve: ${api.explain(e)}` })));
+  return h("section", { class: "card", id: "capsule", "aria-labelledby": "capsule-title" }, h("h2", { id: "capsule-title", text: "Capsule parts" }), body);
 }

@@ -1,6 +1,6 @@
 // One image: every property (the editable ones in a form), custom properties, tags, members, and
-// the actions download, favourite, deactivate/reactivate (administrators) and delete; export, copy,
-// encryption, deprecation and the image's jobs come from image-actions.js.
+// the actions download, favourite, deactivate/reactivate (administrators) and delete (to the recycle
+// bin); export, copy, encryption, deprecation, lineage and the image's jobs come from image-actions.js.
 
 import * as api from "../api.js";
 import * as session from "../session.js";
@@ -8,7 +8,7 @@ import * as fmt from "../format.js";
 import * as transfer from "../transfer.js";
 import { busy, confirmDialog, field, h, replace, say, select, toast, uid } from "../dom.js";
 import { statusBadge } from "./images.js";
-import { copyCard, exportCard, favouriteButton, imageJobsCard, protectionCard } from "./image-actions.js";
+import { capsuleCard, copyCard, exportCard, favouriteButton, imageJobsCard, lineageCard, protectionCard } from "./image-actions.js";
 
 /** Attributes the Images API owns: shown, never offered as custom properties. */
 const BASE = new Set([
@@ -47,6 +47,8 @@ export async function renderImage(main, ctx) {
       tagsCard(image, canEdit, slot, reload),
       membersCard(image, me, isOwner, slot, reload),
       protectionCard(image),
+      lineageCard(image),
+      image.__image_kind === "capsule" ? capsuleCard(image) : null,
       exportCard(image, (jobId) => jobs.add(jobId)),
       copyCard(image, (jobId) => jobs.add(jobId)),
       jobs,
@@ -114,15 +116,15 @@ function actionsBar(image, me, slot, ctx) {
     del.addEventListener("click", async () => {
       const yes = await confirmDialog({
         title: `Delete ${image.name || image.id}?`,
-        body: "The image and its data are removed for good. Projects it is shared with lose it too.",
-        confirmLabel: "Delete image",
+        body: "The image goes to the recycle bin: projects it is shared with lose it, and it can be restored from the bin (same ID, data and checksums) until it is purged.",
+        confirmLabel: "Move to recycle bin",
         danger: true,
       });
       if (!yes) return;
       await busy(del, "Deleting…", async () => {
         try {
           await api.deleteImage(image.id);
-          toast(`Deleted ${image.name || image.id}.`);
+          toast(`Moved ${image.name || image.id} to the recycle bin.`);
           ctx.navigate("/images");
         } catch (e) {
           say(slot, "error", api.explain(e));

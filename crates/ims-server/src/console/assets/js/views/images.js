@@ -1,7 +1,7 @@
 // The image lists: one tab per kind of image the API can list, filters, sorting and marker paging.
 //
-// Every tab is a query of GET /v2/images, or a `load` of a whole list (favourites); adding a tab
-// for a new kind of list (marketplace, capsules, once their APIs exist) is one entry in TABS.
+// Every tab is a query of GET /v2/images, or a `load` of a whole list (favourites, marketplace);
+// adding a tab for a new kind of list is one entry in TABS.
 
 import * as api from "../api.js";
 import * as session from "../session.js";
@@ -10,7 +10,8 @@ import { busy, field, h, replace, say, select, toast } from "../dom.js";
 
 /**
  * The tabs. `query(state)` gives the API parameters of the tab; `keep(image)` drops what the API
- * cannot; `load()` instead gives a whole list that the page filters and sorts itself.
+ * cannot; `load()` instead gives a whole list that the page filters and sorts itself; `action(image)`
+ * gives the content of a last column of the rows.
  */
 const TABS = [
   {
@@ -19,6 +20,25 @@ const TABS = [
     description: "Images you marked as favourites (in any project you work in), the most recently added first. Mark one with ☆ on its page.",
     // Not a Glance list: at most 100 images, filtered and sorted here, on one page.
     load: () => api.listFavorites().then((list) => list.map((f) => f.image)),
+  },
+  {
+    id: "marketplace",
+    label: "Marketplace",
+    description: "Images published as products, on shelf. Subscribe to one to use it in your project.",
+    // Not a Glance list: the on-shelf listings, with the ones this project subscribed to marked.
+    load: async () => {
+      const [onShelf, mine] = await Promise.all([api.listListings("on_shelf"), api.listListings("subscribed")]);
+      const subscribed = new Set(mine.map((l) => l.id));
+      return onShelf.map((l) => ({ ...l.image, listing: l, subscribed: subscribed.has(l.id) }));
+    },
+    action: subscribeButton,
+  },
+  {
+    id: "capsules",
+    label: "Capsules",
+    description: "Applications packaged on a base image (a system disk image and data disk images), deployable in one step. Open one to see its parts.",
+    // Not a Glance list: the newest hundred capsules the project can see.
+    load: () => api.listCapsules(),
   },
   {
     id: "private",
@@ -262,7 +282,7 @@ async function loadResults(results, params, tab, s, go, signal) {
     h(
       "thead",
       {},
-      h("tr", {}, th("Name", "name"), th("Type"), th("Size", "size"), th("Virtual size"), th("Format", "disk_format"), th("Status", "status"), th("Created", "created_at")),
+      h("tr", {}, th("Name", "name"), th("Type"), th("Size", "size"), th("Virtual size"), th("Format", "disk_format"), th("Status", "status"), th("Created", "created_at"), tab.action ? th("Actions") : null),
     ),
     h("tbody", {}, images.map((img) => row(img, tab))),
   );
@@ -355,7 +375,31 @@ function row(img, tab) {
     td("Format", `${img.disk_format || "—"}${img.container_format ? ` / ${img.container_format}` : ""}`),
     td("Status", statusBadge(img.status)),
     td("Created", h("time", { datetime: img.created_at, title: img.created_at, text: fmt.date(img.created_at) })),
+    tab.action ? td("", tab.action(img)) : null,
   );
+}
+
+/** A marketplace row's action: the product, and Subscribe (or that the project already has it). */
+function subscribeButton(img) {
+  const l = img.listing;
+  const product = h("span", { class: "muted", text: `${l.product_code} ${l.version} · ` });
+  if (l.publisher === session.projectId()) return h("span", { dataset: { listing: l.id } }, product, "published by your project");
+  if (img.subscribed) return h("span", { dataset: { listing: l.id, subscribed: "true" } }, product, "subscribed");
+  const b = h("button", { type: "button", class: "btn btn-small btn-primary", text: "Subscribe", "aria-label": `Subscribe to ${img.name || l.product_code}`, dataset: { subscribe: l.id } });
+  const cell = h("span", { dataset: { listing: l.id } }, product, b);
+  b.addEventListener("click", () =>
+    busy(b, "Subscribing…", async () => {
+      try {
+        await api.subscribeListing(l.id);
+        toast(`Subscribed to ${l.product_code}: the image is now usable in your project.`);
+        cell.dataset.subscribed = "true";
+        replace(cell, product, "subscribed");
+      } catch (e) {
+        toast(`Could not subscribe: ${api.explain(e)}`, "error");
+      }
+    }),
+  );
+  return cell;
 }
 
 export function statusBadge(status) {
