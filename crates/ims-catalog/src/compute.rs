@@ -99,11 +99,21 @@ pub struct Server {
     pub ram_mb: u64,
     /// CPU architecture of the machine (`x86_64`, `aarch64`).
     pub architecture: String,
+    /// The firmware the machine boots with: `bios` or `uefi`.
+    pub firmware: String,
     pub status: ServerStatus,
     /// The image the system disk was made from, if any.
     pub image_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// `Invalid` unless `firmware` is one a server can boot with (`bios` or `uefi`).
+pub(crate) fn check_firmware(firmware: &str) -> crate::Result<()> {
+    match firmware {
+        "bios" | "uefi" => Ok(()),
+        other => Err(CatalogError::Invalid(format!("invalid server firmware {other:?}: expected bios or uefi"))),
+    }
 }
 
 /// The encryption domain a volume's chunks are written in (the one of the image it came from).
@@ -178,7 +188,8 @@ pub(crate) fn lowest_free_data_device(taken: &[i64]) -> i64 {
 pub trait ComputeRepository: Send + Sync {
     /// Stores `server` and `volumes` (which may name it in their attachments) in one transaction.
     /// `Conflict` (nothing stored) if any id is taken or two volumes claim one device of the server;
-    /// `Invalid` if a volume is attached to another server.
+    /// `Invalid` if a volume is attached to another server or the server's firmware is neither `bios`
+    /// nor `uefi`.
     async fn create_server(&self, server: &Server, volumes: &[Volume], event: &AuditEvent) -> Result<()>;
 
     /// The server, or `NotFound`.

@@ -26,6 +26,7 @@ pub mod repo;
 pub mod resource_tag;
 pub mod share_auto_accept;
 pub mod sqlite;
+pub mod transfer;
 
 use std::sync::Arc;
 

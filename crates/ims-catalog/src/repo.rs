@@ -55,6 +55,11 @@ pub trait ImageRepository: Send + Sync {
 
     /// Ids of every manifest referenced by a non-deleted image (for the chunk store's garbage collector).
     async fn live_manifests(&self) -> Result<Vec<String>>;
+
+    /// Ids of the manifests of the images an extra store `store` holds a copy of: images not deleted, or
+    /// in the recycle bin, whose `extra_stores` names `store` (for that store's garbage collector). In
+    /// id order, without repeats; empty for a store no image names. Read-only.
+    async fn live_manifests_in_store(&self, store: &str) -> Result<Vec<String>>;
 }
 
 /// What a project's images occupy.

@@ -219,6 +219,9 @@ enum AdminCommand {
     /// Register a directory of images (with images.toml or images.json) as public images; images
     /// already present with the same name and checksum are skipped.
     SeedPublicImages(commands::seed_public_images::SeedArgs),
+    /// Move this single node's catalog and store to a cluster's PostgreSQL catalog and shared store
+    /// (offline: stop `ims serve` first). Safe to rerun; refuses a target holding another deployment.
+    Migrate(commands::migrate::MigrateArgs),
 }
 
 #[tokio::main]
@@ -269,6 +272,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ImageCommand::Copy(a) => commands::pipeline::copy(&ctx, a).await,
             }
         }
+        // Works on the node's files and databases, not through the API: no token needed.
+        Command::Admin { command: AdminCommand::Migrate(args), .. } => commands::migrate::run(args).await,
         Command::Admin { opts, command } => {
             let ctx = Ctx::new(&opts)?;
             match command {
@@ -282,6 +287,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 AdminCommand::Audit(c) => commands::audit::admin(&ctx, c).await,
                 AdminCommand::Node(c) => commands::node::run(&ctx, c).await,
                 AdminCommand::SeedPublicImages(a) => commands::seed_public_images::run(&ctx, a).await,
+                AdminCommand::Migrate(args) => commands::migrate::run(args).await,
             }
         }
         Command::Bucket { opts, command } => commands::bucket::run(&Ctx::new(&opts)?, command).await,

@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// Address of the NBD server, or `off` [default: 127.0.0.1:10809 when that port is free].
     #[arg(long, env = "IMS_NBD_LISTEN", value_parser = parse_nbd_listen)]
     nbd_listen: Option<NbdListen>,
+    /// File of NBD client keys, `identity:hexkey` lines as in qemu's keys.psk: NBD then requires TLS
+    /// with one of them (required when the NBD listener is not a loopback address).
+    #[arg(long, env = "IMS_NBD_TLS_PSK_FILE")]
+    nbd_tls_psk_file: Option<PathBuf>,
     /// Largest image file accepted, in bytes [default: 1 TiB].
     #[arg(long, env = "IMS_IMAGE_SIZE_CAP")]
     image_size_cap: Option<u64>,
@@ -64,6 +68,7 @@ impl ServeArgs {
                 Some(NbdListen::At(address)) => Some(address),
                 _ => None,
             },
+            nbd_tls_psk_file: self.nbd_tls_psk_file.clone(),
             // Secrets come from the environment only, never from a flag visible in `ps`.
             admin_token: std::env::var("IMS_ADMIN_TOKEN").ok().filter(|t| !t.is_empty()),
             s3_access_key_id: std::env::var("IMS_S3_ACCESS_KEY_ID").ok().filter(|v| !v.is_empty()),
@@ -73,6 +78,7 @@ impl ServeArgs {
             public_url: self.public_url.clone(),
             job_workers: self.job_workers,
             buckets: self.buckets.clone(),
+            ..Overrides::auth_from_env()?
         });
         match self.nbd_listen {
             Some(NbdListen::Off) => settings.nbd_listen = None,

@@ -61,7 +61,7 @@ fn capsules_deploy_and_uefi_images_need_uefi_from_the_command_line() {
     std::fs::write(&file, disk_bytes(1 << 20, 5)).unwrap();
     let base = json(&["image", "create", "uefi-base", "--file", file.to_str().unwrap(), "--property", "hw_firmware_type=uefi"]);
     let base_id = str_of(&base, "id");
-    let refused = ims(&["server", "create", "bios", "--image", &base_id]).fails();
+    let refused = ims(&["server", "create", "bios", "--image", &base_id, "--firmware", "bios"]).fails();
     assert!(refused.contains("400") && refused.contains("hw_firmware_type=uefi"), "{refused}");
 
     let app_dir = server.path("app");
@@ -80,7 +80,11 @@ fn capsules_deploy_and_uefi_images_need_uefi_from_the_command_line() {
     let volumes = created["volumes"].as_array().unwrap();
     assert_eq!(volumes.len(), 3, "system, application disk, config drive: {created}");
     assert_eq!(volumes[2]["source_image_id"].as_str(), Some(capsule_id.as_str()));
-    assert!(ims(&["server", "create", "x", "--capsule", &capsule_id]).fails().contains("hw_firmware_type=uefi"));
+    assert_eq!(created["firmware"].as_str(), Some("uefi"));
+    let shown = json(&["server", "show", &str_of(&created, "id")]);
+    assert_eq!(shown["firmware"].as_str(), Some("uefi"));
+    let refused = ims(&["server", "create", "x", "--capsule", &capsule_id, "--firmware", "bios"]).fails();
+    assert!(refused.contains("hw_firmware_type=uefi"), "{refused}");
     // Usage errors (exit 2): an image and a capsule together, or neither.
     for args in [&["server", "create", "x", "--capsule", &capsule_id, "--image", &base_id][..], &["server", "create", "x"]] {
         let run = ims(args);

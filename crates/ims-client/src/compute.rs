@@ -39,6 +39,8 @@ pub struct ServerInfo {
     pub vcpus: u32,
     pub ram_mb: u64,
     pub architecture: String,
+    /// `bios` or `uefi`.
+    pub firmware: String,
     pub status: String,
     pub image_id: Option<String>,
     pub created_at: String,
@@ -73,7 +75,7 @@ pub struct NewServerRequest {
     pub capsule_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub architecture: Option<String>,
-    /// `bios` (default) or `uefi`; must be the image's `hw_firmware_type` when it has one.
+    /// `bios` or `uefi` (default: the image's `hw_firmware_type`, else `bios`); must be the image's when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub firmware: Option<String>,
     /// System volume size in GiB.
@@ -88,6 +90,9 @@ pub struct NewServerRequest {
 pub struct VolumeAttachment {
     /// `nbd://host:port/<secret name>`.
     pub nbd_url: String,
+    /// Whether the NBD server requires TLS with a pre-shared key.
+    #[serde(default)]
+    pub tls: bool,
     pub expires_at: String,
 }
 

@@ -57,7 +57,7 @@ pub use kms::KmsKey;
 pub use market::{ListingScope, MarketListing, MarketSubscription, NewMarketListing};
 pub use recycle_bin::{Ancestry, AncestryLink, BinnedImage};
 pub use quotas::{OptionalQuotaUsage, ProjectQuotas, QuotaLimit, QuotaUsage};
-pub use store_admin::{ChunkProblem, GcReport, ManifestProblem, ProjectStoreUsage, StoreStats, VerifyReport};
+pub use store_admin::{ChunkProblem, GcReport, ManifestProblem, ProjectStoreUsage, SkippedImage, StoreStats, VerifyReport};
 pub use reqwest;
 pub use types::*;
 

@@ -22,6 +22,9 @@ pub struct GcReport {
     pub pending_removed: u64,
     pub deadline_reached: bool,
     pub duration_seconds: f64,
+    /// The collections of the extra stores, by store id (the fields above are the default store's).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub extra_stores: std::collections::BTreeMap<String, GcReport>,
 }
 
 /// One use of a missing or corrupt chunk.
@@ -47,6 +50,13 @@ pub struct ManifestProblem {
     pub detail: String,
 }
 
+/// An image whose chunks were not verified (its encryption key is disabled or gone), and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedImage {
+    pub image_id: String,
+    pub reason: String,
+}
+
 /// The result of a verification.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct VerifyReport {
@@ -55,13 +65,16 @@ pub struct VerifyReport {
     pub bytes_checked: u64,
     pub chunk_problems: Vec<ChunkProblem>,
     pub manifest_problems: Vec<ManifestProblem>,
+    /// Images not verified; a report with any is not clean.
+    #[serde(default)]
+    pub images_skipped: Vec<SkippedImage>,
     pub duration_seconds: f64,
 }
 
 impl VerifyReport {
-    /// Whether nothing is wrong.
+    /// Whether every image was verified and nothing is wrong.
     pub fn is_clean(&self) -> bool {
-        self.chunk_problems.is_empty() && self.manifest_problems.is_empty()
+        self.chunk_problems.is_empty() && self.manifest_problems.is_empty() && self.images_skipped.is_empty()
     }
 }
 

@@ -1,4 +1,5 @@
-//! Reading an image's data back, whole or by range.
+//! Reading an image's data back, whole or by range: from the default store, each chunk it cannot give
+//! read from a copy in an extra store instead (see [`crate::replica_reads`]).
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use ims_store::{ChunkStore, Manifest};
 use uuid::Uuid;
 
 use crate::images::ImageService;
+use crate::replica_reads::{read_range_replicated, Replica};
 use crate::{CoreError, Policy, RequestContext, Result};
 
 /// An image whose data can be read.
@@ -17,6 +19,8 @@ pub struct ImageData {
     manifest: Arc<Manifest>,
     /// The store view of the image's encryption domain (or plaintext).
     store: ChunkStore,
+    /// The image's copies in extra stores, read when the default store cannot give a chunk.
+    replicas: Arc<Vec<Replica>>,
 }
 
 impl ImageData {
@@ -38,18 +42,24 @@ impl ImageService {
         let staged = matches!(image.status, ImageStatus::Uploading | ImageStatus::Importing);
         let Some(manifest_id) = image.manifest_id.clone().filter(|_| !staged) else { return Ok(None) };
         let store = self.store_for_reading(&image).await?;
-        let manifest = self.store.load_manifest(&manifest_id).await.map_err(|e| {
+        let replicas = self.replicas_of(&image, &store);
+        let manifest = self.load_manifest_replicated(&image, &manifest_id, &replicas).await.map_err(|e| {
             CoreError::Corrupt(format!("image {id}: its data cannot be read: {e}"))
         })?;
-        Ok(Some(ImageData { image, manifest: Arc::new(manifest), store }))
+        Ok(Some(ImageData { image, manifest: Arc::new(manifest), store, replicas: Arc::new(replicas) }))
     }
 
-    /// Streams bytes `[start, end)` of the data; every chunk is verified as it is read.
+    /// Streams bytes `[start, end)` of the data; every chunk is verified as it is fetched, and only the
+    /// chunks overlapping the range are fetched. Goes through the node's chunk cache: a small range
+    /// (hot ranges that clients fetch piece by piece) is served from it and kept in it, while the whole
+    /// file or a large range bypasses it: a full download never evicts data other readers keep hot,
+    /// and reads every byte from the store (see [`ims_store::ChunkCache`]). A chunk the default
+    /// store cannot give is read from a copy in an extra store when the image has one.
     pub fn read(&self, data: &ImageData, start: u64, end: u64) -> BoxStream<'static, Result<Bytes>> {
         use futures::StreamExt;
         let id = data.image.id;
-        data.store
-            .read_range(data.manifest.clone(), start, end)
+        let caching = data.store.chunk_cache().use_for_range(start, end, data.manifest.size);
+        read_range_replicated(id, &data.store, caching, data.replicas.clone(), data.manifest.clone(), start, end)
             .map(move |r| {
                 r.map_err(|e| match e {
                     ims_store::StoreError::Backend(m) => CoreError::Unavailable(format!("image {id}: {m}")),

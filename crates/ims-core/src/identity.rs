@@ -191,6 +191,10 @@ impl IdentityService {
     /// `admin_token` (or a random one). Returns the secret when it created one, `None` when the catalog
     /// already had projects. If `admin_token` is given and the catalog exists, makes sure that token is
     /// valid for the admin user (so a fixed `IMS_ADMIN_TOKEN` keeps working across restarts).
+    ///
+    /// Nodes of a cluster started at once on an empty catalog race here: exactly one creates the admin
+    /// project (its name is unique); the others see the conflict, wait for the winner's admin user and role,
+    /// and continue as on an existing catalog.
     pub async fn bootstrap(&self, admin_token: Option<&str>) -> Result<Option<String>> {
         let ctx = RequestContext::new(format!("req-{}", Uuid::new_v4()), None);
         let identity = &self.catalog.identity;
@@ -198,7 +202,14 @@ impl IdentityService {
             let now = crate::now();
             let project = Project { id: Uuid::new_v4().simple().to_string(), name: BOOTSTRAP_NAME.into(), created_at: now };
             let user = User { id: Uuid::new_v4().simple().to_string(), name: BOOTSTRAP_NAME.into(), created_at: now };
-            identity.create_project(&project, &ctx.event("project.create", format!("project:{}", project.id))).await?;
+            match identity.create_project(&project, &ctx.event("project.create", format!("project:{}", project.id))).await {
+                Ok(()) => {}
+                Err(CatalogError::Conflict(_)) => {
+                    self.await_bootstrap_by_another_node().await?;
+                    return self.ensure_admin_token(&ctx, admin_token).await.map(|()| None);
+                }
+                Err(e) => return Err(e.into()),
+            }
             identity.create_user(&user, &ctx.event("user.create", format!("user:{}", user.id))).await?;
             identity
                 .assign_role(&user.id, &project.id, Role::Admin, &ctx.event("role.assign", format!("user:{}", user.id)))
@@ -207,14 +218,38 @@ impl IdentityService {
             self.store_token(&ctx, &user.id, &project.id, &secret).await?;
             return Ok(Some(secret));
         }
+        self.ensure_admin_token(&ctx, admin_token).await?;
+        Ok(None)
+    }
+
+    /// Makes `admin_token`, when given, a valid token of the existing admin user in the admin project.
+    async fn ensure_admin_token(&self, ctx: &RequestContext, admin_token: Option<&str>) -> Result<()> {
+        let identity = &self.catalog.identity;
         if let Some(secret) = admin_token {
             if identity.find_token(&hash_secret(secret)).await.is_err() {
                 let user = identity.find_user(BOOTSTRAP_NAME).await?;
                 let project = identity.find_project(BOOTSTRAP_NAME).await?;
-                self.store_token(&ctx, &user.id, &project.id, secret).await?;
+                self.store_token(ctx, &user.id, &project.id, secret).await?;
             }
         }
-        Ok(None)
+        Ok(())
+    }
+
+    /// Waits (up to 30 s) until the node that won the bootstrap race has given the admin user its role in
+    /// the admin project.
+    async fn await_bootstrap_by_another_node(&self) -> Result<()> {
+        let identity = &self.catalog.identity;
+        for _ in 0..300 {
+            if let (Ok(user), Ok(project)) =
+                (identity.find_user(BOOTSTRAP_NAME).await, identity.find_project(BOOTSTRAP_NAME).await)
+            {
+                if identity.role_of(&user.id, &project.id).await?.is_some() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(CoreError::Conflict("another node started bootstrapping this catalog and did not finish".into()))
     }
 
     /// The caller a bearer token stands for. `Unauthenticated` for unknown, revoked or expired tokens,
@@ -395,5 +430,25 @@ fn conflict_named(e: CatalogError, what: &str, name: &str) -> CoreError {
     match e {
         CatalogError::Conflict(_) => CoreError::Conflict(format!("A {what} named {name} already exists")),
         other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn nodes_bootstrapping_one_empty_catalog_at_once_all_start_with_one_admin() {
+        let catalog = Catalog::connect("sqlite::memory:").await.unwrap();
+        let nodes: Vec<IdentityService> = (0..3).map(|_| IdentityService::new(catalog.clone())).collect();
+        let results =
+            futures::future::join_all(nodes.iter().map(|node| node.bootstrap(Some("fixed-admin-token")))).await;
+        let created = results.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(created, 1, "exactly one node creates the admin project: {results:?}");
+        let projects = catalog.identity.list_projects().await.unwrap();
+        assert_eq!(projects.iter().filter(|p| p.name == BOOTSTRAP_NAME).count(), 1);
+        let caller = nodes[2].authenticate("fixed-admin-token").await.unwrap();
+        assert_eq!(caller.role, Role::Admin);
     }
 }

@@ -40,11 +40,20 @@ pub struct ImageService {
     pub(crate) kms: std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn crate::kms::Kms>>>,
     /// How long deleted images stay in the recycle bin (shared by every clone).
     pub(crate) retention: crate::recycle_bin::Retention,
+    /// The node's extra Glance stores, which hold copies of images (shared by every clone).
+    pub(crate) extra_stores: crate::glance_import::stores::ExtraStores,
 }
 
 impl ImageService {
     pub fn new(catalog: Catalog, store: ChunkStore, limits: ImageLimits) -> ImageService {
-        ImageService { catalog, store, limits, kms: Default::default(), retention: Default::default() }
+        ImageService {
+            catalog,
+            store,
+            limits,
+            kms: Default::default(),
+            retention: Default::default(),
+            extra_stores: Default::default(),
+        }
     }
 
     pub fn limits(&self) -> &ImageLimits {
@@ -180,8 +189,9 @@ impl ImageService {
         self.delete_image(ctx, id, false).await.map(drop)
     }
 
-    /// Deletes the image for good: its record becomes `deleted` and its manifest is dropped (chunks are
-    /// reclaimed by the garbage collector).
+    /// Deletes the image for good: its record becomes `deleted` and its manifests are dropped, in the
+    /// default store and in every extra store holding a copy (chunks are reclaimed by the garbage
+    /// collector).
     pub async fn delete_now(&self, ctx: &RequestContext, id: Uuid) -> Result<()> {
         let mut image = self.get(ctx, id).await?;
         Policy::check_delete(ctx, &image)?;
@@ -197,6 +207,7 @@ impl ImageService {
                 tracing::warn!(image = %id, error = %e, "manifest left for garbage collection");
             }
         }
+        self.drop_store_copies(&image).await;
         Ok(())
     }
 

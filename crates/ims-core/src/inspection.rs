@@ -18,20 +18,55 @@ use crate::{CoreError, Result};
 pub struct ManifestReader {
     access: RandomAccess,
     runtime: Handle,
+    /// Copies in extra stores read when `access` cannot give a chunk (see [`crate::replica_reads`]).
+    replicas: Vec<(crate::replica_reads::Replica, RandomAccess)>,
+    image_id: uuid::Uuid,
 }
 
 impl ManifestReader {
     /// A reader of the file `manifest` describes, in `store`'s encryption domain, running its reads
     /// on `runtime`.
     pub fn new(store: ChunkStore, manifest: Arc<Manifest>, runtime: Handle) -> ManifestReader {
-        ManifestReader { access: store.random_access(manifest), runtime }
+        let access = store.random_access(manifest);
+        ManifestReader { access, runtime, replicas: Vec::new(), image_id: uuid::Uuid::nil() }
+    }
+
+    /// This reader, reading a chunk its store cannot give (missing or corrupt) from the first of
+    /// `replicas` (copies of image `image_id` in extra stores) that can.
+    pub(crate) fn with_replicas(
+        mut self,
+        image_id: uuid::Uuid,
+        replicas: Vec<crate::replica_reads::Replica>,
+    ) -> ManifestReader {
+        let manifest = self.access.manifest().clone();
+        self.image_id = image_id;
+        self.replicas = replicas
+            .into_iter()
+            .map(|r| {
+                let access = r.chunks.random_access(manifest.clone());
+                (r, access)
+            })
+            .collect();
+        self
     }
 }
 
 impl ReadAt for ManifestReader {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         self.runtime
-            .block_on(self.access.read_at(buf, offset))
+            .block_on(async {
+                let first = match self.access.read_at(buf, offset).await {
+                    Err(e @ ims_store::StoreError::Corrupt(_)) => e,
+                    other => return other,
+                };
+                for (replica, access) in &self.replicas {
+                    if let Ok(n) = access.read_at(buf, offset).await {
+                        crate::replica_reads::note_fallback(self.image_id, replica, offset, &first);
+                        return Ok(n);
+                    }
+                }
+                Err(first)
+            })
             .map_err(|err| io::Error::other(err.to_string()))
     }
 

@@ -153,8 +153,8 @@ impl ImageService {
         })
     }
 
-    /// Deletes the binned image `id` for good now: its record stays deleted and its data is reclaimed by
-    /// the next garbage collection. Same rights as restoring; `Forbidden` for a protected image.
+    /// Deletes the binned image `id` for good now: its record stays deleted, its copies' manifests in
+    /// extra stores are dropped, and its data is reclaimed by the next garbage collection of each store. Same rights as restoring; `Forbidden` for a protected image.
     /// Audited as `image.purge`.
     pub async fn purge(&self, ctx: &RequestContext, id: Uuid) -> Result<()> {
         let binned = self.get_binned(ctx, id).await?;
@@ -164,7 +164,9 @@ impl ImageService {
             CatalogError::NotFound(_) => bin_not_found(id),
             CatalogError::Conflict(m) => CoreError::Forbidden(m),
             other => other.into(),
-        })
+        })?;
+        self.drop_store_copies(&binned.image).await;
+        Ok(())
     }
 
     /// The node's scheduled purge: removes every binned image whose retention ended, in rounds of
@@ -185,6 +187,7 @@ impl ImageService {
                 event.detail = Some("recycle bin retention ended".into());
                 match self.catalog.recycle_bin.purge(id, Some(now), &event).await {
                     Ok(()) => {
+                        self.drop_store_copies(&binned.image).await;
                         purged += 1;
                         progressed = true;
                     }

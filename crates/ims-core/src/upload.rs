@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::thread;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use ims_catalog::{Image, ImageStatus};
 use md5::{Digest, Md5};
@@ -30,19 +30,21 @@ struct Digests {
 /// One digest computed on its own thread, fed through a bounded channel, so that md5 and sha512
 /// run in parallel with each other and with chunking.
 struct DigestThread {
-    tx: Option<tokio::sync::mpsc::Sender<Bytes>>,
+    tx: Option<tokio::sync::mpsc::Sender<Arc<Vec<Bytes>>>>,
     worker: Option<thread::JoinHandle<String>>,
 }
 
 impl DigestThread {
     fn start<D: Digest + Send + 'static>(name: &str) -> DigestThread {
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<Vec<Bytes>>>(8);
         let worker = thread::Builder::new()
             .name(format!("ims-{name}"))
             .spawn(move || {
                 let mut digest = D::new();
-                while let Some(data) = rx.blocking_recv() {
-                    digest.update(&data);
+                while let Some(frames) = rx.blocking_recv() {
+                    for data in frames.iter() {
+                        digest.update(data);
+                    }
                 }
                 hex::encode(digest.finalize())
             })
@@ -50,8 +52,8 @@ impl DigestThread {
         DigestThread { tx: Some(tx), worker: Some(worker) }
     }
 
-    /// Queues bytes; waits when the digest is behind (backpressure on the upload).
-    async fn update(&mut self, data: Bytes) {
+    /// Queues a batch of frames (in order); waits when the digest is behind (backpressure on the upload).
+    async fn update(&mut self, data: Arc<Vec<Bytes>>) {
         if let Some(tx) = &self.tx {
             let _ = tx.send(data).await;
         }
@@ -77,7 +79,7 @@ impl Hasher {
         Hasher { md5: DigestThread::start::<Md5>("md5"), sha512: DigestThread::start::<Sha512>("sha512") }
     }
 
-    async fn update(&mut self, data: Bytes) {
+    async fn update(&mut self, data: Arc<Vec<Bytes>>) {
         self.md5.update(data.clone()).await;
         self.sha512.update(data).await;
     }
@@ -178,8 +180,10 @@ impl ImageService {
         let mut writer = store.writer();
         let mut hasher = Hasher::start();
         let mut received: u64 = 0;
-        // Network frames are small; hashing and chunking work on batches of about BATCH bytes.
-        let mut batch = BytesMut::with_capacity(BATCH);
+        // Network frames are small; the digest threads get them in batches of about BATCH bytes (one wake-up
+        // per batch). The frames are shared, not copied: the chunker takes them as they are.
+        let mut batch: Vec<Bytes> = Vec::new();
+        let mut batch_len = 0;
         loop {
             let next = body.next().await;
             if let Some(next) = &next {
@@ -194,12 +198,16 @@ impl ImageService {
                         _ => too_large(cap),
                     });
                 }
-                batch.extend_from_slice(data);
+                batch_len += data.len();
+                batch.push(data.clone());
             }
-            if batch.len() >= BATCH || (next.is_none() && !batch.is_empty()) {
-                let data = std::mem::replace(&mut batch, BytesMut::with_capacity(BATCH)).freeze();
-                hasher.update(data.clone()).await;
-                writer.write(data).await?;
+            if batch_len >= BATCH || (next.is_none() && !batch.is_empty()) {
+                let frames = Arc::new(std::mem::take(&mut batch));
+                batch_len = 0;
+                hasher.update(frames.clone()).await;
+                for frame in frames.iter() {
+                    writer.write(frame.clone()).await?;
+                }
             }
             if next.is_none() {
                 break;

@@ -15,6 +15,10 @@ pub enum NbdError {
     /// client flags, an unknown export in `NBD_OPT_EXPORT_NAME`, an absurd option length).
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
+    /// The TLS handshake after `NBD_OPT_STARTTLS` failed: the client's credentials were refused
+    /// (unknown identity, wrong key) or the handshake broke.
+    #[error("TLS handshake failed: {0}")]
+    Tls(io::Error),
     /// The client did not finish negotiating within the configured time.
     #[error("handshake timed out")]
     HandshakeTimeout,

@@ -1,17 +1,38 @@
 //! The fixed newstyle handshake: greeting, client flags, then option haggling until the client
 //! picks an export (`NBD_OPT_GO` / `NBD_OPT_EXPORT_NAME`) or leaves.
 //!
+//! With TLS configured the server is in the protocol's FORCEDTLS mode: before `NBD_OPT_STARTTLS`
+//! every option but `NBD_OPT_ABORT` is refused with `NBD_REP_ERR_TLS_REQD` (and
+//! `NBD_OPT_EXPORT_NAME`, which has no error reply, closes the connection); after it, haggling
+//! starts afresh on the encrypted stream.
+//!
 //! Every option is answered (errors included) except where the protocol leaves no way to answer,
 //! in which case the connection is closed: a bad magic, unknown client flags, an unknown export in
 //! `NBD_OPT_EXPORT_NAME`, or an option too long to be anything but abuse.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{
+    AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf,
+};
 
 use crate::export::{Export, ExportRegistry};
 use crate::protocol::*;
 use crate::server::ServerConfig;
+use crate::tls::{BoxedTransport, TlsUpgrade};
 use crate::NbdError;
+
+/// The buffered reading side of a connection.
+pub(crate) type Reader = BufReader<ReadHalf<BoxedTransport>>;
+/// The buffered writing side of a connection.
+pub(crate) type Writer = BufWriter<WriteHalf<BoxedTransport>>;
+
+fn buffered(stream: BoxedTransport) -> (Reader, Writer) {
+    let (r, w) = tokio::io::split(stream);
+    (
+        BufReader::with_capacity(64 << 10, r),
+        BufWriter::with_capacity(256 << 10, w),
+    )
+}
 
 /// Option data longer than this is not read into memory. Large enough for any real option: an
 /// export name and a few metadata queries are each at most 4 KiB.
@@ -39,9 +60,22 @@ struct MetaSelection {
     base_allocation: bool,
 }
 
+/// Where the connection stands on TLS.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum TlsState {
+    /// The server has no TLS: `NBD_OPT_STARTTLS` is unsupported.
+    #[default]
+    Unavailable,
+    /// The server requires TLS and the client has not started it yet.
+    Required,
+    /// The connection is encrypted.
+    Established,
+}
+
 #[derive(Default)]
 struct State {
     no_zeroes: bool,
+    tls: TlsState,
     structured: bool,
     meta: Option<MetaSelection>,
 }
@@ -70,18 +104,26 @@ pub(crate) fn transmission_flags(export: &Export, structured: bool) -> u16 {
     flags
 }
 
-/// Runs the handshake on a fresh connection. `Ok(None)` means the client ended it cleanly
-/// (`NBD_OPT_ABORT` or hanging up between options).
-pub(crate) async fn negotiate<R, W>(
-    r: &mut R,
-    w: &mut W,
+/// What one option led to.
+enum Step {
+    /// Haggling goes on.
+    Continue,
+    /// The client entered transmission (`Some`) or left cleanly (`None`).
+    Finished(Option<Negotiated>),
+    /// `NBD_OPT_STARTTLS` was acknowledged: the connection must be upgraded now.
+    StartTls,
+}
+
+/// Runs the handshake on a fresh connection; with `tls`, the client must upgrade the connection
+/// first. Returns the buffered connection (encrypted if TLS was negotiated) and what was settled,
+/// or `Ok(None)` when the client ended it cleanly (`NBD_OPT_ABORT` or hanging up between options).
+pub(crate) async fn negotiate(
+    stream: BoxedTransport,
     registry: &dyn ExportRegistry,
     config: &ServerConfig,
-) -> Result<Option<Negotiated>, NbdError>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
+    tls: Option<&dyn TlsUpgrade>,
+) -> Result<Option<(Reader, Writer, Negotiated)>, NbdError> {
+    let (mut r, mut w) = buffered(stream);
     w.write_all(&greeting(FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES))
         .await?;
     w.flush().await?;
@@ -94,115 +136,175 @@ where
     // it): such a client only ever sends NBD_OPT_EXPORT_NAME, which has no reply header anyway.
     let mut state = State {
         no_zeroes: client_flags & FLAG_C_NO_ZEROES != 0,
+        tls: if tls.is_some() {
+            TlsState::Required
+        } else {
+            TlsState::Unavailable
+        },
         ..State::default()
     };
 
-    let mut header = [0u8; OPTION_HEADER_LEN];
     for _ in 0..MAX_OPTIONS {
-        if !read_or_eof(r, &mut header).await? {
-            return Ok(None);
-        }
-        let opt = OptionHeader::parse(&header).ok_or(NbdError::Protocol("bad option magic"))?;
-
-        if opt.length > MAX_OPTION_LEN {
-            if opt.option == OPT_EXPORT_NAME || opt.length > MAX_DISCARDED_OPTION_LEN {
-                return Err(NbdError::Protocol("option data too long"));
-            }
-            discard(r, u64::from(opt.length)).await?;
-            send(
-                w,
-                &[reply_error(
-                    opt.option,
-                    REP_ERR_TOO_BIG,
-                    "option data too long",
-                )],
-            )
-            .await?;
-            continue;
-        }
-        let mut data = vec![0u8; opt.length as usize];
-        r.read_exact(&mut data).await?;
-
-        match opt.option {
-            OPT_EXPORT_NAME => return export_name(w, &data, &state, registry).await.map(Some),
-            OPT_ABORT => {
-                // The client may already have closed its end; the reply is a courtesy.
-                let _ = send(w, &[option_reply(OPT_ABORT, REP_ACK, &[])]).await;
-                return Ok(None);
-            }
-            OPT_INFO | OPT_GO => {
-                let go = opt.option == OPT_GO;
-                let (replies, export) =
-                    info_or_go(opt.option, &data, &state, registry, config).await;
-                send(w, &replies).await?;
-                if let (true, Some((name, export))) = (go, export) {
-                    let base_allocation = state.base_allocation_for(&name);
-                    return Ok(Some(Negotiated {
-                        export,
-                        structured: state.structured,
-                        base_allocation,
-                    }));
+        match (
+            option(&mut r, &mut w, &mut state, registry, config).await?,
+            tls,
+        ) {
+            (Step::Continue, _) => {}
+            (Step::Finished(None), _) => return Ok(None),
+            (Step::Finished(Some(negotiated)), _) => return Ok(Some((r, w, negotiated))),
+            (Step::StartTls, Some(tls)) => {
+                // The client must wait for the ACK before its TLS hello: anything already buffered
+                // was sent in the clear out of turn.
+                if !r.buffer().is_empty() {
+                    return Err(NbdError::Protocol("data sent before the TLS handshake"));
                 }
-            }
-            OPT_LIST => {
-                let replies = if data.is_empty() {
-                    list(registry)
-                } else {
-                    vec![reply_error(
-                        OPT_LIST,
-                        REP_ERR_INVALID,
-                        "NBD_OPT_LIST takes no data",
-                    )]
+                let stream = r.into_inner().unsplit(w.into_inner());
+                let stream = tls.upgrade(stream).await.map_err(NbdError::Tls)?;
+                (r, w) = buffered(stream);
+                // Nothing negotiated in the clear carries over.
+                state = State {
+                    no_zeroes: state.no_zeroes,
+                    tls: TlsState::Established,
+                    ..State::default()
                 };
-                send(w, &replies).await?;
             }
-            OPT_STARTTLS => {
-                let reply = if data.is_empty() {
-                    reply_error(
-                        OPT_STARTTLS,
-                        REP_ERR_UNSUP,
-                        "TLS is not supported by this server",
-                    )
-                } else {
-                    reply_error(
-                        OPT_STARTTLS,
-                        REP_ERR_INVALID,
-                        "NBD_OPT_STARTTLS takes no data",
-                    )
-                };
-                send(w, &[reply]).await?;
-            }
-            OPT_STRUCTURED_REPLY => {
-                let reply = if data.is_empty() {
-                    state.structured = true;
-                    option_reply(OPT_STRUCTURED_REPLY, REP_ACK, &[])
-                } else {
-                    reply_error(
-                        OPT_STRUCTURED_REPLY,
-                        REP_ERR_INVALID,
-                        "NBD_OPT_STRUCTURED_REPLY takes no data",
-                    )
-                };
-                send(w, &[reply]).await?;
-            }
-            OPT_SET_META_CONTEXT => {
-                let replies = set_meta_context(&data, &mut state);
-                send(w, &replies).await?;
-            }
-            OPT_LIST_META_CONTEXT => {
-                let replies = list_meta_context(&data, &state);
-                send(w, &replies).await?;
-            }
-            other => {
-                send(
-                    w,
-                    &[reply_error(other, REP_ERR_UNSUP, "option not supported")],
-                )
-                .await?;
+            (Step::StartTls, None) => {
+                return Err(NbdError::Protocol("TLS started without TLS configured"))
             }
         }
     }
     Err(NbdError::Protocol("too many options"))
+}
+
+/// Reads one option and answers it.
+async fn option(
+    r: &mut Reader,
+    w: &mut Writer,
+    state: &mut State,
+    registry: &dyn ExportRegistry,
+    config: &ServerConfig,
+) -> Result<Step, NbdError> {
+    let mut header = [0u8; OPTION_HEADER_LEN];
+    if !read_or_eof(r, &mut header).await? {
+        return Ok(Step::Finished(None));
+    }
+    let opt = OptionHeader::parse(&header).ok_or(NbdError::Protocol("bad option magic"))?;
+
+    if opt.length > MAX_OPTION_LEN {
+        if opt.option == OPT_EXPORT_NAME || opt.length > MAX_DISCARDED_OPTION_LEN {
+            return Err(NbdError::Protocol("option data too long"));
+        }
+        discard(r, u64::from(opt.length)).await?;
+        send(
+            w,
+            &[reply_error(
+                opt.option,
+                REP_ERR_TOO_BIG,
+                "option data too long",
+            )],
+        )
+        .await?;
+        return Ok(Step::Continue);
+    }
+    let mut data = vec![0u8; opt.length as usize];
+    r.read_exact(&mut data).await?;
+
+    if state.tls == TlsState::Required && !matches!(opt.option, OPT_STARTTLS | OPT_ABORT) {
+        if opt.option == OPT_EXPORT_NAME {
+            return Err(NbdError::Protocol("NBD_OPT_EXPORT_NAME before TLS"));
+        }
+        let message = "TLS is required: send NBD_OPT_STARTTLS first";
+        send(w, &[reply_error(opt.option, REP_ERR_TLS_REQD, message)]).await?;
+        return Ok(Step::Continue);
+    }
+
+    match opt.option {
+        OPT_EXPORT_NAME => {
+            let negotiated = export_name(w, &data, state, registry).await?;
+            return Ok(Step::Finished(Some(negotiated)));
+        }
+        OPT_ABORT => {
+            // The client may already have closed its end; the reply is a courtesy.
+            let _ = send(w, &[option_reply(OPT_ABORT, REP_ACK, &[])]).await;
+            return Ok(Step::Finished(None));
+        }
+        OPT_INFO | OPT_GO => {
+            let go = opt.option == OPT_GO;
+            let (replies, export) = info_or_go(opt.option, &data, state, registry, config).await;
+            send(w, &replies).await?;
+            if let (true, Some((name, export))) = (go, export) {
+                let base_allocation = state.base_allocation_for(&name);
+                return Ok(Step::Finished(Some(Negotiated {
+                    export,
+                    structured: state.structured,
+                    base_allocation,
+                })));
+            }
+        }
+        OPT_LIST => {
+            let replies = if data.is_empty() {
+                list(registry)
+            } else {
+                vec![reply_error(
+                    OPT_LIST,
+                    REP_ERR_INVALID,
+                    "NBD_OPT_LIST takes no data",
+                )]
+            };
+            send(w, &replies).await?;
+        }
+        OPT_STARTTLS => {
+            let reply = match (data.is_empty(), state.tls) {
+                (false, _) => reply_error(
+                    OPT_STARTTLS,
+                    REP_ERR_INVALID,
+                    "NBD_OPT_STARTTLS takes no data",
+                ),
+                (true, TlsState::Unavailable) => reply_error(
+                    OPT_STARTTLS,
+                    REP_ERR_UNSUP,
+                    "TLS is not configured on this server",
+                ),
+                (true, TlsState::Established) => {
+                    reply_error(OPT_STARTTLS, REP_ERR_INVALID, "TLS is already in use")
+                }
+                (true, TlsState::Required) => {
+                    send(w, &[option_reply(OPT_STARTTLS, REP_ACK, &[])]).await?;
+                    return Ok(Step::StartTls);
+                }
+            };
+            send(w, &[reply]).await?;
+        }
+        OPT_STRUCTURED_REPLY => {
+            let reply = if data.is_empty() {
+                state.structured = true;
+                option_reply(OPT_STRUCTURED_REPLY, REP_ACK, &[])
+            } else {
+                reply_error(
+                    OPT_STRUCTURED_REPLY,
+                    REP_ERR_INVALID,
+                    "NBD_OPT_STRUCTURED_REPLY takes no data",
+                )
+            };
+            send(w, &[reply]).await?;
+        }
+        OPT_SET_META_CONTEXT => {
+            let replies = set_meta_context(&data, state);
+            send(w, &replies).await?;
+        }
+        OPT_LIST_META_CONTEXT => {
+            let replies = list_meta_context(&data, state);
+            send(w, &replies).await?;
+        }
+        other => {
+            send(
+                w,
+                &[reply_error(other, REP_ERR_UNSUP, "option not supported")],
+            )
+            .await?;
+        }
+    }
+    Ok(Step::Continue)
 }
 
 /// Fills `buf`, or returns `false` if the peer closed the connection before sending any of it.

@@ -86,6 +86,8 @@ pub const REP_ERR_UNSUP: u32 = REP_ERR | 1;
 pub const REP_ERR_POLICY: u32 = REP_ERR | 2;
 /// The option is syntactically or semantically invalid.
 pub const REP_ERR_INVALID: u32 = REP_ERR | 3;
+/// The server requires TLS: the client must send `NBD_OPT_STARTTLS` first.
+pub const REP_ERR_TLS_REQD: u32 = REP_ERR | 5;
 /// The requested export is not available.
 pub const REP_ERR_UNKNOWN: u32 = REP_ERR | 6;
 /// The server is shutting down.

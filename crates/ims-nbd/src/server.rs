@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, BufReader, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::export::ExportRegistry;
 use crate::handshake::{self, PREFERRED_BLOCK_SIZE};
+use crate::tls::{BoxedTransport, TlsUpgrade};
 use crate::{transmission, NbdError};
 
 /// Limits of an [`NbdServer`]. Out-of-range values are raised to the smallest workable value when
@@ -55,7 +56,8 @@ impl ServerConfig {
     }
 }
 
-/// An NBD server (fixed newstyle, no TLS) serving the exports a registry resolves.
+/// An NBD server (fixed newstyle) serving the exports a registry resolves, over plain TCP or, when
+/// built [`NbdServer::with_tls`], over TLS only.
 ///
 /// Cloning is cheap and clones share the registry and the connection counter.
 #[derive(Clone)]
@@ -66,6 +68,7 @@ pub struct NbdServer {
 struct Inner {
     exports: Arc<dyn ExportRegistry>,
     config: ServerConfig,
+    tls: Option<Arc<dyn TlsUpgrade>>,
     next_connection: AtomicU64,
 }
 
@@ -77,13 +80,38 @@ impl NbdServer {
 
     /// A server over `exports` with `config` (normalized as [`ServerConfig`] describes).
     pub fn with_config(exports: Arc<dyn ExportRegistry>, config: ServerConfig) -> NbdServer {
+        NbdServer::build(exports, config, None)
+    }
+
+    /// A server over `exports` with `config` that requires TLS on every connection, set up by
+    /// `tls` after the client's `NBD_OPT_STARTTLS` (the protocol's FORCEDTLS mode: every other
+    /// option before it is refused with `NBD_REP_ERR_TLS_REQD`).
+    pub fn with_tls(
+        exports: Arc<dyn ExportRegistry>,
+        config: ServerConfig,
+        tls: Arc<dyn TlsUpgrade>,
+    ) -> NbdServer {
+        NbdServer::build(exports, config, Some(tls))
+    }
+
+    fn build(
+        exports: Arc<dyn ExportRegistry>,
+        config: ServerConfig,
+        tls: Option<Arc<dyn TlsUpgrade>>,
+    ) -> NbdServer {
         NbdServer {
             inner: Arc::new(Inner {
                 exports,
                 config: config.normalized(),
+                tls,
                 next_connection: AtomicU64::new(1),
             }),
         }
+    }
+
+    /// Whether every connection must use TLS.
+    pub fn requires_tls(&self) -> bool {
+        self.inner.tls.is_some()
     }
 
     /// The configuration in effect.
@@ -174,18 +202,21 @@ impl NbdServer {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let config = &self.inner.config;
-        let (r, w) = tokio::io::split(stream);
-        let mut r = BufReader::with_capacity(64 << 10, r);
-        let mut w = BufWriter::with_capacity(256 << 10, w);
+        let stream: BoxedTransport = Box::new(Box::pin(stream));
         let negotiated = tokio::select! {
             biased;
             _ = shutdown_requested(&mut stop) => return Ok(()),
             negotiated = tokio::time::timeout(
                 config.handshake_timeout,
-                handshake::negotiate(&mut r, &mut w, self.inner.exports.as_ref(), config),
+                handshake::negotiate(
+                    stream,
+                    self.inner.exports.as_ref(),
+                    config,
+                    self.inner.tls.as_deref(),
+                ),
             ) => negotiated.map_err(|_| NbdError::HandshakeTimeout)??,
         };
-        let Some(negotiated) = negotiated else {
+        let Some((r, w, negotiated)) = negotiated else {
             return Ok(());
         };
         tracing::debug!(

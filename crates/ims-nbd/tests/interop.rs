@@ -1,4 +1,5 @@
-//! Real clients against the server: qemu-img, qemu-io and qemu-nbd (Debian's qemu-utils) over TCP.
+//! Real clients against the server: qemu-img, qemu-io and qemu-nbd (Debian's qemu-utils) over TCP,
+//! in the clear and over TLS with a pre-shared key (qemu's `tls-creds-psk`, GnuTLS).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -6,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use ims_formats::{Format, Limits, ReadAt};
-use ims_nbd::{Export, ExportTable, FileBackend, NbdServer, ReadWriteBackend};
+use ims_nbd::{
+    Export, ExportTable, FileBackend, NbdServer, PskKeys, PskTls, ReadWriteBackend, ServerConfig,
+};
 use rand::Rng;
 use tokio::process::Command;
 use tokio::sync::oneshot;
@@ -28,6 +31,16 @@ struct Served {
 
 impl Served {
     async fn start() -> Served {
+        Served::start_with(None).await
+    }
+
+    /// A server that requires TLS with the key of `identity`.
+    async fn start_tls(identity: &str, key_hex: &str) -> Served {
+        let keys = PskKeys::parse(&format!("{identity}:{key_hex}\n")).unwrap();
+        Served::start_with(Some(PskTls::new(keys).unwrap())).await
+    }
+
+    async fn start_with(tls: Option<PskTls>) -> Served {
         let dir = tempfile::tempdir().unwrap();
         let mut source = vec![0u8; DISK as usize];
         let mut rng = rand::thread_rng();
@@ -43,7 +56,10 @@ impl Served {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = NbdServer::new(table.clone());
+        let server = match tls {
+            Some(tls) => NbdServer::with_tls(table.clone(), ServerConfig::default(), Arc::new(tls)),
+            None => NbdServer::new(table.clone()),
+        };
         let task = tokio::spawn(async move {
             server
                 .serve(listener, async {
@@ -328,5 +344,133 @@ async fn unknown_and_revoked_names_are_refused_and_nothing_is_listed() {
     assert!(text.contains("exports available: 0"), "{text}");
     assert!(!text.contains(&other), "a secret name was listed: {text}");
     eprintln!("qemu-nbd --list: {text}");
+    s.stop().await;
+}
+
+/// The key the TLS tests' server knows, for identity `qemu` (qemu's default PSK username).
+const PSK_HEX: &str = "8b7bb0b6c3a5e1cc47f4cc9dd1f81e0c71c4d1b2a0a9e95c5b3f3c9f2b6c1d0e";
+
+/// A qemu `tls-creds-psk` directory holding `keys.psk` with `identity:key_hex`.
+fn psk_dir(s: &Served, name: &str, identity: &str, key_hex: &str) -> PathBuf {
+    let dir = s.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keys.psk"), format!("{identity}:{key_hex}\n")).unwrap();
+    dir
+}
+
+/// `--object` and `--image-opts` arguments opening `export` over TLS with the keys in `dir`.
+fn tls_args(s: &Served, dir: &Path, identity: &str, export: &str) -> Vec<String> {
+    vec![
+        "--object".into(),
+        format!(
+            "tls-creds-psk,id=tls0,endpoint=client,dir={},username={identity}",
+            dir.display()
+        ),
+        "--image-opts".into(),
+        format!(
+            "driver=nbd,host=127.0.0.1,port={},export={export},tls-creds=tls0",
+            s.port
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_img_convert_and_qemu_io_write_over_tls_psk() {
+    let s = Served::start_tls("qemu", PSK_HEX).await;
+    let dir = psk_dir(&s, "psk", "qemu", PSK_HEX);
+
+    let name = s.image_export("qcow2").await;
+    let out = s.path("out-tls.raw");
+    let mut args: Vec<String> = vec!["convert".into()];
+    args.extend(tls_args(&s, &dir, "qemu", &name));
+    args.extend(["-O".into(), "raw".into(), path_str(&out).into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    qemu(&args).await;
+    assert!(
+        std::fs::read(&out).unwrap() == s.source,
+        "converted disk differs from the source"
+    );
+
+    let (name, path) = s.file_export(false);
+    let mut args: Vec<String> = tls_args(&s, &dir, "qemu", &name);
+    args.extend(["-c".into(), "write -P 0xab 1M 64k".into()]);
+    args.extend(["-c".into(), "flush".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, text) = run("qemu-io", &args).await;
+    assert!(
+        ok && text.contains("wrote 65536"),
+        "qemu-io over TLS: {text}"
+    );
+    let mut expected = s.source.clone();
+    expected[MIB as usize..(MIB + 65536) as usize].fill(0xab);
+    assert!(std::fs::read(&path).unwrap() == expected);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qemu_without_tls_or_with_a_wrong_key_is_refused() {
+    let s = Served::start_tls("qemu", PSK_HEX).await;
+    let name = s.image_export("raw").await;
+
+    // In the clear: the server requires TLS.
+    let (ok, text) = run("qemu-img", &["info", "-f", "raw", &s.url(&name)]).await;
+    assert!(!ok, "plain NBD accepted by a TLS server: {text}");
+    eprintln!("qemu-img without TLS: {text}");
+    let port = s.port.to_string();
+    let (ok, text) = run(
+        "qemu-nbd",
+        &["--list", "--bind", "127.0.0.1", "--port", &port],
+    )
+    .await;
+    assert!(!ok, "plain listing accepted: {text}");
+
+    // A wrong key, then an unknown identity.
+    let wrong = PSK_HEX.replace('8', "9");
+    for (dir, identity) in [
+        (psk_dir(&s, "wrong-key", "qemu", &wrong), "qemu"),
+        (psk_dir(&s, "wrong-identity", "mallory", PSK_HEX), "mallory"),
+    ] {
+        let mut args: Vec<String> = vec!["info".into()];
+        args.extend(tls_args(&s, &dir, identity, &name));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, text) = run("qemu-img", &args).await;
+        assert!(!ok, "{identity}: opened with a wrong key: {text}");
+        eprintln!("qemu-img with a wrong key ({identity}): {text}");
+    }
+
+    // The right key lists (nothing, names are secret) and opens.
+    let dir = psk_dir(&s, "right", "qemu", PSK_HEX);
+    let mut args: Vec<String> = vec!["info".into()];
+    args.extend(tls_args(&s, &dir, "qemu", &name));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let text = qemu(&args).await;
+    assert!(text.contains("virtual size: 8 MiB"), "{text}");
+    let object = format!(
+        "tls-creds-psk,id=tls0,endpoint=client,dir={},username=qemu",
+        dir.display()
+    );
+    let (ok, text) = run(
+        "qemu-nbd",
+        &[
+            "--list",
+            "--object",
+            &object,
+            "--tls-creds",
+            "tls0",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port,
+        ],
+    )
+    .await;
+    assert!(ok, "qemu-nbd --list over TLS: {text}");
+    assert!(text.contains("exports available: 0"), "{text}");
+
+    // GnuTLS held to TLS 1.2 is served with an ECDHE-PSK cipher.
+    let tls12 = format!("{object},priority=NORMAL:-VERS-TLS1.3");
+    let opts = format!("driver=nbd,host=127.0.0.1,port={port},export={name},tls-creds=tls0");
+    let text = qemu(&["info", "--object", &tls12, "--image-opts", &opts]).await;
+    assert!(text.contains("virtual size: 8 MiB"), "{text}");
     s.stop().await;
 }

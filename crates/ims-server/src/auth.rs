@@ -1,12 +1,14 @@
 //! Request context extraction: the request id and the caller, authenticated either by an
 //! `SDK-HMAC-SHA256` signature (checked by [`crate::signature::verify`] before routing) or by
-//! `X-Auth-Token`.
+//! `X-Auth-Token`, which the built-in identity or, with `auth = "keystone"`, Keystone validates.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use ims_core::RequestContext;
 
 use crate::error::{ApiError, ImsError};
+use crate::keystone::{KeystoneAuth, KeystoneError};
 use crate::request_id::RequestId;
 use crate::signature::SignedCaller;
 use crate::state::AppState;
@@ -30,6 +32,13 @@ impl FromRequestParts<AppState> for Ctx {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|t| !t.is_empty());
+        if let Some(keystone) = &state.keystone {
+            let Some(token) = token else {
+                return Err(keystone_error(KeystoneError::InvalidToken, keystone));
+            };
+            let caller = keystone.authenticate(token).await.map_err(|e| keystone_error(e, keystone))?;
+            return Ok(Ctx(crate::audit::context(parts, request_id, caller)));
+        }
         let Some(token) = token else {
             return Err(ApiError::new(
                 axum::http::StatusCode::UNAUTHORIZED,
@@ -41,6 +50,21 @@ impl FromRequestParts<AppState> for Ctx {
             ApiError::from(e).with_header("www-authenticate", "X-Auth-Token")
         })?;
         Ok(Ctx(crate::audit::context(parts, request_id, caller)))
+    }
+}
+
+/// 401 with Keystone's challenge for a missing or invalid token, 403 for a token without access to images,
+/// 503 when Keystone cannot be asked.
+fn keystone_error(e: KeystoneError, keystone: &KeystoneAuth) -> ApiError {
+    match e {
+        KeystoneError::InvalidToken => ApiError::new(StatusCode::UNAUTHORIZED, e.to_string())
+            .with_header("www-authenticate", keystone.challenge()),
+        KeystoneError::NoAccess(why) => ApiError::new(StatusCode::FORBIDDEN, why),
+        KeystoneError::Unavailable(why) => {
+            tracing::error!(error = %why, "a token could not be validated");
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("The identity service is unavailable: {why}"))
+                .with_header("retry-after", "5")
+        }
     }
 }
 

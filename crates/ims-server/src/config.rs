@@ -26,6 +26,10 @@ pub struct Settings {
     pub s3_secret_access_key: Option<String>,
     /// Address of the NBD server; none unless set.
     pub nbd_listen: Option<SocketAddr>,
+    /// Pre-shared keys of NBD clients, one `identity:hexkey` line each (the format of qemu's
+    /// `keys.psk`). When set, every NBD connection must use TLS with one of them; required when
+    /// `nbd_listen` is not a loopback address.
+    pub nbd_tls_psk_file: Option<PathBuf>,
     /// The admin token to create (or keep valid) at start; random and written to
     /// `<data-dir>/admin-token` when unset on first start.
     pub admin_token: Option<String>,
@@ -58,7 +62,8 @@ pub struct Settings {
     /// Projects (besides its owner) allowed to use a bucket: `[bucket_grants] shared-isos = ["p1", "p2"]`.
     pub bucket_grants: std::collections::BTreeMap<String, Vec<String>>,
     /// The stored format of imported files per source format: `[import_conversions] qcow2 = "raw"` (or
-    /// `"zvhd2"`, or `"keep"`); qcow2, vmdk and vhd can be converted; unlisted formats are kept.
+    /// `"zvhd2"`, or `"keep"`); qcow2, vmdk and vhd can be converted; unlisted formats are kept. Applies to
+    /// imports from buckets and to Glance interoperable import (`glance-direct`, `web-download`).
     pub import_conversions: std::collections::BTreeMap<String, String>,
     /// Largest bucket file a standard import takes, in bytes (default 128 GiB).
     pub max_import_size: u64,
@@ -73,6 +78,105 @@ pub struct Settings {
     /// Glance stores besides the default one (`local`, the `store` above) that images can be copied to
     /// with `copy-image`: `[stores.<id>]`.
     pub stores: std::collections::BTreeMap<String, StoreConfig>,
+    /// How `X-Auth-Token` is checked: `builtin` (the tokens of `/identity/v1`) or `keystone` (an OpenStack
+    /// Keystone validates them, see `[keystone]`).
+    pub auth: AuthMode,
+    /// The Keystone that validates tokens when `auth = "keystone"`: `[keystone]`.
+    pub keystone: KeystoneConfig,
+}
+
+/// Who vouches for `X-Auth-Token`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// The built-in identity: projects, users and tokens of `/identity/v1`; access keys (AK/SK) too.
+    #[default]
+    Builtin,
+    /// An OpenStack Keystone (identity v3); access keys are refused.
+    Keystone,
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<AuthMode, String> {
+        match s {
+            "builtin" => Ok(AuthMode::Builtin),
+            "keystone" => Ok(AuthMode::Keystone),
+            other => Err(format!("unknown authentication {other:?}: expected builtin or keystone")),
+        }
+    }
+}
+
+/// The Keystone of `auth = "keystone"` (`[keystone]` in the TOML file) and IMS's own service user there, which
+/// needs the `service` role (or `admin`) in its project to validate other users' tokens.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeystoneConfig {
+    /// The identity v3 URL, e.g. `https://keystone.example:5000/v3`.
+    pub url: String,
+    /// The service user's name.
+    pub username: String,
+    /// The service user's password.
+    pub password: String,
+    /// The project the service user's token is scoped to (by name).
+    pub project: String,
+    /// The domain of the service user (by name).
+    pub user_domain_name: String,
+    /// The domain of the service user's project (by name).
+    pub project_domain_name: String,
+    /// Longest time, in seconds, a validated token is trusted without asking Keystone again: a token
+    /// revoked in Keystone is refused at the latest this long after (default 60).
+    pub cache_ttl: u64,
+    /// Most validated tokens kept at once (default 10000).
+    pub cache_size: usize,
+    /// Seconds a request to Keystone may take before Keystone counts as unreachable (default 10).
+    pub timeout: u64,
+}
+
+impl Default for KeystoneConfig {
+    fn default() -> KeystoneConfig {
+        KeystoneConfig {
+            url: String::new(),
+            username: String::new(),
+            password: String::new(),
+            project: String::new(),
+            user_domain_name: "Default".into(),
+            project_domain_name: "Default".into(),
+            cache_ttl: 60,
+            cache_size: 10_000,
+            timeout: 10,
+        }
+    }
+}
+
+impl std::fmt::Debug for KeystoneConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeystoneConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &"***")
+            .field("project", &self.project)
+            .field("user_domain_name", &self.user_domain_name)
+            .field("project_domain_name", &self.project_domain_name)
+            .field("cache_ttl", &self.cache_ttl)
+            .field("cache_size", &self.cache_size)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl KeystoneConfig {
+    /// Checks that everything needed to reach Keystone is set.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (key, value) in [("url", &self.url), ("username", &self.username), ("password", &self.password), ("project", &self.project)] {
+            if value.trim().is_empty() {
+                anyhow::bail!("auth = \"keystone\" needs keystone.{key} (IMS_KEYSTONE_{})", key.to_ascii_uppercase());
+            }
+        }
+        url::Url::parse(&self.url).map_err(|e| anyhow::anyhow!("keystone.url {:?}: {e}", self.url))?;
+        anyhow::ensure!(self.cache_size > 0, "keystone.cache_size must be at least 1");
+        Ok(())
+    }
 }
 
 /// One extra Glance store (`[stores.<id>]` in the TOML file): a chunk store of its own.
@@ -139,6 +243,7 @@ impl Default for Settings {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             nbd_listen: None,
+            nbd_tls_psk_file: None,
             admin_token: None,
             image_size_cap: 1 << 40,
             log_format: "text".into(),
@@ -158,6 +263,8 @@ impl Default for Settings {
             glance_import: GlanceImportConfig::default(),
             regions: Default::default(),
             stores: Default::default(),
+            auth: AuthMode::Builtin,
+            keystone: KeystoneConfig::default(),
         }
     }
 }
@@ -173,12 +280,43 @@ pub struct Overrides {
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<String>,
     pub nbd_listen: Option<SocketAddr>,
+    pub nbd_tls_psk_file: Option<PathBuf>,
     pub admin_token: Option<String>,
     pub image_size_cap: Option<u64>,
     pub log_format: Option<String>,
     pub public_url: Option<String>,
     pub job_workers: Option<usize>,
     pub buckets: Option<String>,
+    pub auth: Option<AuthMode>,
+    pub keystone_url: Option<String>,
+    pub keystone_username: Option<String>,
+    pub keystone_password: Option<String>,
+    pub keystone_project: Option<String>,
+    pub keystone_user_domain_name: Option<String>,
+    pub keystone_project_domain_name: Option<String>,
+}
+
+impl Overrides {
+    /// The authentication settings of the environment: `IMS_AUTH`, `IMS_KEYSTONE_URL`, `IMS_KEYSTONE_USERNAME`,
+    /// `IMS_KEYSTONE_PASSWORD`, `IMS_KEYSTONE_PROJECT`, `IMS_KEYSTONE_USER_DOMAIN_NAME` and
+    /// `IMS_KEYSTONE_PROJECT_DOMAIN_NAME` (empty variables count as unset).
+    pub fn auth_from_env() -> anyhow::Result<Overrides> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let auth = match var("IMS_AUTH") {
+            Some(text) => Some(text.parse::<AuthMode>().map_err(|e| anyhow::anyhow!("IMS_AUTH: {e}"))?),
+            None => None,
+        };
+        Ok(Overrides {
+            auth,
+            keystone_url: var("IMS_KEYSTONE_URL"),
+            keystone_username: var("IMS_KEYSTONE_USERNAME"),
+            keystone_password: var("IMS_KEYSTONE_PASSWORD"),
+            keystone_project: var("IMS_KEYSTONE_PROJECT"),
+            keystone_user_domain_name: var("IMS_KEYSTONE_USER_DOMAIN_NAME"),
+            keystone_project_domain_name: var("IMS_KEYSTONE_PROJECT_DOMAIN_NAME"),
+            ..Overrides::default()
+        })
+    }
 }
 
 impl Settings {
@@ -203,6 +341,23 @@ impl Settings {
         }
         set!(listen, data_dir, image_size_cap, log_format, job_workers);
         set_opt!(database, store, buckets, s3_access_key_id, s3_secret_access_key, nbd_listen, admin_token, public_url);
+        set_opt!(nbd_tls_psk_file);
+        if let Some(auth) = o.auth {
+            self.auth = auth;
+        }
+        let keystone = &mut self.keystone;
+        for (value, field) in [
+            (o.keystone_url, &mut keystone.url),
+            (o.keystone_username, &mut keystone.username),
+            (o.keystone_password, &mut keystone.password),
+            (o.keystone_project, &mut keystone.project),
+            (o.keystone_user_domain_name, &mut keystone.user_domain_name),
+            (o.keystone_project_domain_name, &mut keystone.project_domain_name),
+        ] {
+            if let Some(value) = value {
+                *field = value;
+            }
+        }
     }
 
     /// The catalog URL, defaulting to SQLite in the data directory.
@@ -269,6 +424,28 @@ mod tests {
         assert_eq!((region.endpoint.as_str(), region.token.as_str()), ("https://b.example", "s3cret"));
         assert!(!format!("{s:?}").contains("s3cret"));
         assert!(Settings::from_toml("[regions.b]\nendpoint = \"https://b.example\"\n").is_err(), "a token is required");
+    }
+
+    #[test]
+    fn keystone_settings_come_from_the_file_and_the_environment_layer() {
+        let s = Settings::from_toml("auth = \"keystone\"\n[keystone]\nurl = \"http://ks:5000/v3\"\nusername = \"ims\"\npassword = \"pw\"\nproject = \"service\"\n").unwrap();
+        assert_eq!(s.auth, AuthMode::Keystone);
+        assert_eq!(s.keystone.user_domain_name, "Default", "domains default to Default");
+        assert_eq!(s.keystone.cache_ttl, 60);
+        s.keystone.validate().unwrap();
+        assert!(!format!("{s:?}").contains("pw\""), "the password stays out of debug output");
+        let mut s = Settings::default();
+        s.apply(Overrides {
+            auth: Some(AuthMode::Keystone),
+            keystone_url: Some("http://other:5000/v3".into()),
+            keystone_project_domain_name: Some("services".into()),
+            ..Default::default()
+        });
+        assert_eq!((s.auth, s.keystone.url.as_str()), (AuthMode::Keystone, "http://other:5000/v3"));
+        assert_eq!(s.keystone.project_domain_name, "services");
+        assert!(s.keystone.validate().is_err(), "a username, password and project are required");
+        assert!("ldap".parse::<AuthMode>().is_err());
+        assert!(Settings::from_toml("auth = \"ldap\"").is_err());
     }
 
     #[test]

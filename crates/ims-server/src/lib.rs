@@ -14,6 +14,7 @@ mod error;
 mod glance;
 mod identity;
 mod jobs;
+mod keystone;
 mod kms;
 mod marketplace;
 mod nbd;
@@ -120,12 +121,19 @@ impl Node {
         };
         let nbd = match settings.nbd_listen {
             Some(address) => Some(
-                nbd::NbdListener::bind(address).await.with_context(|| format!("binding the NBD listener {address}"))?,
+                nbd::NbdListener::bind(address, nbd::tls_for(address, settings.nbd_tls_psk_file.as_deref())?)
+                    .await
+                    .with_context(|| format!("binding the NBD listener {address}"))?,
             ),
             None => None,
         };
         let nbd_address = nbd.as_ref().map(nbd::NbdListener::address);
-        let state = AppState { services, settings: Arc::new(settings), glance_import, nbd_address };
+        let nbd_tls = nbd.as_ref().is_some_and(nbd::NbdListener::requires_tls);
+        let keystone = match settings.auth {
+            config::AuthMode::Builtin => None,
+            config::AuthMode::Keystone => Some(Arc::new(keystone::KeystoneAuth::new(&settings.keystone)?)),
+        };
+        let state = AppState { services, settings: Arc::new(settings), glance_import, nbd_address, nbd_tls, keystone };
         Ok(Node { state, generated_admin_token, job_runner, nbd })
     }
 
@@ -167,7 +175,8 @@ impl Node {
         tracing::info!(%address, "IMS listening");
         let jobs = self.job_runner.with_address(admin::node_address(address)).start();
         let nbd_stop = tokio_util::sync::CancellationToken::new();
-        let exports = ims_core::nbd_exports::NbdExportService::new(self.state.services.images.clone());
+        let exports = ims_core::nbd_exports::NbdExportService::new(self.state.services.images.clone())
+            .with_buckets(self.state.services.buckets.clone());
         let compute = self.state.services.compute.clone();
         let nbd = self.nbd.map(|listener| listener.serve(exports, compute, nbd_stop.clone()));
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();

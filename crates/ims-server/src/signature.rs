@@ -179,6 +179,12 @@ pub async fn verify(State(state): State<AppState>, request: Request, next: Next)
     if !signed {
         return next.run(request).await;
     }
+    if state.keystone.is_some() {
+        return ImsError::unauthenticated(
+            "Incorrect IAM authentication information: access keys are not accepted here; use a Keystone token",
+        )
+        .into_response();
+    }
     match authenticate(&state, request).await {
         Ok(request) => next.run(request).await,
         Err(e) => e.into_response(),

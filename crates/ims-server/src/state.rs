@@ -13,4 +13,8 @@ pub struct AppState {
     pub glance_import: ims_core::glance_import::GlanceImportService,
     /// Where this node's NBD server listens (none when it runs none).
     pub nbd_address: Option<std::net::SocketAddr>,
+    /// Whether NBD clients must use TLS with a pre-shared key (`nbd_tls_psk_file`).
+    pub nbd_tls: bool,
+    /// Validates `X-Auth-Token` with Keystone when `auth = "keystone"` (none: the built-in identity does).
+    pub keystone: Option<Arc<crate::keystone::KeystoneAuth>>,
 }

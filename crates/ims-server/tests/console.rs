@@ -8,7 +8,7 @@
 //!
 //! `console/harness.rs` has the server and browser harness; `console/operations.rs` the tests of jobs,
 //! exports, buckets, access keys and the administration pages; `console/recycle_bin.rs` the recycle
-//! bin and lineage.
+//! bin and lineage; `console/servers.rs` the servers pages and capsule creation.
 
 #[path = "console/harness.rs"]
 mod harness;
@@ -16,6 +16,8 @@ mod harness;
 mod operations;
 #[path = "console/recycle_bin.rs"]
 mod recycle_bin;
+#[path = "console/servers.rs"]
+mod servers;
 
 use std::time::{Duration, Instant};
 

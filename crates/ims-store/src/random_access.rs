@@ -3,7 +3,8 @@
 //! A [`ChunkCache`] keeps decoded, verified chunks in memory up to a byte budget and evicts the least
 //! recently used. Every [`ChunkStore`] view made from one store shares one cache (it lives with the
 //! backend), so all readers of a node share it. A [`RandomAccess`] reads any byte range of one
-//! manifest through it, and when its reads run sequentially it fetches the next chunks ahead.
+//! manifest through it, and when its reads run sequentially it fetches the next chunks ahead: none
+//! at first, then a window that doubles while the reads stay sequential and closes on a seek.
 //!
 //! Concurrency: the cache's lock guards only map updates, never I/O or decoding. A chunk that several
 //! readers miss at once is fetched and decoded once; the others wait for that load. Chunks are fetched
@@ -11,6 +12,7 @@
 //! [`ChunkStore::read_range`] verifies them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -23,8 +25,29 @@ use crate::{ChunkId, ChunkStore, Manifest, StoreError};
 /// Default byte budget of a store's chunk cache.
 pub const DEFAULT_CHUNK_CACHE_BYTES: u64 = 256 << 20;
 
-/// Chunks fetched ahead of a sequential reader.
-const READ_AHEAD_CHUNKS: usize = 4;
+/// Most chunks fetched ahead of a sequential reader.
+const MAX_READ_AHEAD_CHUNKS: usize = 4;
+
+/// Chunk boundaries a reader crosses sequentially (since its last seek) before anything is fetched
+/// ahead of it. A read that merely runs on into the next chunk (a guest reading one file) would not
+/// use the chunks after that one; a reader that has crossed two boundaries has read a whole chunk
+/// from start to end and is taken to be streaming.
+const CROSSINGS_BEFORE_READ_AHEAD: usize = 2;
+
+/// A ranged read fills the cache only when it spans at most this fraction (1/N) of the budget.
+pub const FILL_FRACTION: u64 = 16;
+
+/// How a streamed read ([`ChunkStore::read_range_cached`]) uses the store's chunk cache (see
+/// [`ChunkCache`] for who uses which).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    /// Never looks at the cache: every chunk is fetched from the backend and verified, and the
+    /// cache is left exactly as it was.
+    Bypass,
+    /// Takes the chunks the cache holds and keeps the chunks it fetches (evicting the least recently
+    /// used); a chunk another reader is fetching is waited for, not fetched twice.
+    Fill,
+}
 
 /// A chunk as cached: the encryption domain it was decoded in (a domain-keyed id of no bytes, see
 /// [`domain_tag`]) and its id.
@@ -46,6 +69,33 @@ pub struct CacheStats {
 }
 
 /// A least-recently-used cache of decoded chunks with a byte budget, shared by every reader of a node.
+///
+/// # Who fills the cache
+///
+/// The cache is for data read again soon: the blocks of guest disks behind NBD exports and volumes,
+/// format headers and tables, hot byte ranges that clients download piece by piece. Streamed reads
+/// say how they use it with a [`CacheUse`] ([`ChunkStore::read_range_cached`]):
+///
+/// - [`RandomAccess`] reads (format readers, NBD exports, copy-on-write volumes) always fill it, and
+///   read ahead when they run sequentially.
+/// - A ranged read fills it when it is small next to the budget ([`ChunkCache::use_for_range`]: a
+///   proper part of the file of at most 1/[`FILL_FRACTION`] of the budget), so one request can
+///   displace at most that share of what other readers keep hot.
+/// - A whole-file read (a full download) or a large range bypasses it: streaming a 50 GiB image
+///   through the cache would evict everything for data nobody reads twice. Such a read also checks
+///   every byte it serves against the store (a full download is an end-to-end check of the stored
+///   image, whatever the cache holds).
+/// - Integrity checks ([`ChunkStore::verify_chunk`]) bypass it: they must read what is stored. So
+///   do [`ChunkStore::read_range`] and the copies built on it ([`ChunkStore::copy_file`]).
+///
+/// # Keys
+///
+/// An entry is keyed by the chunk id *and* a tag of the encryption domain it was decoded in (the id
+/// of no bytes under the domain's id key, so each data key has its own tag), so a view of one domain
+/// (or the plaintext view) is never served another domain's plaintext, even for a chunk id it names. The cache checks no key itself: cached plaintext of a
+/// domain is reachable only through a [`ChunkStore`] view of that domain, which takes its data key.
+/// Callers that open views per request after asking the key service (as the image service does) thus
+/// cut access to cached plaintext the moment a master key is disabled.
 pub struct ChunkCache {
     budget: u64,
     state: Mutex<CacheState>,
@@ -131,6 +181,40 @@ impl ChunkCache {
         Lookup::Load(state.loading.entry(*key).or_default().clone())
     }
 
+    /// How a read of bytes `[start, end)` of a file of `size` bytes should use this cache: `Fill` for
+    /// a proper part of the file of at most 1/[`FILL_FRACTION`] of the budget, `Bypass` for the whole
+    /// file or more (see the type's doc). An empty range is `Bypass`.
+    pub fn use_for_range(&self, start: u64, end: u64, size: u64) -> CacheUse {
+        let len = end.saturating_sub(start);
+        let whole = start == 0 && end >= size;
+        if len == 0 || whole || len > self.budget / FILL_FRACTION {
+            CacheUse::Bypass
+        } else {
+            CacheUse::Fill
+        }
+    }
+
+    /// The decoded chunk `id` of `store`'s domain (tagged `domain`, see [`domain_tag`]): from memory,
+    /// or fetched, verified and kept. `offset` and `length` are those of the extent that names it
+    /// (for errors and decoding). Failures are not cached.
+    pub(crate) async fn get_or_fetch(
+        &self,
+        store: &ChunkStore,
+        domain: ChunkId,
+        id: ChunkId,
+        offset: u64,
+        length: usize,
+    ) -> Result<Bytes, StoreError> {
+        let key = (domain, id);
+        let cell = match self.lookup(&key) {
+            Lookup::Hit(data) => return Ok(data),
+            Lookup::Load(cell) => cell,
+        };
+        let result = cell.get_or_try_init(|| fetch_chunk(store, id, offset, length)).await.cloned();
+        self.finish(&key, &cell, result.as_ref().ok());
+        result
+    }
+
     /// True when the chunk is cached or being loaded (read-ahead skips it).
     fn is_present(&self, key: &CacheKey) -> bool {
         let state = self.lock();
@@ -165,8 +249,9 @@ impl ChunkCache {
 }
 
 /// An id that stands for the encryption domain of `store`: the same chunk id decoded in another
-/// domain (or in none) is another cache entry.
-fn domain_tag(store: &ChunkStore) -> ChunkId {
+/// domain (or in none) is another cache entry. Derived from the domain's id key, so two data keys
+/// give two tags.
+pub(crate) fn domain_tag(store: &ChunkStore) -> ChunkId {
     match store.domain() {
         Some(domain) => domain.chunk_id(&[]),
         None => ChunkId::of(&[]),
@@ -175,15 +260,81 @@ fn domain_tag(store: &ChunkStore) -> ChunkId {
 
 /// Reads any byte range of one stored file through the store's chunk cache.
 ///
-/// Cheap to create and to clone; clones share the read-ahead position. Needs a tokio runtime (reads
-/// are async; read-ahead runs as spawned tasks).
+/// Cheap to create and to clone; clones share the read-ahead state (one per reader, never global:
+/// two readers of one file each have their own). Needs a tokio runtime (reads are async; read-ahead
+/// runs as spawned tasks).
+///
+/// # Read-ahead
+///
+/// A reader starts with no read-ahead. A read is *sequential* when it starts where the previous one
+/// ended, or in a chunk the reader has just read or had fetched ahead (requests in flight together,
+/// as NBD clients send them, arrive a little out of order). Each time sequential reads enter a chunk
+/// past the furthest one read, the reader has crossed a chunk boundary; from the second crossing on
+/// (when it has read one chunk from start to end), a window of chunks after the furthest one read is
+/// kept fetched in the background, 1 chunk at first and doubling with each crossing up to 4. Any
+/// other read is a seek: the window closes and counting starts again.
+/// So scattered reads fetch only the chunks they read, and a scan has the next chunks decoded
+/// before it asks for them.
 #[derive(Clone)]
 pub struct RandomAccess {
     store: ChunkStore,
     manifest: Arc<Manifest>,
     domain: ChunkId,
-    /// Offset just past the previous read, to recognise sequential reads.
-    last_end: Arc<AtomicU64>,
+    /// Where this reader is, to recognise sequential reads and size the read-ahead.
+    stream: Arc<Mutex<Stream>>,
+}
+
+/// The read-ahead state of one reader (see [`RandomAccess`]).
+#[derive(Debug, Default)]
+struct Stream {
+    /// Offset just past the previous read; `None` before the first.
+    last_end: Option<u64>,
+    /// Index of the furthest extent a read has touched since the last seek.
+    furthest: usize,
+    /// Chunk boundaries crossed by sequential reads since the last seek.
+    crossings: usize,
+    /// Chunks kept fetched ahead of `furthest`: 0 after a seek, then 1, 2, 4, ...
+    window: usize,
+    /// Extents before this index have been read or fetched ahead since the last seek.
+    ahead_end: usize,
+}
+
+impl Stream {
+    /// Notes a read of `offset..end` touching the (non-empty) extents `touched` of `manifest`, and
+    /// returns the extents to fetch ahead now (chunkless ones among them need nothing).
+    fn advance(&mut self, manifest: &Manifest, offset: u64, end: u64, touched: Range<usize>) -> Range<usize> {
+        let Some(last) = touched.end.checked_sub(1).filter(|_| !touched.is_empty()) else { return 0..0 };
+        let first = touched.start;
+        let sequential = match self.last_end {
+            None => false,
+            Some(previous_end) => {
+                previous_end == offset
+                    || (first + self.window >= self.furthest && first <= self.ahead_end.max(self.furthest + 1))
+            }
+        };
+        self.last_end = Some(end);
+        if !sequential {
+            *self = Stream { last_end: Some(end), furthest: last, crossings: 0, window: 0, ahead_end: last + 1 };
+            return 0..0;
+        }
+        if last > self.furthest {
+            self.crossings = self.crossings.saturating_add(last - self.furthest);
+            self.furthest = last;
+            if self.crossings >= CROSSINGS_BEFORE_READ_AHEAD {
+                self.window = (self.window * 2).clamp(1, MAX_READ_AHEAD_CHUNKS);
+            }
+        }
+        // The window's end: just past the `window`th stored chunk after the furthest extent read.
+        let mut window_end = self.furthest + 1;
+        let mut chunks = 0;
+        while chunks < self.window && window_end < manifest.extents.len() {
+            chunks += usize::from(manifest.extents[window_end].chunk.is_some());
+            window_end += 1;
+        }
+        let from = self.ahead_end.max(self.furthest + 1);
+        self.ahead_end = from.max(window_end);
+        from..window_end.max(from)
+    }
 }
 
 impl std::fmt::Debug for RandomAccess {
@@ -200,7 +351,7 @@ impl ChunkStore {
             domain: domain_tag(self),
             store: self.clone(),
             manifest,
-            last_end: Arc::new(AtomicU64::new(u64::MAX)),
+            stream: Arc::new(Mutex::new(Stream::default())),
         }
     }
 }
@@ -219,9 +370,9 @@ impl RandomAccess {
     /// Fills `buf` with the file's bytes at `offset`, and returns how many were filled: `buf.len()`,
     /// or fewer only when the file ends first (0 at or past the end). Zero extents cost nothing; every
     /// chunk is verified when it is fetched. Errors (nothing else is returned then): `Corrupt` for a
-    /// missing or damaged chunk, `Backend` for a failing store. When this read starts where the
-    /// previous read of this reader (or a clone) ended, the following chunks are fetched ahead in the
-    /// background.
+    /// missing or damaged chunk, `Backend` for a failing store. When the reads of this reader (and
+    /// its clones) run sequentially, the following chunks are fetched ahead in the background (see
+    /// the type's doc).
     pub async fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, StoreError> {
         let size = self.manifest.size;
         if offset >= size || buf.is_empty() {
@@ -229,10 +380,12 @@ impl RandomAccess {
         }
         let end = size.min(offset.saturating_add(buf.len() as u64));
         let indices = self.manifest.extent_indices_overlapping(offset, end);
-        let sequential = self.last_end.swap(end, Ordering::Relaxed) == offset;
-        if sequential {
-            self.read_ahead(indices.end);
-        }
+        let ahead = {
+            // Consistent after every statement that can panic, so a poisoned lock is usable.
+            let mut stream = self.stream.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            stream.advance(&self.manifest, offset, end, indices.clone())
+        };
+        self.read_ahead(ahead);
         let mut done = 0usize;
         for index in indices {
             let extent = &self.manifest.extents[index];
@@ -259,29 +412,23 @@ impl RandomAccess {
 
     /// The decoded chunk of extent `index` (which has a chunk), from the cache or fetched once.
     async fn chunk(&self, index: usize) -> Result<Bytes, StoreError> {
-        let cache = self.store.chunk_cache();
         let extent = &self.manifest.extents[index];
         let Some(id) = extent.chunk else {
             return Ok(Bytes::new());
         };
-        let key = (self.domain, id);
-        let cell = match cache.lookup(&key) {
-            Lookup::Hit(data) => return Ok(data),
-            Lookup::Load(cell) => cell,
-        };
         let (offset, length) = (extent.offset, extent.length as usize);
-        let result = cell.get_or_try_init(|| fetch_chunk(&self.store, id, offset, length)).await.cloned();
-        cache.finish(&key, &cell, result.as_ref().ok());
-        result
+        self.store.chunk_cache().get_or_fetch(&self.store, self.domain, id, offset, length).await
     }
 
-    /// Starts fetching the chunks of the extents from `next` on (up to [`READ_AHEAD_CHUNKS`] stored
-    /// chunks) that are neither cached nor being fetched. Failures are left for the real read to meet.
-    fn read_ahead(&self, next: usize) {
+    /// Starts fetching the chunks of the extents `extents` that are neither cached nor being
+    /// fetched, each in its own task (so they are fetched and decoded in parallel). Failures are left
+    /// for the real read to meet.
+    fn read_ahead(&self, extents: Range<usize>) {
+        if extents.is_empty() {
+            return;
+        }
         let cache = self.store.chunk_cache();
-        let wanted: Vec<usize> = (next..self.manifest.extents.len())
-            .filter(|&i| self.manifest.extents[i].chunk.is_some())
-            .take(READ_AHEAD_CHUNKS)
+        let wanted: Vec<usize> = extents
             .filter(|&i| self.manifest.extents[i].chunk.is_some_and(|id| !cache.is_present(&(self.domain, id))))
             .collect();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };

@@ -6,7 +6,8 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::chunk::decode_in;
-use crate::{cpu, ChunkId, ChunkStore, Manifest, StoreError};
+use crate::random_access::domain_tag;
+use crate::{cpu, CacheUse, ChunkId, ChunkStore, Manifest, StoreError};
 
 /// Chunks fetched and decoded at once by one read.
 const CHUNKS_IN_FLIGHT: usize = 6;
@@ -24,6 +25,7 @@ pub(crate) fn read_range(
     manifest: Arc<Manifest>,
     start: u64,
     end: u64,
+    caching: CacheUse,
 ) -> BoxStream<'static, Result<Bytes, StoreError>> {
     if start > end || end > manifest.size {
         let error = StoreError::Invalid(format!(
@@ -33,6 +35,7 @@ pub(crate) fn read_range(
         return stream::once(async move { Err(error) }).boxed();
     }
     let indices = manifest.extent_indices_overlapping(start, end);
+    let domain = domain_tag(&store);
     stream::iter(indices)
         .map(move |i| {
             let extent = &manifest.extents[i];
@@ -49,8 +52,11 @@ pub(crate) fn read_range(
                 match chunk {
                     None => Ok(Piece::Zeros(take as u64)),
                     Some(id) => {
-                        let plain = fetch_chunk(&store, id, offset, length).await?;
-                        Ok(Piece::Data(plain.slice(skip..skip + take)))
+                        let plain = read_chunk(&store, caching, domain, id, offset, length).await?;
+                        let piece = plain.get(skip..skip + take).ok_or_else(|| {
+                            StoreError::Corrupt(format!("chunk {id} at file offset {offset} is shorter than its extent"))
+                        })?;
+                        Ok(Piece::Data(plain.slice_ref(piece)))
                     }
                 }
             }
@@ -85,6 +91,22 @@ pub(crate) fn read_range(
         .boxed()
 }
 
+/// The decoded chunk `id` (the extent at file offset `offset`, `length` bytes), through the store's
+/// cache as `caching` says.
+async fn read_chunk(
+    store: &ChunkStore,
+    caching: CacheUse,
+    domain: ChunkId,
+    id: ChunkId,
+    offset: u64,
+    length: usize,
+) -> Result<Bytes, StoreError> {
+    match caching {
+        CacheUse::Bypass => fetch_chunk(store, id, offset, length).await,
+        CacheUse::Fill => store.chunk_cache().get_or_fetch(store, domain, id, offset, length).await,
+    }
+}
+
 /// Fetches, decodes and verifies one chunk (the extent at file offset `offset`, `length` bytes).
 pub(crate) async fn fetch_chunk(store: &ChunkStore, id: ChunkId, offset: u64, length: usize) -> Result<Bytes, StoreError> {
     let object = match store.objects().get(&id.object_path()).await {
@@ -98,6 +120,7 @@ pub(crate) async fn fetch_chunk(store: &ChunkStore, id: ChunkId, offset: u64, le
         }
         Err(e) => return Err(StoreError::Backend(format!("reading chunk {id} at file offset {offset}: {e}"))),
     };
+    store.count_chunk_read(object.len() as u64);
     let domain = store.domain().cloned();
     cpu::run("chunk decoding", move || decode_in(domain.as_ref(), object, &id, length))
         .await?

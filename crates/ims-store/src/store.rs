@@ -29,6 +29,24 @@ struct Inner {
     gc_grace_millis: std::sync::atomic::AtomicU64,
     /// See [`ChunkStore::chunk_cache`].
     chunk_cache: std::sync::OnceLock<Arc<crate::ChunkCache>>,
+    /// See [`ChunkStore::chunk_reads`].
+    chunk_reads: ChunkReadCounters,
+}
+
+/// Chunk objects this process fetched from the backend, and their stored bytes, since the store was
+/// opened by the store's readers (downloads, random access and its read-ahead).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChunkReads {
+    /// Chunk objects fetched.
+    pub chunks: u64,
+    /// Their stored (compressed, encrypted) bytes, as they came from the backend.
+    pub bytes: u64,
+}
+
+#[derive(Default)]
+struct ChunkReadCounters {
+    chunks: std::sync::atomic::AtomicU64,
+    bytes: std::sync::atomic::AtomicU64,
 }
 
 /// Grace period of garbage collection assumed until [`ChunkStore::set_gc_grace`] says otherwise.
@@ -73,7 +91,23 @@ impl ChunkStore {
     pub fn new(objects: Arc<dyn ObjectStore>) -> ChunkStore {
         let gc_grace_millis = std::sync::atomic::AtomicU64::new(DEFAULT_GC_GRACE.as_millis() as u64);
         let chunk_cache = std::sync::OnceLock::new();
-        ChunkStore { inner: Arc::new(Inner { objects, gc_grace_millis, chunk_cache }), domain: None }
+        let chunk_reads = ChunkReadCounters::default();
+        ChunkStore { inner: Arc::new(Inner { objects, gc_grace_millis, chunk_cache, chunk_reads }), domain: None }
+    }
+
+    /// Chunk objects fetched from the backend through any view of this store since it was opened, and
+    /// their stored bytes. Counts fetches that failed to decode too; never decreases.
+    pub fn chunk_reads(&self) -> ChunkReads {
+        use std::sync::atomic::Ordering::Relaxed;
+        let counters = &self.inner.chunk_reads;
+        ChunkReads { chunks: counters.chunks.load(Relaxed), bytes: counters.bytes.load(Relaxed) }
+    }
+
+    /// Counts one chunk object of `bytes` stored bytes fetched from the backend.
+    pub(crate) fn count_chunk_read(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.inner.chunk_reads.chunks.fetch_add(1, Relaxed);
+        self.inner.chunk_reads.bytes.fetch_add(bytes, Relaxed);
     }
 
     /// Gives this store (every view of it) a chunk cache of `budget_bytes` instead of one of
@@ -186,13 +220,29 @@ impl ChunkStore {
     /// `end > manifest.size` or `start > end` yields `StoreError::Invalid`. Nothing is fetched until polled.
     /// The manifest is trusted to satisfy its invariant (manifests from `load_manifest` and `ManifestWriter`
     /// do; check others with [`Manifest::validate`]): reads cost O(log extents), not O(extents).
+    /// Never consults the chunk cache: every chunk comes from the backend ([`crate::CacheUse::Bypass`]).
     pub fn read_range(
         &self,
         manifest: Arc<Manifest>,
         start: u64,
         end: u64,
     ) -> BoxStream<'static, Result<bytes::Bytes, StoreError>> {
-        crate::reader::read_range(self.clone(), manifest, start, end)
+        crate::reader::read_range(self.clone(), manifest, start, end, crate::CacheUse::Bypass)
+    }
+
+    /// [`ChunkStore::read_range`] through this store's chunk cache, used as `caching` says (choose with
+    /// [`crate::ChunkCache::use_for_range`]; see [`crate::ChunkCache`] for the policy). Same
+    /// guarantees: exactly the bytes of the range or one error; only chunks overlapping the range are
+    /// fetched, and only those the cache does not hold; every fetched chunk is verified (cached ones were
+    /// verified when fetched). Cache entries are of this view's encryption domain only.
+    pub fn read_range_cached(
+        &self,
+        manifest: Arc<Manifest>,
+        start: u64,
+        end: u64,
+        caching: crate::CacheUse,
+    ) -> BoxStream<'static, Result<bytes::Bytes, StoreError>> {
+        crate::reader::read_range(self.clone(), manifest, start, end, caching)
     }
 }
 

@@ -101,33 +101,109 @@ async fn a_cache_of_zero_bytes_caches_nothing_and_still_reads() {
     assert_eq!((stats.bytes, stats.chunks, stats.hits), (0, 0, 0), "{stats:?}");
 }
 
-#[tokio::test]
-async fn sequential_reads_fetch_the_next_chunks_ahead() {
-    let t = memory_store();
-    let data = random_bytes(12 * MIB, 41);
-    let manifest = Arc::new(write_in_pieces(&t.store, &data, 41).await.unwrap().manifest);
-    let access = t.store.random_access(manifest.clone());
-    let mut buf = vec![0u8; 64 << 10];
-    access.read_at(&mut buf, 0).await.unwrap();
-    assert_eq!(t.store.chunk_cache().stats().chunks, 1, "a first read is not sequential");
-    access.read_at(&mut buf, 64 << 10).await.unwrap();
-    // The following chunks arrive in the background.
-    let mut chunks = 0;
-    for _ in 0..200 {
-        chunks = t.store.chunk_cache().stats().chunks;
-        if chunks >= 3 {
+/// Waits (up to 5 s) for the background fetches of `store` to bring its fetched-chunk count to
+/// `expected`, then returns the count (which the caller checks: more than expected is an error too).
+async fn chunks_fetched_once_settled(store: &ChunkStore, expected: u64) -> u64 {
+    for _ in 0..500 {
+        if store.chunk_reads().chunks >= expected {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(chunks >= 3, "read-ahead cached {chunks} chunks");
-    // Reading on is served from memory and is still right.
-    let before = t.store.chunk_cache().stats();
-    let second = manifest.extents[1].clone();
-    let mut buf = vec![0u8; second.length as usize];
-    access.read_at(&mut buf, second.offset).await.unwrap();
-    assert_eq!(&buf[..], &data[second.offset as usize..second.end() as usize]);
-    assert!(t.store.chunk_cache().stats().hits > before.hits);
+    // Let any fetch beyond the expected ones show up too.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    store.chunk_reads().chunks
+}
+
+/// The index of the extent holding byte `at`.
+fn extent_at(manifest: &Manifest, at: u64) -> usize {
+    manifest.extent_indices_overlapping(at, at + 1).start
+}
+
+#[tokio::test]
+async fn scattered_reads_fetch_only_the_chunks_they_read() {
+    let t = memory_store();
+    let data = random_bytes(24 * MIB, 43);
+    let manifest = Arc::new(write_in_pieces(&t.store, &data, 43).await.unwrap().manifest);
+    let chunks = manifest.extents.len();
+    assert!(chunks >= 12 && manifest.extents.iter().all(|e| e.chunk.is_some()), "{chunks} chunks");
+    let access = t.store.random_access(manifest.clone());
+    // 4 KiB reads in chunks far apart, in no order: each fetches its chunk and nothing else.
+    let mut buf = vec![0u8; 4096];
+    let picks = [chunks - 2, 1, chunks / 2, 4, chunks - 5, 7];
+    for (n, &index) in picks.iter().enumerate() {
+        let at = manifest.extents[index].offset + 1000;
+        access.read_at(&mut buf, at).await.unwrap();
+        assert_eq!(&buf[..], &data[at as usize..at as usize + 4096]);
+        assert_eq!(chunks_fetched_once_settled(&t.store, n as u64 + 1).await, n as u64 + 1, "after read {n}");
+    }
+    // A run of 64 KiB reads that starts in one chunk and runs on into the next (a guest reading a
+    // file) fetches those two chunks only: nothing after them is read ahead.
+    let (a, b) = (chunks / 2 + 3, chunks / 2 + 4);
+    let mut at = manifest.extents[a].end() - 200 * 1024;
+    let run_end = manifest.extents[b].offset + 300 * 1024;
+    let mut buf = vec![0u8; 64 << 10];
+    while at < run_end {
+        access.read_at(&mut buf, at).await.unwrap();
+        assert_eq!(&buf[..], &data[at as usize..at as usize + buf.len()]);
+        at += buf.len() as u64;
+    }
+    let expected = picks.len() as u64 + 2;
+    assert_eq!(chunks_fetched_once_settled(&t.store, expected).await, expected);
+}
+
+#[tokio::test]
+async fn a_sequential_scan_ramps_up_its_read_ahead_and_a_seek_closes_it() {
+    let t = memory_store();
+    let data = random_bytes(24 * MIB, 47);
+    let manifest = Arc::new(write_in_pieces(&t.store, &data, 47).await.unwrap().manifest);
+    let chunks = manifest.extents.len();
+    assert!(chunks >= 16 && manifest.extents.iter().all(|e| e.chunk.is_some()), "{chunks} chunks");
+    let access = t.store.random_access(manifest.clone());
+    // Scan the file in 64 KiB reads up to chunk 7. On entering chunk `n` (the scan started in chunk
+    // 0), the reader has crossed `n` boundaries: nothing is read ahead for the first two, then 1, 2
+    // and 4 chunks (the most) are kept fetched past chunk `n`.
+    let mut buf = vec![0u8; 64 << 10];
+    let mut at = 0;
+    let mut furthest = 0;
+    while furthest < 7 {
+        let n = access.read_at(&mut buf, at).await.unwrap();
+        assert_eq!(&buf[..n], &data[at as usize..at as usize + n]);
+        let last = extent_at(&manifest, at + n as u64 - 1);
+        at += n as u64;
+        if last == furthest && at > buf.len() as u64 {
+            continue;
+        }
+        furthest = last;
+        let window = match last {
+            0 | 1 => 0,
+            2 => 1,
+            3 => 2,
+            _ => 4,
+        };
+        let expected = (last + 1 + window) as u64;
+        assert_eq!(chunks_fetched_once_settled(&t.store, expected).await, expected, "entering chunk {last}");
+    }
+    let fetched = t.store.chunk_reads().chunks;
+    assert_eq!(fetched, 12, "chunks 0 to 7 and 4 ahead");
+    let stats = t.store.chunk_cache().stats();
+    assert!(stats.hits > stats.misses, "the scan was served from memory: {stats:?}");
+
+    // A seek closes the window: a read far on fetches its chunk only, and so does reading on from
+    // there into the next chunk (one crossing since the seek).
+    let far = manifest.extents[chunks - 3].clone();
+    let mut at = far.end() - 100 * 1024;
+    access.read_at(&mut buf, at).await.unwrap();
+    assert_eq!(chunks_fetched_once_settled(&t.store, fetched + 1).await, fetched + 1);
+    at += buf.len() as u64;
+    access.read_at(&mut buf, at).await.unwrap();
+    assert_eq!(&buf[..], &data[at as usize..at as usize + buf.len()]);
+    assert_eq!(chunks_fetched_once_settled(&t.store, fetched + 2).await, fetched + 2);
+    // Another reader of the same file has its own state: its first read reads nothing ahead, even
+    // where this reader is streaming.
+    let other = t.store.random_access(manifest.clone());
+    other.read_at(&mut buf, manifest.extents[chunks - 1].offset).await.unwrap();
+    assert_eq!(chunks_fetched_once_settled(&t.store, fetched + 3).await, fetched + 3);
 }
 
 #[tokio::test]
@@ -186,4 +262,30 @@ async fn concurrent_readers_share_the_cache() {
     }
     let stats = t.store.chunk_cache().stats();
     assert!(stats.bytes <= 4 * MIB as u64 && stats.hits > 0, "{stats:?}");
+}
+
+#[tokio::test]
+async fn chunk_reads_count_each_fetched_object_and_its_stored_bytes() {
+    let t = memory_store();
+    let (_, manifest) = stored_file(&t.store, 51).await;
+    assert_eq!(t.store.chunk_reads(), ims_store::ChunkReads::default(), "writing fetches nothing");
+    let stored: std::collections::HashMap<_, _> =
+        t.store.list_chunks().await.unwrap().into_iter().map(|c| (c.id, c.size)).collect();
+    let first = manifest.extents.iter().find(|e| e.chunk.is_some()).unwrap().clone();
+    let access = t.store.random_access(manifest.clone());
+    let mut buf = vec![0u8; 4096];
+    access.read_at(&mut buf, first.offset).await.unwrap();
+    let one = t.store.chunk_reads();
+    assert_eq!((one.chunks, one.bytes), (1, stored[&first.chunk.unwrap()]), "one 4 KiB read fetches one chunk");
+    // A cached chunk is not fetched again; a zero extent fetches nothing (neither read is sequential,
+    // so nothing is read ahead).
+    access.read_at(&mut buf, first.offset + 100).await.unwrap();
+    let zeros = manifest.extents.iter().find(|e| e.chunk.is_none()).unwrap();
+    access.read_at(&mut buf, zeros.offset).await.unwrap();
+    assert_eq!(t.store.chunk_reads(), one);
+    // Another chunk is one more object, of its stored size.
+    let other = manifest.extents.iter().filter(|e| e.chunk.is_some()).nth(2).unwrap().clone();
+    access.read_at(&mut buf, other.offset).await.unwrap();
+    let two = t.store.chunk_reads();
+    assert_eq!((two.chunks, two.bytes), (2, one.bytes + stored[&other.chunk.unwrap()]));
 }

@@ -5,4 +5,5 @@
 //! its own database or bucket; otherwise they start a private one for the calling process.
 
 pub mod garage;
+pub mod keystone;
 pub mod postgres;

@@ -16,7 +16,7 @@ use crate::{AuditEvent, CatalogError, Result};
 const VOLUME_COLUMNS: &str = "id, project, name, size, manifest_id, source_image_id, bootable, encryption_key_id, \
      wrapped_data_key, server_id, device_index, created_at, created_at_ns, updated_at, updated_at_ns";
 const SERVER_COLUMNS: &str = "id, project, name, server_type, vcpus, ram_mb, architecture, status, image_id, \
-     created_at, created_at_ns, updated_at, updated_at_ns";
+     created_at, created_at_ns, updated_at, updated_at_ns, firmware";
 
 /// The compute records of a [`super::PostgresCatalog`].
 #[derive(Clone)]
@@ -47,6 +47,7 @@ fn server_from_row(row: &PgRow) -> Result<Server> {
         vcpus: stored_int(get(row, "vcpus")?, "vcpus")?,
         ram_mb: stored_int(get(row, "ram_mb")?, "ram_mb")?,
         architecture: get(row, "architecture")?,
+        firmware: get(row, "firmware")?,
         status: parse_stored(&get::<String>(row, "status")?)?,
         image_id: get(row, "image_id")?,
         created_at: get_time(row, "created_at")?,
@@ -128,11 +129,12 @@ async fn insert_volume(conn: &mut PgConnection, v: &Volume) -> Result<()> {
 #[async_trait]
 impl ComputeRepository for PostgresCompute {
     async fn create_server(&self, server: &Server, volumes: &[Volume], event: &AuditEvent) -> Result<()> {
+        crate::compute::check_firmware(&server.firmware)?;
         let mut tx = begin(&self.pool).await?;
         let (created_at, created_at_ns) = split_time(&server.created_at);
         let (updated_at, updated_at_ns) = split_time(&server.updated_at);
         sqlx::query(&format!(
-            "INSERT INTO servers ({SERVER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            "INSERT INTO servers ({SERVER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
         ))
         .bind(server.id)
         .bind(&server.project)
@@ -147,6 +149,7 @@ impl ComputeRepository for PostgresCompute {
         .bind(created_at_ns)
         .bind(updated_at)
         .bind(updated_at_ns)
+        .bind(&server.firmware)
         .execute(&mut *tx)
         .await
         .map_err(conflict_or_db(|| format!("server {} exists", server.id)))?;

@@ -147,6 +147,20 @@ impl ImageRepository for PostgresImages {
         .await
         .map_err(db_err)
     }
+
+    async fn live_manifests_in_store(&self, store: &str) -> Result<Vec<String>> {
+        // `extra_stores` is a comma-separated list: match whole items only.
+        sqlx::query_scalar(
+            "SELECT DISTINCT manifest_id FROM images \
+             WHERE manifest_id IS NOT NULL AND (deleted_at IS NULL OR binned_status IS NOT NULL) \
+             AND strpos(',' || extra_stores || ',', ',' || $1 || ',') > 0 \
+             ORDER BY manifest_id",
+        )
+        .bind(store)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
 }
 
 /// When a row with this status was deleted: set exactly for `deleted`.

@@ -22,6 +22,7 @@
 //! `Invalid`; a unique violation is `Conflict`.
 
 mod audit;
+mod import;
 mod compute;
 mod encryption;
 mod favorites;

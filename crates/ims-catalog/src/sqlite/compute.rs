@@ -13,7 +13,7 @@ use crate::{AuditEvent, CatalogError, Result};
 const VOLUME_COLUMNS: &str = "id, project, name, size, manifest_id, source_image_id, bootable, encryption_key_id, \
      wrapped_data_key, server_id, device_index, created_at, updated_at";
 const SERVER_COLUMNS: &str =
-    "id, project, name, server_type, vcpus, ram_mb, architecture, status, image_id, created_at, updated_at";
+    "id, project, name, server_type, vcpus, ram_mb, architecture, status, image_id, created_at, updated_at, firmware";
 
 /// The compute records of a [`super::SqliteCatalog`].
 #[derive(Clone)]
@@ -36,6 +36,7 @@ fn server_from_row(row: &SqliteRow) -> Result<Server> {
         vcpus: u32::try_from(get::<i64>(row, "vcpus")?).map_err(|e| CatalogError::Database(e.to_string()))?,
         ram_mb: u64::try_from(get::<i64>(row, "ram_mb")?).map_err(|e| CatalogError::Database(e.to_string()))?,
         architecture: get(row, "architecture")?,
+        firmware: get(row, "firmware")?,
         status: parse_stored(&get::<String>(row, "status")?)?,
         image_id: get::<Option<String>>(row, "image_id")?.as_deref().map(parse_uuid).transpose()?,
         created_at: parse_time(&get::<String>(row, "created_at")?)?,
@@ -116,8 +117,9 @@ async fn insert_volume(conn: &mut SqliteConnection, v: &Volume) -> Result<()> {
 #[async_trait]
 impl ComputeRepository for SqliteCompute {
     async fn create_server(&self, server: &Server, volumes: &[Volume], event: &AuditEvent) -> Result<()> {
+        crate::compute::check_firmware(&server.firmware)?;
         let mut tx = begin_write(&self.pool).await?;
-        sqlx::query(&format!("INSERT INTO servers ({SERVER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
+        sqlx::query(&format!("INSERT INTO servers ({SERVER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"))
             .bind(server.id.to_string())
             .bind(&server.project)
             .bind(&server.name)
@@ -129,6 +131,7 @@ impl ComputeRepository for SqliteCompute {
             .bind(server.image_id.map(|id| id.to_string()))
             .bind(fmt_time(&server.created_at))
             .bind(fmt_time(&server.updated_at))
+            .bind(&server.firmware)
             .execute(&mut *tx)
             .await
             .map_err(conflict_or_db(|| format!("server {} exists", server.id)))?;

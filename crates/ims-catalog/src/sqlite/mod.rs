@@ -10,6 +10,7 @@
 //! exactly), booleans are INTEGER 0/1.
 
 mod audit;
+mod export;
 mod compute;
 mod encryption;
 mod favorites;

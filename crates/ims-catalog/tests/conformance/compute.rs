@@ -16,6 +16,7 @@ fn server(project: &str, name: &str, secs: i64) -> Server {
         vcpus: 2,
         ram_mb: 4096,
         architecture: "x86_64".into(),
+        firmware: "bios".into(),
         status: ServerStatus::Shutoff,
         image_id: Some(Uuid::new_v4()),
         created_at: t(secs),
@@ -68,6 +69,23 @@ pub async fn check_compute_servers_and_volumes_round_trip(b: &Backend) {
     assert_eq!(c.list_servers(None).await.unwrap(), vec![s.clone(), other.clone()]);
     expect_conflict(c.create_server(&s, &[], &compute_event(s.id)).await);
     assert!(c.list_volumes(Some("p2"), None).await.unwrap().is_empty());
+}
+
+pub async fn check_compute_server_firmware(b: &Backend) {
+    let c = &b.catalog.compute;
+    let mut uefi = server("p1", "uefi", 1);
+    uefi.firmware = "uefi".into();
+    c.create_server(&uefi, &[], &compute_event(uefi.id)).await.unwrap();
+    assert_eq!(c.get_server(uefi.id).await.unwrap().firmware, "uefi");
+    assert_eq!(c.list_servers(Some("p1")).await.unwrap(), vec![uefi]);
+
+    let mut odd = server("p1", "odd", 2);
+    odd.firmware = "coreboot".into();
+    let before = b.audit.count().await;
+    let refused = c.create_server(&odd, &[], &compute_event(odd.id)).await;
+    assert!(matches!(refused, Err(ims_catalog::CatalogError::Invalid(_))), "{refused:?}");
+    expect_not_found(c.get_server(odd.id).await);
+    assert_eq!(b.audit.count().await, before);
 }
 
 pub async fn check_compute_create_server_is_atomic(b: &Backend) {

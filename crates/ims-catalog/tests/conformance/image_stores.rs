@@ -26,3 +26,32 @@ pub async fn check_extra_stores_round_trip_through_create_save_and_list(b: &Back
     create(c, &created).await;
     assert_eq!(c.images.get(created.id).await.unwrap().extra_stores, ["second"]);
 }
+
+pub async fn check_live_manifests_in_store_name_whole_store_ids(b: &Backend) {
+    let c = &b.catalog;
+    let with = |name: &str, manifest: &str, stores: &[&str]| {
+        let mut img = image("p1", name);
+        img.status = ImageStatus::Active;
+        img.manifest_id = Some(manifest.to_string());
+        img.extra_stores = stores.iter().map(|s| s.to_string()).collect();
+        img
+    };
+    let copied = with("copied", "m-copied", &["second", "third-site"]);
+    let also = with("also", "m-also", &["second"]);
+    let similar = with("similar", "m-similar", &["second_b", "xsecond"]);
+    let binned = with("binned", "m-binned", &["second"]);
+    let purged = with("purged", "m-purged", &["second"]);
+    for img in [&copied, &also, &similar, &binned, &purged] {
+        create(c, img).await;
+    }
+    c.recycle_bin.move_to_bin(binned.id, ImageStatus::Active, t(1), t(50), &image_event(binned.id)).await.unwrap();
+    c.recycle_bin.move_to_bin(purged.id, ImageStatus::Active, t(1), t(50), &image_event(purged.id)).await.unwrap();
+    c.recycle_bin.purge(purged.id, None, &image_event(purged.id)).await.unwrap();
+
+    let second = c.images.live_manifests_in_store("second").await.unwrap();
+    assert_eq!(second, ["m-also", "m-binned", "m-copied"], "binned images count, purged ones and look-alike ids do not");
+    assert_eq!(c.images.live_manifests_in_store("third-site").await.unwrap(), ["m-copied"]);
+    assert_eq!(c.images.live_manifests_in_store("second_b").await.unwrap(), ["m-similar"]);
+    assert!(c.images.live_manifests_in_store("second_%").await.unwrap().is_empty(), "no pattern matching");
+    assert!(c.images.live_manifests_in_store("nowhere").await.unwrap().is_empty());
+}

@@ -27,7 +27,7 @@ pub enum ServerCommand {
         /// `x86_64` or `aarch64` [default: the image's].
         #[arg(long)]
         architecture: Option<String>,
-        /// `bios` or `uefi` [default: bios]; must match the image's hw_firmware_type when it has one.
+        /// `bios` or `uefi` [default: the image's hw_firmware_type, else bios]; must match it when the image has one.
         #[arg(long)]
         firmware: Option<String>,
         /// System volume size in GiB [default: the image's min_disk or guest disk size].
@@ -80,6 +80,7 @@ fn print_server(ctx: &Ctx, server: &ServerInfo) -> anyhow::Result<()> {
                 ("vcpus", server.vcpus.to_string()),
                 ("ram_mb", server.ram_mb.to_string()),
                 ("architecture", server.architecture.clone()),
+                ("firmware", server.firmware.clone()),
                 ("status", server.status.clone()),
                 ("image_id", server.image_id.clone().unwrap_or_default()),
                 ("created_at", server.created_at.clone()),

@@ -37,6 +37,9 @@ pub async fn run(ctx: &Ctx, command: StoreCommand) -> anyhow::Result<()> {
             if problems > 0 {
                 anyhow::bail!("verification found {problems} problem(s)");
             }
+            if !report.images_skipped.is_empty() {
+                anyhow::bail!("{} image(s) could not be verified", report.images_skipped.len());
+            }
             Ok(())
         }
         StoreCommand::Stats => ctx.print(&stats(&c.store_stats().await?, ctx.output)),
@@ -47,7 +50,7 @@ fn gc(r: &GcReport, format: OutputFormat) -> String {
     if format == OutputFormat::Json {
         return output::json(r);
     }
-    output::fields([
+    let mut pairs: Vec<(String, String)> = [
         ("chunks_deleted", r.chunks_deleted.to_string()),
         ("bytes_reclaimed", r.bytes_reclaimed.to_string()),
         ("manifests_removed", r.manifests_removed.to_string()),
@@ -58,7 +61,18 @@ fn gc(r: &GcReport, format: OutputFormat) -> String {
         ("deadline_reached", r.deadline_reached.to_string()),
         ("grace_seconds", r.grace_seconds.to_string()),
         ("duration_seconds", r.duration_seconds.to_string()),
-    ])
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    // The extra stores' collections, one line per figure and store.
+    for (store, extra) in &r.extra_stores {
+        pairs.push((format!("{store}.chunks_deleted"), extra.chunks_deleted.to_string()));
+        pairs.push((format!("{store}.bytes_reclaimed"), extra.bytes_reclaimed.to_string()));
+        pairs.push((format!("{store}.manifests_removed"), extra.manifests_removed.to_string()));
+        pairs.push((format!("{store}.chunks_live"), extra.chunks_live.to_string()));
+    }
+    output::fields(pairs)
 }
 
 fn verify(r: &VerifyReport, format: OutputFormat) -> String {
@@ -70,6 +84,7 @@ fn verify(r: &VerifyReport, format: OutputFormat) -> String {
         ("chunks_checked", r.chunks_checked.to_string()),
         ("bytes_checked", r.bytes_checked.to_string()),
         ("problems", (r.chunk_problems.len() + r.manifest_problems.len()).to_string()),
+        ("images_skipped", r.images_skipped.len().to_string()),
         ("duration_seconds", r.duration_seconds.to_string()),
     ]);
     if !r.chunk_problems.is_empty() {
@@ -90,6 +105,13 @@ fn verify(r: &VerifyReport, format: OutputFormat) -> String {
         let mut t = Table::new(["Image", "Manifest", "Problem", "Detail"]);
         for p in &r.manifest_problems {
             t.row([p.image_id.clone(), p.manifest_id.clone(), p.kind.clone(), p.detail.clone()]);
+        }
+        text.push_str(&t.render());
+    }
+    if !r.images_skipped.is_empty() {
+        let mut t = Table::new(["Image", "Not verified because"]);
+        for p in &r.images_skipped {
+            t.row([p.image_id.clone(), p.reason.clone()]);
         }
         text.push_str(&t.render());
     }

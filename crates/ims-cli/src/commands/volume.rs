@@ -110,7 +110,11 @@ pub async fn run(ctx: &Ctx, command: VolumeCommand) -> anyhow::Result<()> {
             match ctx.output {
                 OutputFormat::Json => ctx.print(&output::json(&attachment))?,
                 OutputFormat::Table => {
-                    ctx.print(&output::fields([("nbd_url", attachment.nbd_url), ("expires_at", attachment.expires_at)]))?
+                    ctx.print(&output::fields([
+                        ("nbd_url", attachment.nbd_url),
+                        ("tls", attachment.tls.to_string()),
+                        ("expires_at", attachment.expires_at),
+                    ]))?
                 }
             }
         }

@@ -43,7 +43,8 @@ pub struct NewServer {
     pub ram_mb: u64,
     /// The machine's architecture; defaults to the image's, else `x86_64`.
     pub architecture: Option<String>,
-    /// The firmware the machine boots with: `bios` (default) or `uefi`.
+    /// The firmware the machine boots with: `bios` or `uefi`; defaults to the image's
+    /// `hw_firmware_type`, else `bios`.
     pub firmware: Option<String>,
     /// The image or capsule the server is made from (recorded as the server's `image_id`).
     pub source: ServerSource,
@@ -84,7 +85,8 @@ impl ComputeService {
     /// visible, downloadable and active; the system image is not a data disk or whole-server image;
     /// `ram_mb` is at least the image's `min_ram`; the system volume at least its `min_disk` and guest
     /// disk; the architecture matches the image's, and so does the firmware when the image names one in
-    /// `hw_firmware_type` (`Invalid` otherwise). The server and its volumes are recorded in one
+    /// `hw_firmware_type` (`Invalid` otherwise; without a requested firmware the image's is taken, else
+    /// `bios`, and recorded on the server). The server and its volumes are recorded in one
     /// transaction: on error none exists.
     pub async fn create_server(&self, ctx: &RequestContext, new: NewServer) -> Result<(Server, Vec<Volume>)> {
         let caller = Self::writer(ctx)?;
@@ -138,7 +140,7 @@ impl ComputeService {
         }
         check_min_ram(image, new.ram_mb)?;
         let architecture = check_architecture(image, new.architecture.as_deref())?;
-        check_firmware(image, new.firmware.as_deref())?;
+        let firmware = check_firmware(image, new.firmware.as_deref())?;
         for data in &new.data_volumes {
             let source = match data.image_id {
                 Some(id) => Some(self.image_source(ctx, id).await?),
@@ -156,6 +158,7 @@ impl ComputeService {
             vcpus: new.vcpus,
             ram_mb: new.ram_mb,
             architecture: architecture.to_string(),
+            firmware: firmware.to_string(),
             status: ServerStatus::Shutoff,
             image_id: Some(requested.id),
             created_at: now,
@@ -267,19 +270,20 @@ fn check_min_ram(image: &Image, ram_mb: u64) -> Result<()> {
     Ok(())
 }
 
-/// The firmware a server boots with: the one asked for (`bios` by default), which must be the image's
-/// when the image names one in `hw_firmware_type`.
+/// The firmware a server boots with: the one asked for, which must be the image's when the image names
+/// one in `hw_firmware_type`; when none is asked for, the image's, else `bios`.
 fn check_firmware(image: &Image, requested: Option<&str>) -> Result<&'static str> {
     let known = |name: &str| match name.to_ascii_lowercase().as_str() {
         "bios" => Some("bios"),
         "uefi" => Some("uefi"),
         _ => None,
     };
+    let needed = image.properties.get("hw_firmware_type").and_then(|f| known(f));
     let requested = match requested {
-        None => "bios",
+        None => needed.unwrap_or("bios"),
         Some(r) => known(r).ok_or_else(|| CoreError::Invalid(format!("unknown firmware {r:?}: expected bios or uefi")))?,
     };
-    match image.properties.get("hw_firmware_type").and_then(|f| known(f)) {
+    match needed {
         Some(needed) if needed != requested => Err(CoreError::Invalid(format!(
             "image {} boots with {needed} firmware (hw_firmware_type={needed}); a server with {requested} firmware \
              cannot boot it: create the server with \"firmware\": \"{needed}\"",
@@ -333,13 +337,14 @@ mod tests {
     }
 
     #[test]
-    fn firmware_must_match_the_image_when_it_names_one() {
+    fn firmware_defaults_to_the_image_and_must_match_it_when_it_names_one() {
         let mut image = Image::new(Uuid::new_v4(), "p", crate::now());
         assert_eq!(check_firmware(&image, None).unwrap(), "bios");
         assert_eq!(check_firmware(&image, Some("UEFI")).unwrap(), "uefi");
         assert!(matches!(check_firmware(&image, Some("coreboot")), Err(CoreError::Invalid(_))));
         image.properties.insert("hw_firmware_type".into(), "uefi".into());
-        assert!(matches!(check_firmware(&image, None), Err(CoreError::Invalid(m)) if m.contains("uefi")));
+        assert_eq!(check_firmware(&image, None).unwrap(), "uefi", "without a request the image's firmware is taken");
+        assert!(matches!(check_firmware(&image, Some("bios")), Err(CoreError::Invalid(m)) if m.contains("uefi")));
         assert_eq!(check_firmware(&image, Some("uefi")).unwrap(), "uefi");
         image.properties.insert("hw_firmware_type".into(), "bios".into());
         assert!(matches!(check_firmware(&image, Some("uefi")), Err(CoreError::Invalid(_))));

@@ -1,19 +1,23 @@
 //! The job of a Glance import: inspect staged data (`glance-direct`) or fetch and store a URI
-//! (`web-download`), then activate the image; or copy an active image to other stores (`copy-image`).
-//! Restartable: an image already active is done; a `web-download` fetches again from the start; a
-//! `copy-image` skips the stores already recorded as holding the image, and chunks already copied.
+//! (`web-download`), convert it when the operator's import conversions ask for it, then activate the
+//! image; or copy an active image to other stores (`copy-image`).
+//! Restartable: an image already active is done; a `web-download` fetches again from the start; staged
+//! data stays recorded on the image until the activation replaces it with its conversion, so a retried
+//! `glance-direct` converts again from it; a `copy-image` skips the stores already recorded as holding
+//! the image, and chunks already copied.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use ims_formats::Format;
 use ims_catalog::{AuditEvent, Image, ImageStatus, Job};
 use serde_json::{json, Value};
 
 use super::{GlanceImportService, ImportMethod, ImportParams, FAILED_IMPORT, IMPORTING_TO_STORES};
 use crate::inspection::{inspect_stored, inspected_format};
 use crate::jobs::{JobContext, JobError, JobHandler};
-use crate::pipelines::{codes, job_error, job_image};
+use crate::pipelines::{codes, convert_stored, job_error, job_image};
 use crate::CoreError;
 
 /// Runs Glance import jobs.
@@ -40,18 +44,41 @@ impl JobHandler for GlanceImportHandler {
                 return Err(JobError::failed(codes::WRONG_STATE, format!("image {} is {other}, not importing", image.id)))
             }
         }
+        let conversion = self.conversion_of(&image);
         let stored = match p.method {
             ImportMethod::GlanceDirect => self.inspect_staged(image).await?,
-            ImportMethod::WebDownload => self.download(image, p.uri.as_deref().unwrap_or_default(), ctx).await?,
+            ImportMethod::WebDownload => {
+                let share = if conversion.is_some() { 50.0 } else { 99.0 };
+                self.download(image, p.uri.as_deref().unwrap_or_default(), share, ctx).await?
+            }
             ImportMethod::CopyImage => {
                 return Err(JobError::failed(codes::INTERNAL, "copy-image jobs are run by their own path"));
             }
         };
         ctx.check()?;
-        let (stored, failed) = self.copy_before_activation(stored, &p).await?;
-        self.activate(stored, &p, &failed).await?;
+        let staged = stored.manifest_id.clone().filter(|_| p.method == ImportMethod::GlanceDirect);
+        let stored = match conversion {
+            Some((_, target)) => self.convert(stored, target, &p, ctx).await?,
+            None => stored,
+        };
+        // The data written by this job (downloaded or converted), not yet recorded on the image.
+        let written = p.method == ImportMethod::WebDownload || conversion.is_some();
+        let (stored, failed, pending) = self.copy_before_activation(stored, &p, written).await?;
+        let disk_format = stored.disk_format.clone();
+        self.activate(stored, &p, &failed, written).await?;
+        // Activated: the catalog protects the copies from here on.
+        drop(pending);
+        if let Some(m) = staged.filter(|_| conversion.is_some()) {
+            // The staged original, replaced by its conversion: no longer referenced, its chunks go with
+            // garbage collection.
+            let _ = self.0.images.store.delete_manifest(&m).await;
+        }
         ctx.set_progress(100.0);
-        Ok(json!({"image_id": p.image_id, "stores": p.stores, "failed_stores": failed}))
+        let mut result = json!({"image_id": p.image_id, "stores": p.stores, "failed_stores": failed, "disk_format": disk_format});
+        if let Some((source, target)) = conversion {
+            result["conversion"] = json!({"from": source.to_string(), "to": target.to_string()});
+        }
+        Ok(result)
     }
 
     async fn on_failed(&self, job: &Job, code: &str, reason: &str) {
@@ -107,10 +134,12 @@ impl GlanceImportHandler {
             }
             let progress = |percent: f64| ctx.set_progress((done as f64 * 100.0 + percent) / count);
             match self.0.copy_to_store(&image, store, &progress).await {
-                Ok(copied) => {
+                Ok((copied, pending)) => {
                     sent.chunks += copied.chunks;
                     sent.bytes += copied.bytes;
-                    self.record_copy(&image, store).await?
+                    self.record_copy(&image, store).await?;
+                    // Recorded: the catalog protects the copy from here on.
+                    drop(pending);
                 }
                 Err(e) if p.all_stores_must_succeed => return Err(job_error(e)),
                 Err(e) => {
@@ -211,8 +240,37 @@ impl GlanceImportHandler {
         Ok(image)
     }
 
-    /// The URI's file streamed into the chunk store, hashed and inspected (as an upload is).
-    async fn download(&self, image: Image, uri: &str, ctx: &JobContext) -> Result<Image, JobError> {
+    /// The conversion the operator's import conversions ask for the image's declared format (source,
+    /// target), if any.
+    fn conversion_of(&self, image: &Image) -> Option<(Format, Format)> {
+        let source: Format = image.disk_format.as_deref()?.parse().ok()?;
+        let target = *self.0.conversions.get(&source)?;
+        (target != source).then_some((source, target))
+    }
+
+    /// The stored data (inspected as its declared format) converted to `target` in the chunk store; the
+    /// returned image describes the converted data (its manifest pending until activation), with the
+    /// original's format, size and hashes as `__original_*` properties. A download's original is dropped
+    /// at once (nothing records it); staged data stays recorded on the image until the activation replaces
+    /// it, so a job retried after a crash converts it again from the start.
+    async fn convert(&self, stored: Image, target: Format, p: &ImportParams, ctx: &JobContext) -> Result<Image, JobError> {
+        let images = &self.0.images;
+        let progress = if p.method == ImportMethod::WebDownload { 50.0..99.0 } else { 0.0..99.0 };
+        let converted = convert_stored(images, &stored, target, ctx, progress).await;
+        if p.method == ImportMethod::WebDownload {
+            if let Some(m) = &stored.manifest_id {
+                let _ = images.store.delete_manifest(m).await;
+                let _ = images.store.release_pending(m).await;
+            }
+        }
+        let converted = converted?;
+        ctx.check()?;
+        Ok(converted)
+    }
+
+    /// The URI's file streamed into the chunk store, hashed and inspected (as an upload is); the download
+    /// takes `share` percent of the job's progress.
+    async fn download(&self, image: Image, uri: &str, share: f64, ctx: &JobContext) -> Result<Image, JobError> {
         let policy = &self.0.settings.web_download;
         let (body, length) = policy.open(uri).await.map_err(|e| JobError::failed(codes::SOURCE_MISSING, e.0))?;
         let total = length.unwrap_or(0) as f64;
@@ -222,7 +280,7 @@ impl GlanceImportHandler {
             .inspect(move |piece| {
                 if let (Ok(piece), true) = (piece, total > 0.0) {
                     read += piece.len() as u64;
-                    progress.set_progress(99.0 * read as f64 / total);
+                    progress.set_progress(share * read as f64 / total);
                 }
             })
             .boxed();
@@ -233,15 +291,25 @@ impl GlanceImportHandler {
     }
 
     /// An import to several stores: the data, stored in the default store, copied to the other stores
-    /// named, before the image turns active (which records them). Returns the image with its extra stores
-    /// and the stores that failed; with `all_stores_must_succeed` the first failure fails the import
-    /// (the copies made are removed again).
-    async fn copy_before_activation(&self, mut image: Image, p: &ImportParams) -> Result<(Image, Vec<String>), JobError> {
+    /// named, before the image turns active (which records them). Returns the image with its extra stores,
+    /// the stores that failed, and the guards of the copies' pending manifests (held until activation);
+    /// with `all_stores_must_succeed` the first failure fails the import (the copies made are removed again,
+    /// and so is the data, when `written` by this job rather than staged).
+    async fn copy_before_activation(
+        &self,
+        mut image: Image,
+        p: &ImportParams,
+        written: bool,
+    ) -> Result<(Image, Vec<String>, Vec<ims_store::PendingRelease>), JobError> {
         let mut failed = Vec::new();
+        let mut pending = Vec::new();
         let stores = &self.0.settings.stores;
         for store in p.stores.iter().filter(|s| *s != super::DEFAULT_STORE_ID) {
             match self.0.copy_to_store(&image, store, &|_: f64| {}).await {
-                Ok(_) => image.extra_stores.push(store.clone()),
+                Ok((_, guard)) => {
+                    image.extra_stores.push(store.clone());
+                    pending.push(guard);
+                }
                 Err(e) if p.all_stores_must_succeed => {
                     if let Some(m) = &image.manifest_id {
                         for copied in &image.extra_stores {
@@ -249,8 +317,8 @@ impl GlanceImportHandler {
                                 let _ = target.delete_manifest(m).await;
                             }
                         }
-                        if p.method == ImportMethod::WebDownload {
-                            // The downloaded data was never recorded on the image.
+                        if written {
+                            // The downloaded or converted data was never recorded on the image.
                             let _ = self.0.images.store.delete_manifest(m).await;
                             let _ = self.0.images.store.release_pending(m).await;
                         }
@@ -263,12 +331,13 @@ impl GlanceImportHandler {
                 }
             }
         }
-        Ok((image, failed))
+        Ok((image, failed, pending))
     }
 
     /// importing → active with the stored data; `IMAGE_GONE` if the image was deleted or changed meanwhile.
-    /// Stores that `failed` are recorded in `os_glance_failed_import`.
-    async fn activate(&self, mut image: Image, p: &ImportParams, failed: &[String]) -> Result<(), JobError> {
+    /// Stores that `failed` are recorded in `os_glance_failed_import`. Data `written` by this job (downloaded
+    /// or converted) is released from pending once recorded, and dropped if the activation fails.
+    async fn activate(&self, mut image: Image, p: &ImportParams, failed: &[String], written: bool) -> Result<(), JobError> {
         let images = &self.0.images;
         image.status = ImageStatus::Active;
         image.updated_at = crate::now();
@@ -294,7 +363,7 @@ impl GlanceImportHandler {
         event.detail = Some(format!("{} to {}", p.method.as_str(), p.stores.join(",")));
         let manifest = image.manifest_id.clone();
         if let Err(e) = images.save_activation(&image, &[ImageStatus::Importing], &event).await {
-            if p.method == ImportMethod::WebDownload {
+            if written {
                 if let Some(m) = &manifest {
                     let _ = images.store.delete_manifest(m).await;
                     let _ = images.store.release_pending(m).await;
@@ -308,7 +377,7 @@ impl GlanceImportHandler {
                 other => job_error(other.into()),
             });
         }
-        if let Some(m) = manifest.filter(|_| p.method == ImportMethod::WebDownload) {
+        if let Some(m) = manifest.filter(|_| written) {
             if let Err(e) = images.store.release_pending(&m).await {
                 tracing::warn!(image = %image.id, error = %e, "pending manifest left to expire");
             }

@@ -113,12 +113,19 @@ pub struct GlanceImportService {
     pub(crate) images: ImageService,
     pub(crate) jobs: JobService,
     pub(crate) settings: Arc<ImportSettings>,
+    /// The stored format per source format (the operator's `import_conversions`, shared with the pipelines).
+    pub(crate) conversions: Arc<crate::pipelines::ImportConversions>,
 }
 
 impl Services {
     /// The Glance import use cases over these services, with `settings`.
+    /// The extra stores of `settings` become those every image service of these services knows.
+    /// Imported data is converted as the import conversions of these services say
+    /// ([`Services::with_pipelines`]).
     pub fn glance_import(&self, settings: Arc<ImportSettings>) -> GlanceImportService {
-        GlanceImportService { images: self.images.clone(), jobs: self.jobs.clone(), settings }
+        self.images.extra_stores.set(&settings.stores);
+        let conversions = Arc::clone(&self.import_conversions);
+        GlanceImportService { images: self.images.clone(), jobs: self.jobs.clone(), settings, conversions }
     }
 }
 

@@ -7,12 +7,9 @@
 //! /v2/stores/{store}/{image}`); the copy in the default store stays for as long as the image does.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
-
-use futures::{StreamExt, TryStreamExt};
+use std::sync::{Arc, RwLock};
 use ims_catalog::{Image, ImageStatus};
-use ims_store::{ChunkId, ChunkStore, StoreError};
+use ims_store::{ChunkStore, PendingRelease, StoreError};
 use uuid::Uuid;
 
 use super::GlanceImportService;
@@ -20,9 +17,6 @@ use crate::{CoreError, Policy, RequestContext, Result};
 
 /// The id of the node's default store (the chunk store every image is written to).
 pub const DEFAULT_STORE_ID: &str = "local";
-
-/// Chunks copied between stores at once.
-const COPY_CONCURRENCY: usize = 8;
 
 /// One store, as `/v2/info/stores` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +61,30 @@ impl std::fmt::Debug for Stores {
 impl Default for Stores {
     fn default() -> Stores {
         Stores::new("Deduplicated, compressed chunk store", "file")
+    }
+}
+
+/// The chunk stores of the node's extra stores, by id, as every clone of an [`crate::ImageService`] sees
+/// them: set from the [`Stores`] registry when the Glance import service is made, read by garbage
+/// collection, purges and reads that fall back on a copy.
+#[derive(Clone, Default)]
+pub(crate) struct ExtraStores(Arc<RwLock<BTreeMap<String, ChunkStore>>>);
+
+impl ExtraStores {
+    /// Replaces the extra stores with those of `stores`.
+    pub(crate) fn set(&self, stores: &Stores) {
+        let extra = stores.extra.iter().map(|(id, s)| (id.clone(), s.chunks.clone())).collect();
+        *self.0.write().expect("extra stores poisoned") = extra;
+    }
+
+    /// The chunk store of the extra store `id`, if there is one.
+    pub(crate) fn get(&self, id: &str) -> Option<ChunkStore> {
+        self.0.read().expect("extra stores poisoned").get(id).cloned()
+    }
+
+    /// Every extra store, by id.
+    pub(crate) fn all(&self) -> Vec<(String, ChunkStore)> {
+        self.0.read().expect("extra stores poisoned").iter().map(|(id, s)| (id.clone(), s.clone())).collect()
     }
 }
 
@@ -133,18 +151,36 @@ pub fn image_stores(image: &Image) -> Vec<String> {
     std::iter::once(DEFAULT_STORE_ID.to_string()).chain(image.extra_stores.iter().cloned()).collect()
 }
 
+impl crate::ImageService {
+    /// Drops the manifests of `image`'s copies in extra stores (once the image is gone for good: deleted
+    /// or purged from the recycle bin), so that those stores' garbage collection reclaims the chunks no
+    /// other copy uses. A manifest that cannot be deleted is logged and left to that garbage collection
+    /// (it no longer protects anything: no live image names the store).
+    pub(crate) async fn drop_store_copies(&self, image: &Image) {
+        let Some(manifest_id) = &image.manifest_id else { return };
+        for store_id in &image.extra_stores {
+            let Some(store) = self.extra_stores.get(store_id) else { continue };
+            if let Err(e) = store.delete_manifest(manifest_id).await {
+                tracing::warn!(image = %image.id, store = %store_id, error = %e, "copy's manifest left for garbage collection");
+            }
+        }
+    }
+}
+
 impl GlanceImportService {
     /// Copies the data of the active image `image` (manifest and the chunks the target lacks) from the
     /// default store to the extra store `store_id`, reporting the percent done to `progress`, and returns
-    /// what was sent. Idempotent: chunks already there are not sent again. The manifest is saved last, so
-    /// a store holding it holds every chunk it names. Does not change the catalog. `Invalid` for a store
-    /// that is not an extra store; store failures are `Unavailable`.
+    /// what was sent, with the guard of the copy's pending manifest in that store: hold it until the catalog
+    /// records the copy (dropping it releases the pending manifest), so that the store's garbage collection
+    /// spares the copy until then. Idempotent: chunks already there are not sent again. The manifest is
+    /// saved last, so a store holding it holds every chunk it names. Does not change the catalog.
+    /// `Invalid` for a store that is not an extra store; store failures are `Unavailable`.
     pub(crate) async fn copy_to_store(
         &self,
         image: &Image,
         store_id: &str,
         progress: &(dyn Fn(f64) + Send + Sync),
-    ) -> Result<CopyCount> {
+    ) -> Result<(CopyCount, PendingRelease)> {
         let target = self
             .settings
             .stores
@@ -156,36 +192,11 @@ impl GlanceImportService {
             .ok_or_else(|| CoreError::Conflict(format!("image {} has no data", image.id)))?;
         let source = &self.images.store;
         let manifest = source.load_manifest(manifest_id).await.map_err(unavailable)?;
-        let mut ids: Vec<ChunkId> = manifest.extents.iter().filter_map(|e| e.chunk).collect();
-        ids.sort();
-        ids.dedup();
-        let total = ids.len().max(1) as f64;
-        let fresh_for = target.gc_grace() / 2;
-        let done = AtomicU64::new(0);
-        let sent_chunks = AtomicU64::new(0);
-        let sent_bytes = AtomicU64::new(0);
-        futures::stream::iter(ids)
-            .map(|id| {
-                let (done, sent_chunks, sent_bytes) = (&done, &sent_chunks, &sent_bytes);
-                async move {
-                    if !fresh_in(target, &id, fresh_for).await? {
-                        let object = source.objects().get(&id.object_path()).await?.bytes().await?;
-                        sent_bytes.fetch_add(object.len() as u64, Ordering::Relaxed);
-                        target.objects().put(&id.object_path(), object.into()).await?;
-                        sent_chunks.fetch_add(1, Ordering::Relaxed);
-                    }
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    progress(99.0 * n as f64 / total);
-                    Ok::<(), StoreError>(())
-                }
-            })
-            .buffer_unordered(COPY_CONCURRENCY)
-            .try_collect::<()>()
-            .await
-            .map_err(unavailable)?;
-        // The manifest last: a store holding an image's manifest holds all its chunks.
-        target.save_manifest_as(manifest_id, &manifest).await.map_err(unavailable)?;
-        Ok(CopyCount { chunks: sent_chunks.into_inner(), bytes: sent_bytes.into_inner() })
+        // Journaled like a write, so that the target's garbage collection cannot take a chunk from under it.
+        let report = |done: u64, total: u64| progress(99.0 * done as f64 / total.max(1) as f64);
+        let copied = target.copy_file_from(source, manifest_id, &manifest, &report).await.map_err(unavailable)?;
+        let pending = PendingRelease::new(target, copied.pending_id);
+        Ok((CopyCount { chunks: copied.chunks_written, bytes: copied.bytes_written }, pending))
     }
 
     /// Removes the copy of image `id` held by the extra store `store_id` (`DELETE
@@ -223,20 +234,6 @@ impl GlanceImportService {
             target.delete_manifest(manifest_id).await.map_err(unavailable)?;
         }
         Ok(())
-    }
-}
-
-/// Whether chunk `id` is in `store` and younger than `fresh_for`. A chunk held longer is written again by
-/// the copy (same object), so that the store's garbage collection, which spares chunks younger than its
-/// grace period, cannot remove it before the manifest naming it is saved.
-async fn fresh_in(store: &ChunkStore, id: &ChunkId, fresh_for: Duration) -> std::result::Result<bool, StoreError> {
-    match store.objects().head(&id.object_path()).await {
-        Ok(meta) => {
-            let modified: SystemTime = meta.last_modified.into();
-            Ok(SystemTime::now().duration_since(modified).unwrap_or(Duration::ZERO) < fresh_for)
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(false),
-        Err(e) => Err(e.into()),
     }
 }
 

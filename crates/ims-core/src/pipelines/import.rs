@@ -14,19 +14,58 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::StreamExt;
 use ims_catalog::{Image, ImageChange, ImageStatus, Job, Lineage, SourceType, Visibility};
-use ims_formats::{Format, Limits, Target, WriteOptions};
+use ims_formats::Format;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{codes, job_error, job_image, sink, PipelineService};
+use super::convert::convert_stored;
+use super::{codes, job_error, job_image, PipelineService};
 use crate::buckets::parse_bucket_url;
-use crate::inspection::ManifestReader;
 use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::{CoreError, Policy, RequestContext, Result};
 
 /// The job type of imports from a bucket file (the IMS API's name).
 pub const IMPORT_JOB: &str = "createImageByFile";
+
+/// Imports held before they read their bucket object, by `bucket:key` (see [`hold_imports_of`]).
+static HOLDS: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::RwLock<()>>>> = std::sync::Mutex::new(BTreeMap::new());
+
+/// Holds every import job of the bucket object `image_url` (`bucket:key`) in this process right before it
+/// reads the object, until the returned hold is dropped: the image stays `importing` meanwhile (the job
+/// keeps heartbeating, and a cancelled job stops waiting). For tests that must observe an import while it
+/// runs, deterministically; the service itself never holds an import. A second hold of the same object
+/// replaces the first.
+pub fn hold_imports_of(image_url: &str) -> ImportHold {
+    let gate = Arc::new(tokio::sync::RwLock::new(()));
+    let guard = gate.clone().try_write_owned().expect("a new lock is free");
+    HOLDS.lock().expect("import holds poisoned").insert(image_url.to_string(), gate);
+    ImportHold { image_url: image_url.to_string(), _guard: guard }
+}
+
+/// A hold on the imports of one bucket object; dropping it lets them go on.
+#[must_use = "dropping the hold releases the imports at once"]
+pub struct ImportHold {
+    image_url: String,
+    _guard: tokio::sync::OwnedRwLockWriteGuard<()>,
+}
+
+impl Drop for ImportHold {
+    fn drop(&mut self) {
+        HOLDS.lock().expect("import holds poisoned").remove(&self.image_url);
+    }
+}
+
+/// Waits while an [`ImportHold`] holds the imports of `bucket:key` (or until the job is cancelled).
+async fn wait_while_held(bucket: &str, key: &str, ctx: &JobContext) {
+    let gate = HOLDS.lock().expect("import holds poisoned").get(&format!("{bucket}:{key}")).cloned();
+    if let Some(gate) = gate {
+        tokio::select! {
+            _ = gate.read() => {}
+            _ = ctx.cancelled() => {}
+        }
+    }
+}
 
 /// What to store for each source format (operator setting): absent means "keep the file as is".
 pub type ImportConversions = HashMap<Format, Format>;
@@ -262,6 +301,8 @@ impl JobHandler for ImportHandler {
         let share = if converting { 50.0 } else { 99.0 };
 
         // 1. The file as it is, streamed into the chunk store and inspected as its declared format.
+        wait_while_held(&p.bucket, &p.key, ctx).await;
+        ctx.check()?;
         let (_, data) = pipelines.buckets.open_unchecked(&p.bucket, &p.key).await.map_err(job_error)?;
         let total = object.size.max(1) as f64;
         let progress = ctx.clone();
@@ -284,20 +325,13 @@ impl JobHandler for ImportHandler {
 
         // 2. The conversion, from the stored file to the stored result.
         let result = if converting {
-            let converted = self.convert(&stored, target, ctx).await;
+            let converted = convert_stored(&pipelines.images, &stored, target, ctx, 50.0..99.0).await;
             // The original's manifest is not kept either way.
             if let Some(m) = &stored.manifest_id {
                 let _ = pipelines.images.store.delete_manifest(m).await;
                 let _ = pipelines.images.store.release_pending(m).await;
             }
-            let mut converted = converted?;
-            let props = &mut converted.properties;
-            props.insert("__original_disk_format".into(), source.to_string());
-            props.insert("__original_size".into(), stored.size.unwrap_or_default().to_string());
-            props.insert("__original_checksum".into(), stored.checksum.clone().unwrap_or_default());
-            props.insert("__original_os_hash_algo".into(), stored.os_hash_algo.clone().unwrap_or_default());
-            props.insert("__original_os_hash_value".into(), stored.os_hash_value.clone().unwrap_or_default());
-            converted
+            converted?
         } else {
             stored
         };
@@ -329,46 +363,6 @@ pub(crate) async fn requeue_after_failure(images: &crate::ImageService, job: &Jo
 }
 
 impl ImportHandler {
-    /// Writes the guest disk of `stored` (its file in the chunk store) as `target` back into the chunk store.
-    async fn convert(&self, stored: &Image, target: Format, ctx: &JobContext) -> std::result::Result<Image, JobError> {
-        let pipelines = &self.0;
-        let manifest_id = stored.manifest_id.clone().ok_or_else(|| JobError::failed(codes::INTERNAL, "no data stored"))?;
-        let source: Format = format_param(stored.disk_format.as_deref().unwrap_or_default())?;
-        let store = pipelines.images.store_for_reading(stored).await.map_err(job_error)?;
-        let manifest = pipelines.images.store.load_manifest(&manifest_id).await.map_err(|e| {
-            JobError::transient(codes::UNAVAILABLE, format!("the imported file cannot be read back: {e}"))
-        })?;
-        let reader = ManifestReader::new(store, Arc::new(manifest), tokio::runtime::Handle::current());
-        let (mut writer, stream) = sink::channel(ctx.clone());
-        let progress = ctx.clone();
-        let writing = tokio::task::spawn_blocking(move || {
-            let written = convert_blocking(reader, source, target, &mut writer, &progress);
-            match written {
-                Ok(()) => writer.finish().map_err(|e| JobError::transient(codes::UNAVAILABLE, e.to_string())),
-                Err(e) => {
-                    writer.fail(CoreError::Invalid(e.to_string()));
-                    Err(e)
-                }
-            }
-        });
-        let mut result = stored.clone();
-        result.disk_format = Some(target.to_string());
-        let received = pipelines.images.receive(result, None, stream).await;
-        let written = writing.await.map_err(|e| JobError::failed(codes::INTERNAL, format!("conversion: {e}")))?;
-        match (written, received) {
-            (Ok(()), Ok(image)) => Ok(image),
-            (Err(e), received) => {
-                if let Ok(image) = received {
-                    if let Some(m) = &image.manifest_id {
-                        let _ = pipelines.images.store.release_pending(m).await;
-                    }
-                }
-                Err(e)
-            }
-            (Ok(()), Err(e)) => Err(job_error(e)),
-        }
-    }
-
     /// importing → active with the stored result; `IMAGE_GONE` if the image was deleted meanwhile.
     async fn activate(&self, ctx: &JobContext, mut image: Image) -> std::result::Result<Value, JobError> {
         ctx.check()?;
@@ -405,23 +399,4 @@ impl ImportHandler {
             "virtual_size": image.virtual_size,
         }))
     }
-}
-
-fn convert_blocking(
-    reader: ManifestReader,
-    source: Format,
-    target: Format,
-    out: &mut sink::ChannelWriter,
-    ctx: &JobContext,
-) -> std::result::Result<(), JobError> {
-    let disk = ims_formats::open(Arc::new(reader), source, &Limits::default())
-        .map_err(|e| JobError::failed(codes::SOURCE_CORRUPT, format!("the imported file cannot be read: {e}")))?;
-    let virtual_size = disk.virtual_size().max(1);
-    let progress = |done: u64| ctx.set_progress(50.0 + 49.0 * done as f64 / virtual_size as f64);
-    let opts = WriteOptions { threads: 2, ..WriteOptions::default() };
-    ims_formats::write_image(&*disk, target, Target::Stream(out), &opts, &progress).map_err(|e| match e {
-        ims_formats::FormatError::Io(io) => JobError::transient(codes::UNAVAILABLE, format!("converting: {io}")),
-        other => JobError::failed(codes::SOURCE_CORRUPT, format!("the imported file cannot be converted: {other}")),
-    })?;
-    Ok(())
 }

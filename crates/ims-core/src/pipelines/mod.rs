@@ -1,6 +1,7 @@
 //! The IMS image pipelines, run as jobs: each operation checks its request and enqueues a job; the job's
 //! [`JobHandler`](crate::jobs::JobHandler) does the work on whichever node claims it.
 
+mod convert;
 mod copy;
 mod cross_region;
 mod export;
@@ -15,10 +16,13 @@ use crate::buckets::BucketStore;
 use crate::jobs::{JobError, JobHandlers, JobService};
 use crate::{CoreError, ImageService, Services};
 
+pub(crate) use convert::convert_stored;
 pub use copy::COPY_JOB;
 pub use cross_region::{CrossRegionCopy, CROSS_REGION_COPY_JOB};
 pub use export::{ExportFormat, EXPORT_JOB};
-pub use import::{parse_conversions, source_format, ImportConversions, ImportRequest, IMPORT_JOB};
+pub use import::{
+    hold_imports_of, parse_conversions, source_format, ImportConversions, ImportHold, ImportRequest, IMPORT_JOB,
+};
 
 /// Error codes of failed pipeline jobs (the job's `error_code`), each with a human `fail_reason`.
 pub mod codes {

@@ -12,8 +12,12 @@
 //! 4. sweep, until a deadline a quarter of the grace period after step 1: orphan manifests and expired
 //!    pending manifests, then every unmarked chunk that is older than the grace period, each age checked
 //!    again right before its delete.
+//!
+//! Every extra store (Glance multiple stores) is collected the same way, one after the other, with its own
+//! roots: the manifests of the images (binned ones included) whose `extra_stores` names it. Copies into an
+//! extra store are journaled like writes (`ChunkStore::copy_file_from`), so the same argument holds there.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::{StreamExt, TryStreamExt};
@@ -67,6 +71,18 @@ pub struct GcReport {
     /// Whether the sweep stopped at its deadline with garbage left (the next collection takes it).
     pub deadline_reached: bool,
     pub duration_seconds: f64,
+    /// The collections of the extra stores, by store id (the fields above are the default store's).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_stores: BTreeMap<String, GcReport>,
+}
+
+/// Whose manifests are the catalog's roots in one store.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Roots<'a> {
+    /// The default store: every live image's manifest and every server volume's.
+    DefaultStore,
+    /// An extra store: the manifests of the images holding a copy there.
+    ExtraStore(&'a str),
 }
 
 /// The store's clock during one collection: its reading at the start plus the time elapsed since.
@@ -85,7 +101,7 @@ impl StoreClock {
     }
 }
 
-pub(super) async fn collect(catalog: &Catalog, store: &ChunkStore, options: &GcOptions) -> Result<GcReport> {
+pub(super) async fn collect(catalog: &Catalog, store: &ChunkStore, roots_of: Roots<'_>, options: &GcOptions) -> Result<GcReport> {
     let started = Instant::now();
     let fail = |what: &'static str| move |e: StoreError| store_failure(what, e);
     let clock = StoreClock { at_start: store.store_time().await.map_err(fail("reading the store clock"))?, started };
@@ -115,9 +131,15 @@ pub(super) async fn collect(catalog: &Catalog, store: &ChunkStore, options: &GcO
     // 3. Saved manifests, then the catalog (so a manifest activated after the listing is still found).
     let manifests = store.list_manifests().await.map_err(fail("listing manifests"))?;
     report.manifests_scanned = manifests.len() as u64;
-    let mut live: HashSet<String> = catalog.images.live_manifests().await?.into_iter().collect();
-    // Server volumes hold manifests of their own (copy-on-write over images' chunks).
-    live.extend(catalog.compute.live_manifests().await?);
+    let live: HashSet<String> = match roots_of {
+        Roots::DefaultStore => {
+            let mut live: HashSet<String> = catalog.images.live_manifests().await?.into_iter().collect();
+            // Server volumes hold manifests of their own (copy-on-write over images' chunks).
+            live.extend(catalog.compute.live_manifests().await?);
+            live
+        }
+        Roots::ExtraStore(id) => catalog.images.live_manifests_in_store(id).await?.into_iter().collect(),
+    };
     let listed: HashSet<&str> = manifests.iter().map(|m| m.id.as_str()).collect();
     let mut roots: Vec<String> = live.iter().filter(|m| !listed.contains(m.as_str())).cloned().collect();
     let mut orphans = Vec::new();
@@ -196,6 +218,7 @@ pub(super) async fn collect(catalog: &Catalog, store: &ChunkStore, options: &GcO
     }
     report.duration_seconds = seconds(started.elapsed());
     tracing::info!(
+        store = ?roots_of,
         chunks_deleted = report.chunks_deleted,
         bytes_reclaimed = report.bytes_reclaimed,
         manifests_removed = report.manifests_removed,

@@ -17,8 +17,8 @@ use crate::images::ImageService;
 use crate::{CoreError, Policy, RequestContext, Result};
 
 pub use gc::{GcOptions, GcReport, DEFAULT_PENDING_TTL};
-pub use stats::{ProjectUsage, StoreStats};
-pub use verify::{ChunkProblem, ManifestProblem, ProblemKind, VerifyReport};
+pub use stats::{ChunkReadsSinceStart, ProjectUsage, StoreStats};
+pub use verify::{ChunkProblem, ManifestProblem, ProblemKind, SkippedImage, VerifyReport};
 
 /// Chunks read, verified or deleted at once by one store administration task.
 const IN_FLIGHT: usize = 8;
@@ -44,7 +44,8 @@ impl StoreAdminService {
         &self.images.store
     }
 
-    /// Runs one mark-and-sweep collection (admins only) and reports what it reclaimed. Safe while other
+    /// Runs one mark-and-sweep collection of the default store and of every extra store (admins only)
+    /// and reports what it reclaimed in each. Safe while other
     /// nodes upload, import and copy, as long as `options.grace` is at least the grace period the writers
     /// assume ([`ChunkStore::gc_grace`]); a grace of zero is for stores nobody writes to meanwhile.
     /// Waits for a collection already running on this node. Store or catalog failures abort the
@@ -55,14 +56,25 @@ impl StoreAdminService {
     }
 
     /// [`StoreAdminService::collect_garbage`] for the node's own schedule (no caller to authorize).
+    /// Collects the default store, then each extra store in id order (reported under
+    /// [`GcReport::extra_stores`]); a failure in an extra store ends the run with an error naming it.
     pub async fn collect_garbage_scheduled(&self, options: GcOptions) -> Result<GcReport> {
         let _running = self.running.lock().await;
-        gc::collect(self.catalog(), self.store(), &options).await
+        let mut report = gc::collect(self.catalog(), self.store(), gc::Roots::DefaultStore, &options).await?;
+        for (id, store) in self.images.extra_stores.all() {
+            let extra = gc::collect(self.catalog(), &store, gc::Roots::ExtraStore(&id), &options).await.map_err(|e| {
+                CoreError::Unavailable(format!("garbage collection of store {id}: {e}"))
+            })?;
+            report.extra_stores.insert(id, extra);
+        }
+        Ok(report)
     }
 
     /// Reads and verifies every chunk of every image with data, or of the one image `image_id` (admins
     /// only; `NotFound` if that image does not exist). Reports each missing or corrupt chunk with the
-    /// image and file offsets that use it, and each image whose manifest is missing or unreadable. Read-only.
+    /// image and file offsets that use it, each image whose manifest is missing or unreadable, and each
+    /// encrypted image skipped because its master key is disabled or gone. Read-only; bypasses the chunk
+    /// cache (every chunk is read from the store).
     pub async fn verify(&self, ctx: &RequestContext, image_id: Option<Uuid>) -> Result<VerifyReport> {
         Policy::check_admin(ctx)?;
         let images = match image_id {

@@ -55,6 +55,18 @@ pub struct StoreStats {
     /// Per project, ordered by project id.
     pub projects: Vec<ProjectUsage>,
     pub duration_seconds: f64,
+    /// Chunk objects the answering node fetched from the store since it started, and their stored
+    /// bytes (per node; the other counters are of the whole store).
+    pub node_chunk_reads: ChunkReadsSinceStart,
+}
+
+/// See [`StoreStats::node_chunk_reads`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ChunkReadsSinceStart {
+    /// Chunk objects fetched.
+    pub chunks: u64,
+    /// Their bytes as stored (compressed, encrypted).
+    pub bytes: u64,
 }
 
 pub(super) async fn stats(store: &ChunkStore, images: Vec<Image>) -> Result<StoreStats> {
@@ -115,6 +127,8 @@ pub(super) async fn stats(store: &ChunkStore, images: Vec<Image>) -> Result<Stor
     stats.physical_bytes = stats.chunk_bytes + stats.manifest_bytes;
     stats.dedup_ratio =
         if stats.referenced_bytes == 0 { 1.0 } else { stats.logical_bytes as f64 / stats.referenced_bytes as f64 };
+    let reads = store.chunk_reads();
+    stats.node_chunk_reads = ChunkReadsSinceStart { chunks: reads.chunks, bytes: reads.bytes };
     stats.duration_seconds = seconds(started.elapsed());
     Ok(stats)
 }

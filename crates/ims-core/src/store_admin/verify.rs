@@ -44,9 +44,18 @@ pub struct ManifestProblem {
     pub detail: String,
 }
 
+/// An image whose chunks were not verified, and why: an encrypted image whose master key is disabled
+/// or gone (its chunks cannot be decrypted, so nothing can be said of them until the key is back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedImage {
+    pub image_id: Uuid,
+    pub reason: String,
+}
+
 /// The result of a verification.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct VerifyReport {
+    /// Images whose manifests were read (skipped images excluded).
     pub images_checked: u64,
     /// Distinct chunks read and hashed (a chunk shared by images is read once).
     pub chunks_checked: u64,
@@ -55,13 +64,15 @@ pub struct VerifyReport {
     /// Every use of a missing or corrupt chunk, ordered by image then offset.
     pub chunk_problems: Vec<ChunkProblem>,
     pub manifest_problems: Vec<ManifestProblem>,
+    /// Images not verified, in id order. A report with skipped images is not clean.
+    pub images_skipped: Vec<SkippedImage>,
     pub duration_seconds: f64,
 }
 
 impl VerifyReport {
-    /// Whether nothing is wrong.
+    /// Whether every image was verified and nothing is wrong.
     pub fn is_clean(&self) -> bool {
-        self.chunk_problems.is_empty() && self.manifest_problems.is_empty()
+        self.chunk_problems.is_empty() && self.manifest_problems.is_empty() && self.images_skipped.is_empty()
     }
 }
 
@@ -78,6 +89,16 @@ pub(super) async fn verify(images: &ImageService, list: Vec<Image>) -> Result<Ve
     let mut uses: BTreeMap<ChunkId, Use> = BTreeMap::new();
     for image in list {
         let Some(manifest_id) = image.manifest_id.clone() else { continue };
+        // The image's encryption domain decides how its chunks decode. Without its key they cannot be
+        // read at all: the image is reported as skipped (never as clean), and the others are verified.
+        let store = match images.store_for_reading(&image).await {
+            Ok(store) => store,
+            Err(CoreError::Forbidden(reason)) => {
+                report.images_skipped.push(SkippedImage { image_id: image.id, reason });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         report.images_checked += 1;
         let manifest = match images.store.load_manifest(&manifest_id).await {
             Ok(m) => m,
@@ -93,8 +114,6 @@ pub(super) async fn verify(images: &ImageService, list: Vec<Image>) -> Result<Ve
             }
             Err(e) => return Err(store_failure("reading a manifest", e)),
         };
-        // The image's encryption domain decides how its chunks decode.
-        let store = images.store_for_reading(&image).await?;
         for extent in &manifest.extents {
             let Some(chunk) = extent.chunk else { continue };
             uses.entry(chunk)

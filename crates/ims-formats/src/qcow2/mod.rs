@@ -243,21 +243,32 @@ impl Qcow2Map {
             .get_or_load(l2_offset, || self.source.read_vec("L2 table", l2_offset, cs))
     }
 
-    /// The unit holding guest unit number `unit` (global index).
-    fn unit(&self, unit: u64) -> Result<Unit> {
+    /// The L2 table that maps guest unit number `unit` (global index), with its file offset, or
+    /// `None` when the unit's L1 entry has no table (the whole span is unallocated).
+    fn l2_for(&self, unit: u64) -> Result<Option<(u64, Arc<Vec<u8>>)>> {
+        let per_cluster = if self.h.extended_l2() { 32 } else { 1 };
+        let cluster = unit / per_cluster;
+        let l1e = be64_at(&self.l1, cluster / self.l2_entries)
+            .ok_or_else(|| corrupt(format!("guest cluster {cluster} is outside the L1 table")))?;
+        let l2_offset = l1e & OFFSET_MASK;
+        if l2_offset == 0 {
+            return Ok(None);
+        }
+        Ok(Some((l2_offset, self.l2_table(l2_offset)?)))
+    }
+
+    /// The unit holding guest unit number `unit` (global index), given the L2 table that maps it
+    /// ([`Qcow2Map::l2_for`]): looking the table up once serves every unit of its span.
+    fn unit(&self, l2: Option<&(u64, Arc<Vec<u8>>)>, unit: u64) -> Result<Unit> {
         let ext = self.h.extended_l2();
         let per_cluster = if ext { 32 } else { 1 };
         let cluster = unit / per_cluster;
         let sub = unit % per_cluster;
-        let l1_index = cluster / self.l2_entries;
         let l2_index = cluster % self.l2_entries;
-        let l1e = be64_at(&self.l1, l1_index)
-            .ok_or_else(|| corrupt(format!("guest cluster {cluster} is outside the L1 table")))?;
-        let l2_offset = l1e & OFFSET_MASK;
-        if l2_offset == 0 {
+        let Some((l2_offset, table)) = l2 else {
             return Ok(Unit::Unallocated);
-        }
-        let table = self.l2_table(l2_offset)?;
+        };
+        let l2_offset = *l2_offset;
         let (entry, bitmap) = if ext {
             (be64_at(&table, l2_index * 2), be64_at(&table, l2_index * 2 + 1))
         } else {
@@ -343,7 +354,9 @@ impl BlockMap for Qcow2Map {
         }
         let first_unit = offset / us;
         let in_unit = offset % us;
-        let first = self.unit(first_unit)?;
+        // Every unit up to `l1_end_unit` below is mapped by this one table.
+        let l2 = self.l2_for(first_unit)?;
+        let first = self.unit(l2.as_ref(), first_unit)?;
         let mut len = (us - in_unit).min(max_len);
         let run = match first {
             Unit::Host(h) => Run::Host(h + in_unit),
@@ -363,7 +376,7 @@ impl BlockMap for Qcow2Map {
         let l1_end_unit = (first_unit / per_l1 + 1).saturating_mul(per_l1);
         let mut next = first_unit + 1;
         while len < max_len && next < l1_end_unit {
-            let u = self.unit(next)?;
+            let u = self.unit(l2.as_ref(), next)?;
             let k = next - first_unit;
             let continues = match (first, u) {
                 (Unit::Host(a), Unit::Host(b)) => Some(b) == a.checked_add(k * us),

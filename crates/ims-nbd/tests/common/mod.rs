@@ -9,8 +9,12 @@ use std::time::Duration;
 
 use ims_formats::BlockStatus;
 use ims_nbd::protocol::*;
-use ims_nbd::{Export, ExportBackend, ExportTable, Extent, NbdError, NbdServer, ServerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use ims_nbd::{
+    BoxedTransport, Export, ExportBackend, ExportTable, Extent, NbdError, NbdServer, ServerConfig,
+    TlsUpgrade,
+};
+use openssl::ssl::{Ssl, SslContext, SslMethod, SslVersion};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
 /// Granularity of the in-memory disk's block status.
@@ -149,9 +153,9 @@ pub fn fixture() -> Fixture {
     Fixture { table, rw, ro }
 }
 
-/// One in-memory connection to a server.
+/// One in-memory connection to a server (plain, or TLS after [`Client::start_tls`]).
 pub struct Client {
-    pub s: DuplexStream,
+    pub s: BoxedTransport,
     pub server: JoinHandle<Result<(), NbdError>>,
 }
 
@@ -160,10 +164,37 @@ pub fn connect(table: Arc<ExportTable>) -> Client {
 }
 
 pub fn connect_with(table: Arc<ExportTable>, config: ServerConfig) -> Client {
+    connect_to(NbdServer::with_config(table, config))
+}
+
+/// A connection to a server that requires TLS set up by `tls`.
+pub fn connect_tls(table: Arc<ExportTable>, tls: Arc<dyn TlsUpgrade>) -> Client {
+    connect_to(NbdServer::with_tls(table, ServerConfig::default(), tls))
+}
+
+fn connect_to(server: NbdServer) -> Client {
     let (client, server_end) = tokio::io::duplex(256 << 10);
-    let server = NbdServer::with_config(table, config);
     let server = tokio::spawn(async move { server.serve_connection(server_end).await });
-    Client { s: client, server }
+    Client {
+        s: Box::new(client),
+        server,
+    }
+}
+
+/// A TLS client context offering the PSK `identity`/`key`, at most TLS `max` (None: 1.3).
+pub fn psk_client(identity: &str, key: &[u8], max: Option<SslVersion>) -> SslContext {
+    let (identity, key) = (identity.to_owned(), key.to_vec());
+    let mut b = SslContext::builder(SslMethod::tls_client()).unwrap();
+    b.set_max_proto_version(max).unwrap();
+    b.set_cipher_list("ECDHE-PSK-CHACHA20-POLY1305:PSK-AES128-GCM-SHA256")
+        .unwrap();
+    b.set_psk_client_callback(move |_ssl, _hint, id_out, key_out| {
+        id_out[..identity.len()].copy_from_slice(identity.as_bytes());
+        id_out[identity.len()] = 0;
+        key_out[..key.len()].copy_from_slice(&key);
+        Ok(key.len())
+    });
+    b.build()
 }
 
 /// An option reply.
@@ -287,6 +318,11 @@ impl Client {
     /// Returns the transmission flags.
     pub async fn open(&mut self, name: &str, structured: bool, meta: bool) -> u16 {
         self.greet(FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES).await;
+        self.open_after_greeting(name, structured, meta).await
+    }
+
+    /// [`Client::open`] without the greeting (already done, or done before TLS).
+    pub async fn open_after_greeting(&mut self, name: &str, structured: bool, meta: bool) -> u16 {
         if structured {
             self.send_option(OPT_STRUCTURED_REPLY, &[]).await;
             assert_eq!(self.read_option_reply().await.reply_type, REP_ACK);
@@ -333,6 +369,18 @@ impl Client {
         self.request(CMD_WRITE, flags, cookie, offset, data.len() as u32)
             .await;
         self.s.write_all(data).await.unwrap();
+    }
+
+    /// Runs a TLS client handshake with `context` on the connection and continues over TLS.
+    pub async fn start_tls(&mut self, context: &SslContext) -> Result<(), openssl::ssl::Error> {
+        let plain = std::mem::replace(&mut self.s, Box::new(tokio::io::duplex(1).0));
+        let mut tls = tokio_openssl::SslStream::new(Ssl::new(context).unwrap(), plain).unwrap();
+        let handshake = std::pin::Pin::new(&mut tls).connect();
+        tokio::time::timeout(TIMEOUT, handshake)
+            .await
+            .expect("TLS handshake ends")?;
+        self.s = Box::new(tls);
+        Ok(())
     }
 
     /// Reads a simple reply header; returns (error, cookie).

@@ -2,8 +2,9 @@
 //! the IMS API).
 //!
 //! - `POST` with an optional body `{"ttl_seconds": N}` (default 3600, at most 7 days) → 201
-//!   `{"nbd_url": "nbd://host:port/<name>", "expires_at"}`. The caller must be allowed to download the
-//!   image, which must be active. The name is shown only here.
+//!   `{"nbd_url": "nbd://host:port/<name>", "tls", "expires_at"}`; `tls` is true when the NBD server
+//!   requires TLS with a pre-shared key (`nbd_tls_psk_file`). The caller must be allowed to download
+//!   the image, which must be active. The name is shown only here.
 //! - `DELETE` with the body `{"nbd_url": "..."}` (or `{"name": "..."}`) → 204: the name opens nothing for
 //!   new connections. The name travels in the body, never in a path that access logs record.
 //!
@@ -46,7 +47,8 @@ pub async fn mint(
     let exports = NbdExportService::new(state.services.images.clone());
     let minted = exports.mint(&ctx, image_id(&raw)?, ttl).await?;
     let url = format!("nbd://{}/{}", url_authority(address, &headers), minted.name);
-    Ok((StatusCode::CREATED, Json(json!({"nbd_url": url, "expires_at": timestamp(&minted.expires_at)}))))
+    let body = json!({"nbd_url": url, "tls": state.nbd_tls, "expires_at": timestamp(&minted.expires_at)});
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 pub async fn revoke(

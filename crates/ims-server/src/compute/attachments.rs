@@ -20,7 +20,7 @@ fn nbd_address(state: &AppState) -> Result<std::net::SocketAddr, ApiError> {
     state.nbd_address.ok_or_else(|| ApiError::new(StatusCode::NOT_IMPLEMENTED, "This node runs no NBD server"))
 }
 
-/// `POST /compute/v1/volumes/{id}/attachments` `{"ttl_seconds"?}` → 201 `{"nbd_url", "expires_at"}`.
+/// `POST /compute/v1/volumes/{id}/attachments` `{"ttl_seconds"?}` → 201 `{"nbd_url", "tls", "expires_at"}`.
 pub async fn mint(State(state): State<AppState>, Ctx(ctx): Ctx, Path(raw): Path<String>, headers: HeaderMap, body: Bytes)
     -> ApiResult<(StatusCode, Json<Value>)> {
     let address = nbd_address(&state)?;
@@ -32,7 +32,8 @@ pub async fn mint(State(state): State<AppState>, Ctx(ctx): Ctx, Path(raw): Path<
     };
     let minted = state.services.compute.mint_volume_export(&ctx, parse_id("volume", &raw)?, ttl).await?;
     let url = format!("nbd://{}/{}", url_authority(address, &headers), minted.name);
-    Ok((StatusCode::CREATED, Json(json!({"nbd_url": url, "expires_at": timestamp(&minted.expires_at)}))))
+    let body = json!({"nbd_url": url, "tls": state.nbd_tls, "expires_at": timestamp(&minted.expires_at)});
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 /// `DELETE /compute/v1/volumes/{id}/attachments` `{"nbd_url"}` or `{"name"}` → 204.

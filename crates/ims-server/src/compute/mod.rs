@@ -9,7 +9,7 @@
 //!   `DELETE /compute/v1/servers/{id}/volumes/{volume_id}` detaches it.
 //! - `POST /compute/v1/volumes` `{"volume": {"name", "size"? (GiB), "image_id"?}}` → 201;
 //!   `GET /compute/v1/volumes[?all_projects=true&server_id=]`; `GET`, `DELETE /compute/v1/volumes/{id}`.
-//! - `POST /compute/v1/volumes/{id}/attachments` `{"ttl_seconds"?}` → 201 `{"nbd_url", "expires_at"}`: a
+//! - `POST /compute/v1/volumes/{id}/attachments` `{"ttl_seconds"?}` → 201 `{"nbd_url", "tls", "expires_at"}`: a
 //!   read-write NBD export of the volume; `DELETE` with `{"nbd_url"}` or `{"name"}` revokes it (204).
 
 mod attachments;
@@ -46,6 +46,7 @@ fn render_server(server: &Server, volumes: Option<&[Volume]>) -> Value {
         "vcpus": server.vcpus,
         "ram_mb": server.ram_mb,
         "architecture": server.architecture,
+        "firmware": server.firmware,
         "status": server.status.as_str(),
         "image_id": server.image_id,
         "created_at": timestamp(&server.created_at),

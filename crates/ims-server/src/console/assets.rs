@@ -58,6 +58,8 @@ static ASSETS: &[Asset] = assets! {
     "js/views/audit.js" => JS,
     "js/views/store-stats.js" => JS,
     "js/views/keys.js" => JS,
+    "js/views/servers.js" => JS,
+    "js/views/capsule.js" => JS,
     "js/views/recycle-bin.js" => JS,
 };
 

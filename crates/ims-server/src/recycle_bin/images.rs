@@ -39,10 +39,17 @@ pub async fn list(
         .marker
         .map(|m| uuid::Uuid::parse_str(&m).map_err(|_| ImsError::invalid(format!("Invalid marker {m:?}"))))
         .transpose()?;
-    let limit = q.limit.unwrap_or(ims_core::recycle_bin::MAX_BIN_LIST);
+    let limit = q.limit.unwrap_or(ims_core::recycle_bin::MAX_BIN_LIST).clamp(1, ims_core::recycle_bin::MAX_BIN_LIST);
     let images = state.services.images.list_bin(&ctx, q.all_projects, marker, limit).await?;
     let viewer = ctx.project_id();
-    Ok(Json(json!({"images": images.iter().map(|b| binned(b, viewer)).collect::<Vec<_>>()})))
+    let mut out = json!({"images": images.iter().map(|b| binned(b, viewer)).collect::<Vec<_>>()});
+    // A full page may have more after it: the marker of the next one (a later page may be empty).
+    if images.len() == limit as usize {
+        if let Some(last) = images.last() {
+            out["next_marker"] = json!(last.image.id);
+        }
+    }
+    Ok(Json(out))
 }
 
 pub async fn show(State(state): State<AppState>, ImsCtx(ctx): ImsCtx, Path(raw): Path<String>) -> ImsResult<Json<Value>> {

@@ -1,9 +1,10 @@
 //! `/v1/recycle-bin/...`: images deleted into the recycle bin (our extension, IMS error form).
 //!
-//! - `GET /v1/recycle-bin/images[?all_projects=true&marker=ID&limit=N]` → `{"images": [BinnedImage]}`:
-//!   the caller project's binned images (every project's for admins asking `all_projects`), oldest
-//!   binned first; each is the IMS image record (with the status a restore brings back) plus
-//!   `binned_at` and `purge_after`.
+//! - `GET /v1/recycle-bin/images[?all_projects=true&marker=ID&limit=N]` → `{"images": [BinnedImage],
+//!   "next_marker"?}`: the caller project's binned images (every project's for admins asking
+//!   `all_projects`), oldest binned first, after the image `marker`, at most `limit` (1 to 1000, default
+//!   1000); `next_marker` (the last image's id) when the page is full. Each is the IMS image record (with
+//!   the status a restore brings back) plus `binned_at` and `purge_after`.
 //! - `GET /v1/recycle-bin/images/{id}` → one `BinnedImage`.
 //! - `POST /v1/recycle-bin/images/{id}/restore` → the restored IMS image record (same id, data and
 //!   checksums, its status before deletion).

@@ -119,7 +119,9 @@ async fn a_refused_upload_leaves_nothing_behind_after_gc() {
 
 #[tokio::test]
 async fn a_flipped_byte_fails_the_download_and_verify_names_image_and_offset() {
-    let s = TestServer::start().await;
+    // No chunk cache: the upload's inspection leaves the first chunks in it, and ranged downloads
+    // serve cached chunks (verified when they were fetched) without reading the store again.
+    let s = TestServer::start_with(|settings| settings.chunk_cache_bytes = 0).await;
     let data = pattern(8 * MIB, 4);
     let id = upload(&s.admin, "victim", data.clone()).await;
     let other = upload(&s.admin, "bystander", pattern(2 * MIB, 5)).await;
@@ -228,4 +230,31 @@ async fn stats_count_logical_and_physical_bytes_per_project() {
     let missing = uuid::Uuid::new_v4().to_string();
     assert_eq!(status(s.admin.store_verify(Some(&missing)).await), 404);
     assert_eq!(s.admin.store_stats().await.unwrap().chunks, stats.chunks);
+}
+
+/// `node_chunk_reads` of the statistics: chunk objects this node fetched from its store, and their bytes.
+async fn node_chunk_reads(s: &TestServer) -> (u64, u64) {
+    let stats: serde_json::Value =
+        s.raw(reqwest::Method::GET, "/admin/v1/store/stats").send().await.unwrap().json().await.unwrap();
+    let reads = &stats["node_chunk_reads"];
+    (reads["chunks"].as_u64().unwrap(), reads["bytes"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn stats_count_the_chunk_objects_the_node_fetched() {
+    let s = TestServer::start().await;
+    let data = pattern(6 * MIB, 21);
+    let id = upload(&s.admin, "fetched", data.clone()).await;
+    let stored = s.admin.store_stats().await.unwrap();
+    let (chunks_before, bytes_before) = node_chunk_reads(&s).await;
+    let body = s.admin.download(&id, None).await.unwrap().bytes().await.unwrap();
+    assert_eq!(&body[..], &data[..]);
+    let (chunks_after, bytes_after) = node_chunk_reads(&s).await;
+    // Random data: every chunk is distinct. A chunk already in the node's cache may be served from it,
+    // so the download fetches at least one chunk and at most all of them, never more bytes than stored.
+    let (fetched, fetched_bytes) = (chunks_after - chunks_before, bytes_after - bytes_before);
+    assert!(fetched >= 1 && fetched <= stored.chunks, "{fetched} of {} chunks", stored.chunks);
+    assert!(fetched_bytes > 0 && fetched_bytes <= stored.chunk_bytes, "{fetched_bytes} of {}", stored.chunk_bytes);
+    // Statistics themselves fetch no chunk.
+    assert_eq!(node_chunk_reads(&s).await, (chunks_after, bytes_after));
 }

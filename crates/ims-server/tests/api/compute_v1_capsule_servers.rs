@@ -172,19 +172,31 @@ async fn a_uefi_image_needs_a_uefi_server() {
     let uefi = image_with(&s.admin, "uefi", pattern(1 << 20, 6), &[("hw_firmware_type", "uefi")], false).await;
     let plain = image_with(&s.admin, "plain", pattern(1 << 20, 7), &[], false).await;
 
-    let refused = s.admin.create_server(&from_image("a", &uefi)).await.unwrap_err();
+    let bios = NewServerRequest { firmware: Some("bios".into()), ..from_image("a", &uefi) };
+    let refused = s.admin.create_server(&bios).await.unwrap_err();
     assert_eq!(refused.status(), Some(400));
     assert!(refused.to_string().contains("hw_firmware_type=uefi"), "{refused}");
-    let bios = NewServerRequest { firmware: Some("bios".into()), ..from_image("a", &uefi) };
-    assert_eq!(status(s.admin.create_server(&bios).await), 400);
     let unknown = NewServerRequest { firmware: Some("coreboot".into()), ..from_image("a", &plain) };
     assert_eq!(status(s.admin.create_server(&unknown).await), 400);
     assert!(s.admin.list_servers(false).await.unwrap().is_empty());
 
     let ok = NewServerRequest { firmware: Some("UEFI".into()), ..from_image("b", &uefi) };
-    assert_eq!(s.admin.create_server(&ok).await.unwrap().volumes.unwrap().len(), 1);
-    // An image that names no firmware boots either way.
-    s.admin.create_server(&from_image("c", &plain)).await.unwrap();
+    let created = s.admin.create_server(&ok).await.unwrap();
+    assert_eq!(created.volumes.unwrap().len(), 1);
+    assert_eq!(created.firmware, "uefi", "recorded in its canonical spelling");
+    // Without a firmware asked for, the image's is taken, recorded and shown.
+    let defaulted = s.admin.create_server(&from_image("e", &uefi)).await.unwrap();
+    assert_eq!(defaulted.firmware, "uefi");
+    assert_eq!(s.admin.get_server(&defaulted.id).await.unwrap().firmware, "uefi");
+    // An image that names no firmware boots either way, with bios unless asked.
+    let plain_default = s.admin.create_server(&from_image("c", &plain)).await.unwrap();
+    assert_eq!(plain_default.firmware, "bios");
     let ok = NewServerRequest { firmware: Some("uefi".into()), ..from_image("d", &plain) };
-    s.admin.create_server(&ok).await.unwrap();
+    let plain_uefi = s.admin.create_server(&ok).await.unwrap();
+    assert_eq!(plain_uefi.firmware, "uefi");
+    let mut listed: Vec<(String, String)> =
+        s.admin.list_servers(false).await.unwrap().into_iter().map(|s| (s.name, s.firmware)).collect();
+    listed.sort();
+    let expected = [("b", "uefi"), ("c", "bios"), ("d", "uefi"), ("e", "uefi")];
+    assert_eq!(listed, expected.map(|(n, f)| (n.to_string(), f.to_string())));
 }

@@ -213,3 +213,65 @@ async fn a_restore_past_the_byte_quota_is_refused() {
     owner.client.force_delete_image(&second).await.unwrap();
     assert_eq!(owner.client.restore_image(&first).await.unwrap().size, Some(4000));
 }
+
+#[tokio::test]
+async fn the_bin_is_listed_in_pages_with_a_marker() {
+    let s = server_with_bin(3600).await;
+    let owner = s.tenant("pager", Role::Member).await;
+    let other = s.tenant("other", Role::Member).await;
+    let mut binned = Vec::new();
+    for i in 0..5 {
+        let image = owner.client.create_image(&raw_image(&format!("paged-{i}"))).await.unwrap();
+        owner.client.delete_image(&image.id).await.unwrap();
+        binned.push(image.id);
+    }
+    let foreign = other.client.create_image(&raw_image("foreign")).await.unwrap();
+    other.client.delete_image(&foreign.id).await.unwrap();
+
+    let page = |query: String| {
+        let client = owner.client.clone();
+        async move {
+            let r = client.raw(Method::GET, &format!("/v1/recycle-bin/images{query}")).send().await.unwrap();
+            let code = r.status().as_u16();
+            (code, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let ids = |body: &serde_json::Value| -> Vec<String> {
+        body["images"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect()
+    };
+
+    // Without a limit, everything (up to 1000) in one page, without a next marker: the project's
+    // images only, in the bin's order (binning time, then id).
+    let (code, all) = page(String::new()).await;
+    assert_eq!(code, 200, "{all}");
+    assert!(all.get("next_marker").is_none());
+    let order = ids(&all);
+    assert_eq!(order.iter().cloned().collect::<BTreeSet<_>>(), binned.iter().cloned().collect::<BTreeSet<_>>());
+    let binned = order;
+    // Two at a time, in that order; a full page names the next marker, the last page none.
+    let (_, first) = page("?limit=2".into()).await;
+    assert_eq!(ids(&first), binned[0..2]);
+    assert_eq!(first["next_marker"], binned[1].as_str());
+    let (_, second) = page(format!("?limit=2&marker={}", binned[1])).await;
+    assert_eq!(ids(&second), binned[2..4]);
+    assert_eq!(second["next_marker"], binned[3].as_str());
+    let (_, last) = page(format!("?limit=2&marker={}", binned[3])).await;
+    assert_eq!(ids(&last), binned[4..5]);
+    assert!(last.get("next_marker").is_none(), "{last}");
+    // A page ending exactly at the last image still names it; the page after it is empty.
+    let (_, exact) = page(format!("?limit=1&marker={}", binned[3])).await;
+    assert_eq!(ids(&exact), binned[4..5]);
+    assert_eq!(exact["next_marker"], binned[4].as_str());
+    let (_, empty) = page(format!("?limit=1&marker={}", binned[4])).await;
+    assert!(ids(&empty).is_empty() && empty.get("next_marker").is_none(), "{empty}");
+
+    // Bad paging is refused in plain words: a marker that is not an id, one that is not in this
+    // project's bin (another project's binned image), a limit that is not a number.
+    let (code, body) = page("?marker=not-an-id".into()).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.to_string().contains("marker"), "{body}");
+    let (code, body) = page(format!("?marker={}", foreign.id)).await;
+    assert_eq!(code, 400, "{body}");
+    let (code, body) = page("?limit=many".into()).await;
+    assert_eq!(code, 400, "{body}");
+}

@@ -307,8 +307,19 @@ impl Console {
         self.click(&format!("{select_css} option[value={}]", js_str(value))).await;
     }
 
+    /// The rendered text of the element `css` names. Pages that update live may replace the element between
+    /// finding and reading it; then it is found again.
     pub async fn text(&self, css: &str) -> String {
-        self.wait_for(css).await.text().await.unwrap()
+        for _ in 0..10 {
+            match self.wait_for(css).await.text().await {
+                Ok(text) => return text,
+                Err(e) if matches!(e.as_inner(), thirtyfour::error::WebDriverErrorInner::StaleElementReference(_)) => {
+                    continue
+                }
+                Err(e) => panic!("reading the text of {css}: {e}"),
+            }
+        }
+        panic!("{css} kept being replaced while its text was read")
     }
 
     pub async fn go(&self, route: &str) {

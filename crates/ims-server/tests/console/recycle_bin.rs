@@ -167,3 +167,74 @@ async fn the_capsules_tab_lists_capsules_and_the_page_shows_their_parts() {
     assert!(!c.js("return !!document.querySelector('#capsule')").await.as_bool().unwrap());
     c.quit().await;
 }
+
+/// How many images the paging test bins: more than the largest page.
+const BINNED: usize = 1005;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bin_of_more_than_a_thousand_images_is_paged_with_markers() {
+    use futures::StreamExt;
+
+    let c = Console::start().await;
+    let t = c.server.tenant("hoarder", Role::Member).await;
+    // Seeded through the API, a few requests at a time: each image created (queued) and deleted into
+    // the bin.
+    let started = std::time::Instant::now();
+    let client = t.client.clone();
+    let seeded: Vec<String> = futures::stream::iter(0..BINNED)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let image = client.create_image(&raw_image(&format!("binned-{i:04}"))).await.unwrap();
+                client.delete_image(&image.id).await.unwrap();
+                image.id
+            }
+        })
+        .buffer_unordered(6)
+        .collect()
+        .await;
+    eprintln!("binned {} images in {:?}", seeded.len(), started.elapsed());
+    // The bin's order, from the API, a page at a time.
+    let page = |marker: Option<String>| {
+        let client = client.clone();
+        async move {
+            let query = marker.map(|m| format!("&marker={m}")).unwrap_or_default();
+            let body: serde_json::Value = client.raw(reqwest::Method::GET, &format!("/v1/recycle-bin/images?limit=1000{query}")).send().await.unwrap().json().await.unwrap();
+            body["images"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        }
+    };
+    let first = page(None).await;
+    let rest = page(Some(first.last().unwrap().clone())).await;
+    assert_eq!((first.len(), rest.len()), (1000, BINNED - 1000));
+
+    c.sign_in(&t.token, "hoarder").await;
+    c.click("#nav-recycle-bin").await;
+    c.until("document.querySelectorAll('#bin-table tbody tr').length === 100 && document.querySelector('#bin-pager')?.dataset.more === 'yes'", "the first page of 100").await;
+    assert!(c.js("return document.querySelector('#bin-prev').disabled").await.as_bool().unwrap());
+    // A thousand a page: the first page, then the last with the five left.
+    c.choose("#bin-page-size", "1000").await;
+    c.until("document.querySelectorAll('#bin-table tbody tr').length === 1000 && document.querySelector('#bin-pager')?.dataset.more === 'yes'", "the first page of 1000").await;
+    let row_ids = "return [...document.querySelectorAll('#bin-table tbody tr')].map(r => r.dataset.imageId)";
+    assert_eq!(c.js(row_ids).await, json!(first));
+    assert_eq!(c.text("#bin-count").await, "Page 1: 1,000 images, more on the next pages.");
+    c.click("#bin-next").await;
+    c.until("document.querySelectorAll('#bin-table tbody tr').length === 5 && document.querySelector('#bin-pager')?.dataset.more === 'no'", "the last page").await;
+    assert_eq!(c.js(row_ids).await, json!(rest));
+    assert_eq!(c.text("#bin-page-number").await, "Page 2");
+    assert!(c.js("return document.querySelector('#bin-next').disabled").await.as_bool().unwrap());
+    let hash = c.js("return location.hash").await;
+    assert_eq!(hash, json!(format!("#/recycle-bin?limit=1000&marker={}", first.last().unwrap())), "the page is in the address");
+    c.screenshot("recycle-bin-last-page").await;
+    // Previous goes back to the first page; no request ever asked for more than a page.
+    c.click("#bin-prev").await;
+    c.until("document.querySelectorAll('#bin-table tbody tr').length === 1000 && document.querySelector('#bin-page-number')?.textContent === 'Page 1'", "the first page again").await;
+    assert_eq!(c.js(row_ids).await, json!(first));
+    let requests = c.js("return performance.getEntriesByType('resource').map(e => e.name).filter(n => n.includes('/v1/recycle-bin/images'))").await;
+    let requests: Vec<String> = serde_json::from_value(requests).unwrap();
+    assert!(!requests.is_empty());
+    for url in &requests {
+        let limit = url.split(['?', '&']).find_map(|p| p.strip_prefix("limit=")).unwrap_or_else(|| panic!("{url} asks for a page"));
+        assert!(limit.parse::<u32>().unwrap() <= 1000, "{url}");
+    }
+    c.quit().await;
+}

@@ -195,8 +195,13 @@ export const removeFavorite = (id) => request("DELETE", `/v1/cloudimages/favorit
 
 // --- recycle bin, lineage, marketplace, capsules ---------------------------------------------------------------------
 
-/** The project's binned images (every project's for an administrator asking `allProjects`), oldest binned first. */
-export const listBin = (allProjects) => request("GET", `/v1/recycle-bin/images${queryString({ all_projects: allProjects ? "true" : "" })}`).then((d) => d.images);
+/**
+ * A page of the project's binned images (every project's for an administrator asking `allProjects`),
+ * oldest binned first, after `marker`, at most `limit`: `{images, next_marker}` (`next_marker` when the
+ * page is full).
+ */
+export const listBin = ({ allProjects, marker, limit } = {}) =>
+  request("GET", `/v1/recycle-bin/images${queryString({ all_projects: allProjects ? "true" : "", marker, limit })}`);
 /** Brings a binned image back (same id, data and checksums); resolves to its IMS record. */
 export const restoreImage = (id) => request("POST", `/v1/recycle-bin/images/${enc(id)}/restore`);
 /** Purges a binned image for good. */
@@ -213,6 +218,28 @@ export const subscribeListing = (id) => request("POST", `/v1/marketplace/listing
 export const listCapsules = () => request("GET", "/v1/capsules?limit=100").then((d) => d.capsules);
 /** A capsule with its parts: `{image, base_image, app_images, user_data}`. */
 export const getCapsule = (id) => request("GET", `/v1/capsules/${enc(id)}`).then((d) => d.capsule);
+
+/** Creates a capsule `{name, base_image_id, app_image_ids, user_data (base64)?}`; resolves to `{image, base_image, app_images, user_data}`. */
+export const createCapsule = (fields) => request("POST", "/v1/capsules", { json: fields }).then((d) => d.capsule);
+
+// --- compute: servers and volumes ----------------------------------------------------------------
+
+/** The project's servers (every project's for an administrator asking `allProjects`), oldest first. */
+export const listServers = (allProjects) => request("GET", `/compute/v1/servers${queryString({ all_projects: allProjects ? "true" : "" })}`).then((d) => d.servers);
+/** A server with its volumes. */
+export const getServer = (id) => request("GET", `/compute/v1/servers/${enc(id)}`).then((d) => d.server);
+/** Creates a server (`{name, type, vcpus, ram_mb, image_id | capsule_id, system_volume_size?, data_volumes?}`); resolves to it with its volumes. */
+export const createServer = (fields) => request("POST", "/compute/v1/servers", { json: { server: fields } }).then((d) => d.server);
+/** Deletes a server and, unless `keepVolumes`, its volumes. */
+export const deleteServer = (id, keepVolumes) => request("DELETE", `/compute/v1/servers/${enc(id)}${queryString({ keep_volumes: keepVolumes ? "true" : "" })}`);
+/** The project's volumes, or those of one server. */
+export const listVolumes = (serverId) => request("GET", `/compute/v1/volumes${queryString({ server_id: serverId })}`).then((d) => d.volumes);
+/** CreateImage from a server: a system disk image of its system volume; resolves to the job id. */
+export const imageFromServer = (serverId, name, description) =>
+  request("POST", "/v2/cloudimages/action", { json: { name, instance_id: serverId, description: description || undefined } }).then((d) => d.job_id);
+/** CreateWholeImage from a server: every disk; resolves to the job id. */
+export const wholeImageFromServer = (serverId, name, description) =>
+  request("POST", "/v1/cloudimages/wholeimages/action", { json: { name, instance_id: serverId, description: description || undefined } }).then((d) => d.job_id);
 
 export const listJobs = (query = {}) => request("GET", `/jobs/v1${queryString(query)}`).then((d) => d.jobs);
 export const getJob = (id) => request("GET", `/jobs/v1/${enc(id)}`).then((d) => d.job);

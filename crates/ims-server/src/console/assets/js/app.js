@@ -19,6 +19,7 @@ import { renderAudit } from "./views/audit.js";
 import { renderStoreStats } from "./views/store-stats.js";
 import { renderKeys } from "./views/keys.js";
 import { renderRecycleBin } from "./views/recycle-bin.js";
+import { renderServers, renderServer } from "./views/servers.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -41,8 +42,8 @@ const ROUTES = [
   { pattern: /^\/admin\/audit$/, render: renderAudit, title: "Audit trail", nav: "admin", admin: true },
   { pattern: /^\/admin\/store$/, render: renderStoreStats, title: "Store statistics", nav: "admin", admin: true },
   { pattern: /^\/admin\/keys$/, render: renderKeys, title: "Master keys", nav: "admin", admin: true },
-  // Pages for APIs being added (each one entry here and one in NAV): servers and volumes
-  // (#/servers); cross-region copy is an action of js/views/image-actions.js.
+  { pattern: /^\/servers$/, render: renderServers, title: "Servers", nav: "servers" },
+  { pattern: /^\/servers\/([^/]+)$/, render: renderServer, title: "Server", nav: "servers" },
 ];
 
 const NAV = [
@@ -50,6 +51,7 @@ const NAV = [
   { id: "create", href: "#/create", label: "Create image" },
   { id: "jobs", href: "#/jobs", label: "Jobs" },
   { id: "buckets", href: "#/buckets", label: "Buckets" },
+  { id: "servers", href: "#/servers", label: "Servers" },
   { id: "recycle-bin", href: "#/recycle-bin", label: "Recycle bin" },
   { id: "usage", href: "#/usage", label: "Quotas & usage" },
   { id: "admin", href: "#/admin/projects", label: "Administration", admin: true },

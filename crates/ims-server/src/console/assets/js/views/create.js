@@ -1,6 +1,6 @@
 // Create an image by uploading a file from the browser: POST /v2/images for the record, then the
 // file streamed with PUT /v2/images/{id}/file, with a progress bar (bytes, rate, time left). Or
-// import one from a bucket (import.js).
+// import one from a bucket (import.js), or create a capsule (capsule.js).
 
 import * as api from "../api.js";
 import * as session from "../session.js";
@@ -8,6 +8,7 @@ import * as fmt from "../format.js";
 import * as transfer from "../transfer.js";
 import { busy, field, h, replace, say, select, toast } from "../dom.js";
 import { importCard } from "./import.js";
+import { capsuleCard } from "./capsule.js";
 
 let activeUpload = null;
 
@@ -96,10 +97,17 @@ export async function renderCreate(main, ctx) {
   replace(
     main,
     h("div", { class: "page-head" }, h("h1", { text: "Create image" })),
-    h("p", { class: "lead", text: "Upload a disk image file from this computer, or import one from a bucket. An uploaded image becomes active once IMS has stored and checked the data." }),
+    h("p", { class: "lead", text: "Upload a disk image file from this computer, import one from a bucket, make one from a server, or put images together as a capsule. An uploaded image becomes active once IMS has stored and checked the data." }),
     form,
     progressArea,
     imports,
+    h(
+      "section",
+      { class: "card", id: "from-server", "aria-labelledby": "from-server-title" },
+      h("h2", { id: "from-server-title", text: "From a server" }),
+      h("p", {}, "Open a server on the ", h("a", { href: "#/servers", id: "from-server-link", text: "Servers page" }), ": its page makes a system disk image or a whole-server image of it, as a job."),
+    ),
+    capsuleCard(),
   );
   if (source) imports.querySelector("h2").scrollIntoView({ block: "start" });
 }

@@ -15,6 +15,7 @@ const TYPE_LABELS = {
   createImageByFile: "Import image",
   copyImageInRegion: "Copy image",
   copyImageCrossRegion: "Copy to another region",
+  createImageFromServer: "Image from a server",
   glance_import: "Glance import",
   batchAddMembers: "Share images",
   batchUpdateMembers: "Answer shares",
