@@ -18,6 +18,11 @@ use ims_formats::{
     Format, Limits, ReadAt, WriteAt,
 };
 
+/// The targets of the service's request parsers. Left out when this file is included by the
+/// `ims-formats` regression test, which has none of the crates they need.
+#[cfg(feature = "protocols")]
+pub mod protocols;
+
 /// Tight limits for every target: a hostile input must not make a reader allocate more than this
 /// for one table, nor describe a larger disk.
 pub const LIMITS: Limits = Limits {

@@ -304,9 +304,11 @@ def ims(request, tmp_path_factory) -> Env:
     server_env.setdefault("RUST_LOG", "info")
     server_env["RUST_BACKTRACE"] = "1"
     # web-download may reach the suite's own HTTP servers on 127.0.0.1, and no other host; a second
-    # Glance store (`second`) receives copy-image copies.
+    # Glance store (`second`) receives copy-image copies; imported VMDK files are stored as RAW.
     config_path = workdir / "ims.toml"
     config_path.write_text(
+        "[import_conversions]\n"
+        "vmdk = \"raw\"\n"
         "[glance_import]\n"
         "web_download_allowed_hosts = [\"127.0.0.1\"]\n"
         "web_download_allow_private_addresses = true\n"

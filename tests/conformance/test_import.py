@@ -12,7 +12,9 @@ server while any other host (`localhost` included) is refused.
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
+import subprocess
 import threading
 import time
 
@@ -63,7 +65,8 @@ def assert_imported(ims, token, image_id, payload):
     assert img["size"] == payload.size
     assert img["checksum"] == payload.md5
     assert img["os_hash_value"] == payload.sha512
-    assert "os_glance_importing_to_stores" not in img
+    # Glance keeps the property, empty once no store is left to import to.
+    assert img["os_glance_importing_to_stores"] == "", img
     r = ims.http("GET", f"/v2/images/{image_id}/tasks", token=token)
     assert r.status_code == 200, r.text
     tasks = r.json()["tasks"]
@@ -87,6 +90,37 @@ def test_glance_create_via_import_glance_direct(ims, owner, payload):
     assert_imported(ims, tok, img["id"], payload)
     got = ims.http("GET", f"/v2/images/{img['id']}/file", token=tok)
     assert got.status_code == 200 and len(got.content) == payload.size
+
+
+def test_glance_import_converts_vmdk_to_raw(ims, owner, tmp_path):
+    """The suite's server stores imported VMDK files as RAW (`[import_conversions] vmdk = "raw"`)."""
+    tok = owner.user.token
+    vmdk = tmp_path / "disk.vmdk"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", str(vmdk), "32M"], check=True)
+    for pattern, offset in (("0x5a", "1M"), ("0xc3", "17M")):
+        subprocess.run(["qemu-io", "-f", "vmdk", "-c", f"write -P {pattern} {offset} 256k", str(vmdk)],
+                       check=True, stdout=subprocess.DEVNULL)
+    raw = tmp_path / "disk.raw"
+    subprocess.run(["qemu-img", "convert", "-f", "vmdk", "-O", "raw", str(vmdk), str(raw)], check=True)
+    source = vmdk.read_bytes()
+    img = ims.glance(
+        "image-create-via-import", "--name", unique("gl-convert"), "--disk-format", "vmdk",
+        "--container-format", "bare", "--import-method", "glance-direct", "--file", str(vmdk),
+        token=tok,
+    )
+    img = wait_active(ims, tok, img["id"])
+    assert img["status"] == "active", img
+    # The record describes what is stored; the uploaded file's facts are kept as properties.
+    assert (img["disk_format"], img["size"], img["virtual_size"]) == ("raw", 32 << 20, 32 << 20), img
+    assert img["checksum"] == hashlib.md5(raw.read_bytes()).hexdigest()
+    assert img["__original_disk_format"] == "vmdk"
+    assert img["__original_size"] == str(len(source))
+    assert img["__original_checksum"] == hashlib.md5(source).hexdigest()
+    assert img["__original_os_hash_value"] == hashlib.sha512(source).hexdigest()
+    got = ims.http("GET", f"/v2/images/{img['id']}/file", token=tok)
+    assert got.status_code == 200 and got.content == raw.read_bytes()
+    shown = ims.glance("image-show", img["id"], token=tok)
+    assert shown["disk_format"] == "raw" and shown["__original_disk_format"] == "vmdk"
 
 
 def test_glance_create_via_import_web_download(ims, owner, payload, file_server):
@@ -159,7 +193,7 @@ def wait_stores(ims, token, image_id, expected) -> dict:
     deadline = time.monotonic() + IMPORT_TIMEOUT
     while True:
         img = ims.http("GET", f"/v2/images/{image_id}", token=token).json()
-        if img.get("stores") == expected and "os_glance_importing_to_stores" not in img:
+        if img.get("stores") == expected and img.get("os_glance_importing_to_stores") == "":
             return img
         assert time.monotonic() < deadline, f"image {image_id} is in {img.get('stores')}, not {expected}: {img}"
         time.sleep(0.2)

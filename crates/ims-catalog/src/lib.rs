@@ -17,6 +17,7 @@ pub mod job;
 pub mod market;
 pub mod lineage;
 pub mod member;
+pub mod metadef;
 pub mod nbd_export;
 pub mod node;
 pub mod postgres;
@@ -44,6 +45,7 @@ pub use lineage::{ImageStanding, Lineage, LineageRepository, SourceType, SOURCE_
 pub use job::{ImageChange, Job, JobFilter, JobOutcome, JobStatus};
 pub use market::{ListingFilter, MarketListing, MarketRepository, MarketSubscription};
 pub use member::{Member, MemberStatus};
+pub use metadef::MetadefRepository;
 pub use nbd_export::{NbdExport, NbdExportRepository};
 pub use node::{Node, NodeRepository, NodeState};
 pub use query::{ImageQuery, MemberStatusFilter, SortDir, SortKey, TimeFilter, TimeOp, Viewer, VisibilityFilter};
@@ -80,6 +82,8 @@ pub struct Catalog {
     pub recycle_bin: Arc<dyn RecycleBinRepository>,
     /// Image records in any state, for lineage walks.
     pub lineage: Arc<dyn LineageRepository>,
+    /// The metadata definitions catalog (Glance's metadefs).
+    pub metadefs: Arc<dyn MetadefRepository>,
 }
 
 impl Catalog {

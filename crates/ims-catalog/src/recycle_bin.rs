@@ -67,7 +67,8 @@ pub trait RecycleBinRepository: Send + Sync {
         -> Result<Image>;
 
     /// Makes the deletion of the binned image `id` final: it leaves the bin, its record stays deleted,
-    /// and its manifest stops being live (garbage collection reclaims the data). With `due_by`, only if
+    /// its manifest stops being live (garbage collection reclaims the data) and its members are removed.
+    /// With `due_by`, only if
     /// its `purge_after` is that time or earlier. `NotFound` if it is not in the bin (or, with `due_by`,
     /// not yet due); `Conflict` if it is protected. Atomic with `event`.
     async fn purge(&self, id: Uuid, due_by: Option<DateTime<Utc>>, event: &AuditEvent) -> Result<()>;

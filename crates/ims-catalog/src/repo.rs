@@ -29,7 +29,8 @@ pub trait ImageRepository: Send + Sync {
     /// Replaces every stored field of the image (including tags, properties, status) with `image`'s,
     /// but only if the stored status is one of `expected`; otherwise `Conflict` and nothing changes.
     /// `NotFound` if the image is missing or deleted. `image.updated_at` is stored as given.
-    /// This compare-and-set on status is how state transitions stay race-free across nodes.
+    /// This compare-and-set on status is how state transitions stay race-free across nodes. Saving an
+    /// image as `deleted` (deleted for good; binning is the recycle bin's) also removes its members.
     async fn save(&self, image: &Image, expected: &[ImageStatus], event: &AuditEvent) -> Result<()>;
 
     /// Like [`ImageRepository::save`], but only if afterwards the non-deleted images of `image.owner`

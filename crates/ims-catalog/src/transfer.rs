@@ -244,7 +244,38 @@ pub const TABLES: &[Table] = &[
         &["listing_id", "project_id"],
         &[c("listing_id", U), c("project_id", T), c("since", TS)],
     ),
+    table(
+        "metadef_namespaces",
+        &["namespace"],
+        &[
+            c("namespace", T), c("display_name", T), c("description", T), c("visibility", T), c("protected", B),
+            c("owner", T), c("created_at", TS), c("updated_at", TS),
+        ],
+    ),
+    metadef_entries("metadef_objects"),
+    metadef_entries("metadef_properties"),
+    metadef_entries("metadef_tags"),
+    // The target's migrations seed the standard resource types: copied rows of those names are skipped.
+    table(
+        "metadef_resource_types",
+        &["name"],
+        &[c("name", T), c("protected", B), c("created_at", TS), c("updated_at", TS)],
+    ),
+    table(
+        "metadef_namespace_resource_types",
+        &["namespace", "resource_type"],
+        &[
+            c("namespace", T), c("resource_type", T), c("prefix", T), c("properties_target", T), c("created_at", TS),
+            c("updated_at", TS),
+        ],
+    ),
 ];
+
+/// Metadefs objects, properties and tags: one shape, a name within a namespace and a JSON body.
+const fn metadef_entries(name: &'static str) -> Table {
+    const COLUMNS: &[Column] = &[c("namespace", T), c("name", T), c("body", T), c("created_at", TS), c("updated_at", TS)];
+    table(name, &["namespace", "name"], COLUMNS)
+}
 
 /// Tables of the schema that are deliberately not copied, with the reason.
 pub const NOT_COPIED: &[(&str, &str)] = &[

@@ -41,6 +41,8 @@ mod market;
 mod member_limits;
 #[path = "conformance/members.rs"]
 mod members;
+#[path = "conformance/metadefs.rs"]
+mod metadefs;
 #[path = "conformance/size_quota.rs"]
 mod size_quota;
 #[path = "conformance/recycle_bin.rs"]
@@ -107,6 +109,7 @@ macro_rules! conformance_suite {
             sorting::check_unknown_marker_is_invalid,
             members::check_members_lifecycle,
             members::check_member_add_needs_live_image,
+            members::check_members_go_with_final_deletion,
             identity::check_projects,
             identity::check_users,
             identity::check_roles,
@@ -138,6 +141,12 @@ macro_rules! conformance_suite {
             market::check_market_subscriptions,
             market::check_market_images_in_lists,
             market::check_market_concurrent_subscribe_and_offshelf,
+            metadefs::check_metadef_namespace_lifecycle,
+            metadefs::check_metadef_creation_is_atomic,
+            metadefs::check_metadef_listing_filters,
+            metadefs::check_metadef_items,
+            metadefs::check_metadef_tags_replace_or_append,
+            metadefs::check_metadef_associations,
             favorites::check_favorites_lifecycle,
             favorites::check_favorites_skip_deleted_images,
             favorites::check_favorites_limit_holds_under_concurrency,

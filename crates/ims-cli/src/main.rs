@@ -216,6 +216,9 @@ enum AdminCommand {
     /// The nodes sharing the catalog; draining one before it is stopped.
     #[command(subcommand)]
     Node(commands::node::NodeCommand),
+    /// The metadata definitions catalog: load Glance's definition files.
+    #[command(subcommand)]
+    Metadefs(commands::metadefs::MetadefsCommand),
     /// Register a directory of images (with images.toml or images.json) as public images; images
     /// already present with the same name and checksum are skipped.
     SeedPublicImages(commands::seed_public_images::SeedArgs),
@@ -286,6 +289,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 AdminCommand::Store(c) => commands::store::run(&ctx, c).await,
                 AdminCommand::Audit(c) => commands::audit::admin(&ctx, c).await,
                 AdminCommand::Node(c) => commands::node::run(&ctx, c).await,
+                AdminCommand::Metadefs(c) => commands::metadefs::run(&ctx, c).await,
                 AdminCommand::SeedPublicImages(a) => commands::seed_public_images::run(&ctx, a).await,
                 AdminCommand::Migrate(args) => commands::migrate::run(args).await,
             }

@@ -50,6 +50,12 @@ pub struct ServeArgs {
     /// User buckets URL: file:///PATH [default: <data-dir>/buckets], s3://bucket?endpoint=..., memory://
     #[arg(long, env = "IMS_BUCKETS_URL")]
     buckets: Option<String>,
+    /// PEM certificate chain: with --tls-key, the API and console are served over HTTPS only.
+    #[arg(long, env = "IMS_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "IMS_TLS_KEY")]
+    tls_key: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -78,6 +84,9 @@ impl ServeArgs {
             public_url: self.public_url.clone(),
             job_workers: self.job_workers,
             buckets: self.buckets.clone(),
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            metrics_token: std::env::var("IMS_METRICS_TOKEN").ok().filter(|t| !t.is_empty()),
             ..Overrides::auth_from_env()?
         });
         match self.nbd_listen {

@@ -42,6 +42,8 @@ pub struct ImageService {
     pub(crate) retention: crate::recycle_bin::Retention,
     /// The node's extra Glance stores, which hold copies of images (shared by every clone).
     pub(crate) extra_stores: crate::glance_import::stores::ExtraStores,
+    /// The node recorded on the transfers this service runs (shared by every clone).
+    pub(crate) transfer_node: crate::transfers::TransferNode,
 }
 
 impl ImageService {
@@ -53,6 +55,7 @@ impl ImageService {
             kms: Default::default(),
             retention: Default::default(),
             extra_stores: Default::default(),
+            transfer_node: Default::default(),
         }
     }
 
@@ -234,19 +237,19 @@ impl ImageService {
         self.save_metadata(ctx, image, "image.tag.remove").await
     }
 
-    /// active → deactivated (admin). Deactivating a deactivated image is a no-op.
+    /// active → deactivated (the image's project members, admins). Deactivating a deactivated image is a no-op.
     pub async fn deactivate(&self, ctx: &RequestContext, id: Uuid) -> Result<()> {
         self.set_activation(ctx, id, ImageStatus::Deactivated, "image.deactivate").await
     }
 
-    /// deactivated → active (admin). Reactivating an active image is a no-op.
+    /// deactivated → active (the image's project members, admins). Reactivating an active image is a no-op.
     pub async fn reactivate(&self, ctx: &RequestContext, id: Uuid) -> Result<()> {
         self.set_activation(ctx, id, ImageStatus::Active, "image.reactivate").await
     }
 
     async fn set_activation(&self, ctx: &RequestContext, id: Uuid, to: ImageStatus, action: &str) -> Result<()> {
         let mut image = self.get(ctx, id).await?;
-        Policy::check_deactivate(ctx)?;
+        Policy::check_deactivate(ctx, &image)?;
         let from = image.status;
         if from == to {
             return Ok(());

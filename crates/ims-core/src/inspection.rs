@@ -6,6 +6,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ims_formats::{Format, Inspection, Limits, ReadAt};
 use ims_store::{ChunkStore, Manifest, RandomAccess};
@@ -21,6 +22,8 @@ pub struct ManifestReader {
     /// Copies in extra stores read when `access` cannot give a chunk (see [`crate::replica_reads`]).
     replicas: Vec<(crate::replica_reads::Replica, RandomAccess)>,
     image_id: uuid::Uuid,
+    /// Reads fail with `TimedOut` from this moment on (see [`ManifestReader::with_deadline`]).
+    deadline: Option<Instant>,
 }
 
 impl ManifestReader {
@@ -28,7 +31,15 @@ impl ManifestReader {
     /// on `runtime`.
     pub fn new(store: ChunkStore, manifest: Arc<Manifest>, runtime: Handle) -> ManifestReader {
         let access = store.random_access(manifest);
-        ManifestReader { access, runtime, replicas: Vec::new(), image_id: uuid::Uuid::nil() }
+        ManifestReader { access, runtime, replicas: Vec::new(), image_id: uuid::Uuid::nil(), deadline: None }
+    }
+
+    /// This reader, failing every read from `deadline` on with [`io::ErrorKind::TimedOut`]: the readers of
+    /// `ims-formats` do their work between reads, so a parse that would run past the deadline stops at
+    /// its next read.
+    pub fn with_deadline(mut self, deadline: Instant) -> ManifestReader {
+        self.deadline = Some(deadline);
+        self
     }
 
     /// This reader, reading a chunk its store cannot give (missing or corrupt) from the first of
@@ -53,6 +64,9 @@ impl ManifestReader {
 
 impl ReadAt for ManifestReader {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        if self.deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "the time allowed for inspection is over"));
+        }
         self.runtime
             .block_on(async {
                 let first = match self.access.read_at(buf, offset).await {
@@ -102,12 +116,31 @@ pub fn inspected_format(disk_format: &str) -> Option<Format> {
 
 /// Inspects a stored file declared as `format`: refuses unsafe content or content that does not
 /// match the declaration (`Invalid`, with the inspector's reason), else returns what it found.
-pub async fn inspect_stored(store: &ChunkStore, manifest: Arc<Manifest>, format: Format, limits: Limits) -> Result<Inspection> {
-    let reader = ManifestReader::new(store.clone(), manifest, Handle::current());
-    tokio::task::spawn_blocking(move || ims_formats::inspect(Arc::new(reader), Some(format), &limits))
-        .await
-        .map_err(|e| CoreError::Unavailable(format!("inspection failed to run: {e}")))?
+/// An inspection taking longer than `time_limit` is refused (`Invalid`): its reads fail from then on, and
+/// the caller stops waiting for it shortly after in any case.
+pub async fn inspect_stored(
+    store: &ChunkStore,
+    manifest: Arc<Manifest>,
+    format: Format,
+    limits: Limits,
+    time_limit: Duration,
+) -> Result<Inspection> {
+    let reader = ManifestReader::new(store.clone(), manifest, Handle::current()).with_deadline(Instant::now() + time_limit);
+    let too_slow = || {
+        CoreError::Invalid(format!(
+            "Image is not acceptable: inspecting it took longer than the {} s allowed",
+            time_limit.as_secs_f64()
+        ))
+    };
+    let inspection = tokio::task::spawn_blocking(move || ims_formats::inspect(Arc::new(reader), Some(format), &limits));
+    // The reads stop at the deadline; a parse spinning without reading is left behind a little later.
+    let grace = Duration::from_secs(5);
+    let Ok(ran) = tokio::time::timeout(time_limit + grace, inspection).await else {
+        return Err(too_slow());
+    };
+    ran.map_err(|e| CoreError::Unavailable(format!("inspection failed to run: {e}")))?
         .map_err(|e| match e {
+            ims_formats::FormatError::Io(io) if io.kind() == io::ErrorKind::TimedOut => too_slow(),
             ims_formats::FormatError::Io(io) if io.kind() != io::ErrorKind::UnexpectedEof => {
                 CoreError::Corrupt(format!("image data could not be read for inspection: {io}"))
             }
@@ -174,5 +207,22 @@ mod tests {
         .unwrap();
         assert_eq!(mismatch, None, "guest bytes differ from qemu-img's at this offset");
         assert!(store.chunk_cache().stats().bytes <= 4 << 20);
+    }
+
+    /// An inspection that runs out of time is refused with a clear error, not left running.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_inspection_over_its_time_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.qcow2");
+        qemu("qemu-img", &["create", "-q", "-f", "qcow2", image.to_str().unwrap(), "64M"]);
+        let store = ChunkStore::open("memory://").unwrap();
+        let mut writer = store.writer();
+        writer.write(bytes::Bytes::from(std::fs::read(&image).unwrap())).await.unwrap();
+        let manifest = Arc::new(writer.finish().await.unwrap().manifest);
+
+        let e = inspect_stored(&store, manifest.clone(), Format::Qcow2, Limits::default(), Duration::ZERO).await.unwrap_err();
+        assert!(matches!(&e, CoreError::Invalid(m) if m.contains("took longer than the 0 s allowed")), "{e}");
+        let inspected = inspect_stored(&store, manifest, Format::Qcow2, Limits::default(), Duration::from_secs(60)).await.unwrap();
+        assert_eq!(inspected.virtual_size, 64 << 20);
     }
 }

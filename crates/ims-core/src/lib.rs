@@ -11,6 +11,7 @@ mod error;
 pub mod favorites;
 pub mod glance_import;
 pub mod identity;
+pub mod image_cache;
 mod images;
 pub mod inspection;
 pub mod kms;
@@ -19,6 +20,7 @@ pub mod pipelines;
 pub mod limits;
 pub mod lineage;
 pub mod market;
+pub mod metadefs;
 pub mod migration;
 pub mod nbd_exports;
 pub mod nodes;
@@ -35,6 +37,7 @@ pub mod recycle_bin;
 pub mod resource_tags;
 pub mod secrets;
 pub mod store_admin;
+pub mod transfers;
 mod upload;
 
 use ims_catalog::{Catalog, ImageUsage};
@@ -87,6 +90,8 @@ pub struct Services {
     pub regions: regions::Regions,
     /// Servers and volumes of the compute driver.
     pub compute: compute::ComputeService,
+    /// The metadata definitions catalog.
+    pub metadefs: metadefs::MetadefService,
 }
 
 impl Services {
@@ -97,6 +102,7 @@ impl Services {
             shares: ShareService::new(images.clone(), jobs.clone()),
             tags: TagService::new(images.clone()),
             audit: AuditService::new(catalog.clone()),
+            metadefs: metadefs::MetadefService::new(catalog.clone()),
             identity: IdentityService::new(catalog),
             kms: kms::KmsService::default(),
             buckets: buckets::BucketStore::new(

@@ -16,6 +16,9 @@ pub struct ImageLimits {
     /// Images a project may own unless an admin set its own quota (IMS's private image quota, 50).
     /// Callers with the admin role are not limited.
     pub private_image_quota: u64,
+    /// Longest time the format inspection of one uploaded or staged file may take (default 10 minutes);
+    /// an inspection still running then fails the upload.
+    pub inspection_timeout: std::time::Duration,
 }
 
 impl Default for ImageLimits {
@@ -28,6 +31,7 @@ impl Default for ImageLimits {
             max_ims_members: 256,
             max_whole_image_members: 10,
             private_image_quota: 50,
+            inspection_timeout: std::time::Duration::from_secs(600),
         }
     }
 }

@@ -1,8 +1,9 @@
 //! Who may do what. Every use case asks `Policy` before it acts; handlers never decide access.
 //!
 //! The rules are Glance's default policy: owners and admins change images; readers only look;
-//! visibility and membership decide who sees an image; publishing public images and deactivation
-//! are admin-only.
+//! visibility and membership decide who sees an image; publishing public images is admin-only;
+//! deactivating and reactivating are for the image's project members and admins (Glance's `deactivate`
+//! and `reactivate` rules).
 
 use ims_catalog::{Image, ImageStatus, Member, MemberStatus, Visibility};
 
@@ -84,13 +85,10 @@ impl Policy {
         Ok(())
     }
 
-    /// Deactivating and reactivating: admins only.
-    pub fn check_deactivate(ctx: &RequestContext) -> Result<()> {
-        Self::require_caller(ctx)?;
-        if !ctx.is_admin() {
-            return Err(CoreError::Forbidden("You are not authorized to deactivate or reactivate images.".into()));
-        }
-        Ok(())
+    /// Deactivating and reactivating: the image's project with a writing role, or an admin, as for any
+    /// change (Glance's default rule: admin, or member of the owning project).
+    pub fn check_deactivate(ctx: &RequestContext, image: &Image) -> Result<()> {
+        Self::check_modify(ctx, image)
     }
 
     /// Downloading: a deactivated image's data is for admins only.
@@ -211,12 +209,15 @@ mod tests {
     }
 
     #[test]
-    fn public_and_deactivation_are_admin_only() {
+    fn public_is_admin_only_and_deactivation_is_for_the_owner_project() {
         assert!(Policy::check_visibility(&ctx("a", Role::Member), Visibility::Public).is_err());
         assert!(Policy::check_visibility(&ctx("a", Role::Member), Visibility::Community).is_ok());
         assert!(Policy::check_visibility(&ctx("a", Role::Admin), Visibility::Public).is_ok());
-        assert!(Policy::check_deactivate(&ctx("a", Role::Member)).is_err());
-        assert!(Policy::check_deactivate(&ctx("a", Role::Admin)).is_ok());
+        let own = image("a", Visibility::Public);
+        assert!(Policy::check_deactivate(&ctx("a", Role::Member), &own).is_ok());
+        assert!(Policy::check_deactivate(&ctx("a", Role::Reader), &own).is_err());
+        assert!(Policy::check_deactivate(&ctx("b", Role::Member), &own).is_err());
+        assert!(Policy::check_deactivate(&ctx("b", Role::Admin), &own).is_ok());
         let mut img = image("a", Visibility::Private);
         img.status = ImageStatus::Deactivated;
         assert!(Policy::check_download(&ctx("a", Role::Member), &img).is_err());

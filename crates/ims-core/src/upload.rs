@@ -116,6 +116,7 @@ impl ImageService {
             }
         };
         image.status = ImageStatus::Saving;
+        self.mark_transfer(&mut image);
         image.updated_at = crate::now();
         self.catalog
             .images
@@ -224,7 +225,7 @@ impl ImageService {
         let digests = hasher.finish().await;
         let manifest = Arc::new(summary.manifest);
         let inspected = match image.disk_format.as_deref().and_then(inspected_format) {
-            Some(format) => Some(inspect_stored(&store, manifest.clone(), format, self.format_limits()).await?),
+            Some(format) => Some(inspect_stored(&store, manifest.clone(), format, self.format_limits(), self.limits.inspection_timeout).await?),
             None => None,
         };
         if let Some(record) = &encryption {
@@ -262,6 +263,7 @@ impl ImageService {
     /// saving → active, with the data fields. If the image changed meanwhile (deleted), the data is dropped.
     async fn activate(&self, ctx: &RequestContext, mut image: Image) -> Result<Image> {
         image.status = ImageStatus::Active;
+        image.properties.remove(crate::transfers::TRANSFER_NODE);
         image.updated_at = crate::now();
         let event = ctx.event("image.upload", format!("image:{}", image.id));
         if let Err(e) = self.save_activation(&image, &[ImageStatus::Saving], &event).await {
@@ -300,6 +302,7 @@ impl ImageService {
     /// saving → queued after a failed upload, recording why.
     async fn requeue(&self, ctx: &RequestContext, mut image: Image, error: &CoreError) {
         image.status = ImageStatus::Queued;
+        image.properties.remove(crate::transfers::TRANSFER_NODE);
         image.updated_at = crate::now();
         let mut event = ctx.event("image.upload", format!("image:{}", image.id));
         event.result = "failure".into();

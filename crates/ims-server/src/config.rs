@@ -35,6 +35,18 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// Largest image file accepted, in bytes.
     pub image_size_cap: u64,
+    /// Largest request body the server buffers (JSON documents and patches), in bytes (default 1 MiB); image
+    /// data streamed to storage is not buffered and not counted (`image_size_cap` caps it).
+    pub max_request_body_bytes: usize,
+    /// Largest total size of one request's headers (names and values), in bytes (default 64 KiB).
+    pub max_header_bytes: usize,
+    /// Requests a second each caller (token, access key, or anonymous address) may make; 0 (the default): no limit.
+    pub rate_limit_per_second: u32,
+    /// Requests a caller may make in a burst above its rate, the size of its token bucket (default 100).
+    pub rate_limit_burst: u32,
+    /// Seconds the format inspection of one uploaded or imported file may take before the upload fails
+    /// (default 600).
+    pub inspection_timeout: u64,
     /// `text` or `json` log lines.
     pub log_format: String,
     /// Base URL clients use to reach this service, for links in responses; derived from the
@@ -83,6 +95,15 @@ pub struct Settings {
     pub auth: AuthMode,
     /// The Keystone that validates tokens when `auth = "keystone"`: `[keystone]`.
     pub keystone: KeystoneConfig,
+    /// PEM certificate chain of the API and console; with `tls_key` the node serves HTTPS only (both or
+    /// neither must be set).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// Bearer token that may read `/metrics` besides admins (`IMS_METRICS_TOKEN`).
+    pub metrics_token: Option<String>,
+    /// Whether `/metrics` answers anyone, without credentials (off by default).
+    pub metrics_public: bool,
 }
 
 /// Who vouches for `X-Auth-Token`.
@@ -246,6 +267,11 @@ impl Default for Settings {
             nbd_tls_psk_file: None,
             admin_token: None,
             image_size_cap: 1 << 40,
+            max_request_body_bytes: crate::limits::DEFAULT_MAX_REQUEST_BODY_BYTES,
+            max_header_bytes: crate::limits::DEFAULT_MAX_HEADER_BYTES,
+            rate_limit_per_second: 0,
+            rate_limit_burst: 100,
+            inspection_timeout: 600,
             log_format: "text".into(),
             public_url: None,
             gc_interval: 6 * 3600,
@@ -265,6 +291,10 @@ impl Default for Settings {
             stores: Default::default(),
             auth: AuthMode::Builtin,
             keystone: KeystoneConfig::default(),
+            tls_cert: None,
+            tls_key: None,
+            metrics_token: None,
+            metrics_public: false,
         }
     }
 }
@@ -294,6 +324,9 @@ pub struct Overrides {
     pub keystone_project: Option<String>,
     pub keystone_user_domain_name: Option<String>,
     pub keystone_project_domain_name: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub metrics_token: Option<String>,
 }
 
 impl Overrides {
@@ -342,6 +375,7 @@ impl Settings {
         set!(listen, data_dir, image_size_cap, log_format, job_workers);
         set_opt!(database, store, buckets, s3_access_key_id, s3_secret_access_key, nbd_listen, admin_token, public_url);
         set_opt!(nbd_tls_psk_file);
+        set_opt!(tls_cert, tls_key, metrics_token);
         if let Some(auth) = o.auth {
             self.auth = auth;
         }
@@ -358,6 +392,11 @@ impl Settings {
                 *field = value;
             }
         }
+    }
+
+    /// Whether the API and console are served over HTTPS (`tls_cert` and `tls_key` set).
+    pub fn serves_https(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
     }
 
     /// The catalog URL, defaulting to SQLite in the data directory.
@@ -446,6 +485,16 @@ mod tests {
         assert!(s.keystone.validate().is_err(), "a username, password and project are required");
         assert!("ldap".parse::<AuthMode>().is_err());
         assert!(Settings::from_toml("auth = \"ldap\"").is_err());
+    }
+
+    #[test]
+    fn tls_and_metrics_settings_come_from_the_file_and_the_layers_above() {
+        let mut s = Settings::from_toml("tls_cert = \"/etc/ims/a.crt\"\nmetrics_public = true\n").unwrap();
+        assert!(!s.serves_https(), "a certificate alone is not HTTPS (the node refuses to start with it)");
+        s.apply(Overrides { tls_key: Some("/etc/ims/a.key".into()), metrics_token: Some("t".into()), ..Default::default() });
+        assert!(s.serves_https());
+        assert_eq!(s.tls_cert, Some(PathBuf::from("/etc/ims/a.crt")), "a layer without a value keeps the file's");
+        assert_eq!((s.metrics_token.as_deref(), s.metrics_public), (Some("t"), true));
     }
 
     #[test]

@@ -105,6 +105,8 @@ pub mod ims_codes {
     pub const UNAUTHENTICATED: &str = "APIGW.0301";
     /// A signed body larger than the server buffers for verification.
     pub const BODY_TOO_LARGE: &str = "APIGW.0413";
+    /// The caller made more requests than its rate limit allows.
+    pub const TOO_MANY_REQUESTS: &str = "APIGW.0308";
 }
 
 impl ImsError {
@@ -135,6 +137,7 @@ impl ImsError {
             409 => CONFLICT,
             413 => TOO_LARGE,
             415 => UNSUPPORTED_MEDIA_TYPE,
+            429 => TOO_MANY_REQUESTS,
             501 => NOT_AVAILABLE,
             503 => UNAVAILABLE,
             s if s >= 500 => INTERNAL,

@@ -16,14 +16,18 @@ mod identity;
 mod jobs;
 mod keystone;
 mod kms;
+mod limits;
 mod marketplace;
+mod metrics;
 mod nbd;
+mod rate_limit;
 mod recycle_bin;
 pub mod nbd_volume;
 mod replication;
 mod request_id;
 pub mod signature;
 mod state;
+mod tls;
 
 use std::future::Future;
 use std::path::Path;
@@ -41,6 +45,8 @@ use tokio::net::TcpListener;
 
 pub use config::{Overrides, Settings};
 pub use error::{ApiError, ApiResult};
+/// The Images API's parsers of list query strings and JSON-patch bodies (fuzzed on their own).
+pub use glance::{list_query as glance_list_query, patch as glance_patch};
 pub(crate) use glance::body::object as json_object;
 pub(crate) use glance::render::timestamp as glance_timestamp;
 use state::AppState;
@@ -54,12 +60,15 @@ pub struct Node {
     job_runner: ims_core::jobs::JobRunner,
     /// The NBD listener, bound at open when `nbd_listen` is set.
     nbd: Option<nbd::NbdListener>,
+    /// HTTPS only, with this configuration, when `tls_cert` and `tls_key` are set.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Node {
     /// Opens the catalog and the store named by `settings` (creating the data directory and
     /// running migrations) and bootstraps identity on an empty catalog.
     pub async fn open(settings: Settings) -> anyhow::Result<Node> {
+        let tls = tls::acceptor(&settings)?;
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
         let database = settings.database_url();
@@ -75,7 +84,11 @@ impl Node {
             ChunkStore::open_with(&store_url, &store_options).with_context(|| format!("opening store {store_url}"))?;
         store.set_chunk_cache_bytes(settings.chunk_cache_bytes);
         store.set_gc_grace(std::time::Duration::from_secs(settings.gc_grace));
-        let limits = ImageLimits { max_image_size: settings.image_size_cap, ..ImageLimits::default() };
+        let limits = ImageLimits {
+            max_image_size: settings.image_size_cap,
+            inspection_timeout: std::time::Duration::from_secs(settings.inspection_timeout),
+            ..ImageLimits::default()
+        };
         let master_key = settings.data_dir.join("master.key");
         let sealer = ims_core::AesGcmSealer::open_key_file(&master_key)
             .with_context(|| format!("opening the master key {}", master_key.display()))?;
@@ -108,8 +121,11 @@ impl Node {
         let glance_import = services.glance_import(Arc::new(glance::import_settings(&settings)?));
         let mut job_handlers = services.job_handlers();
         glance_import.register_handler(&mut job_handlers);
+        let metrics = Arc::new(metrics::Metrics::new(catalog.clone()));
         let job_runner =
-            ims_core::jobs::JobRunner::new(catalog, job_handlers, runner_settings, services.jobs.waker());
+            ims_core::jobs::JobRunner::new(catalog, job_handlers, runner_settings, services.jobs.waker())
+                .with_observer(metrics.job_observer());
+        services.images.set_transfer_node(job_runner.node_id());
         let created = services.identity.bootstrap(settings.admin_token.as_deref()).await?;
         let generated_admin_token = match created {
             Some(token) if settings.admin_token.is_none() => {
@@ -133,8 +149,18 @@ impl Node {
             config::AuthMode::Builtin => None,
             config::AuthMode::Keystone => Some(Arc::new(keystone::KeystoneAuth::new(&settings.keystone)?)),
         };
-        let state = AppState { services, settings: Arc::new(settings), glance_import, nbd_address, nbd_tls, keystone };
-        Ok(Node { state, generated_admin_token, job_runner, nbd })
+        let image_cache = ims_core::image_cache::ImageCacheService::new(services.images.clone());
+        let state = AppState {
+            services,
+            settings: Arc::new(settings),
+            glance_import,
+            image_cache,
+            nbd_address,
+            nbd_tls,
+            keystone,
+            metrics,
+        };
+        Ok(Node { state, generated_admin_token, job_runner, nbd, tls })
     }
 
     /// Where this node's NBD server listens (the bound port when `nbd_listen` asked for port 0).
@@ -159,11 +185,16 @@ impl Node {
             .merge(recycle_bin::router())
             .merge(replication::router())
             .merge(console::router())
+            .merge(metrics::router())
             .fallback(fallback)
             .with_state(self.state.clone())
             .layer(axum::middleware::from_fn_with_state(self.state.clone(), signature::verify))
             .layer(axum::middleware::from_fn_with_state(self.state.clone(), audit::record_failures))
+            .layer(limits::body_limit(self.state.settings.max_request_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(self.state.clone(), limits::enforce))
+            .layer(axum::middleware::from_fn_with_state(rate_limit::from_settings(&self.state.settings), rate_limit::enforce))
             .layer(axum::middleware::from_fn(request_id::assign))
+            .layer(axum::middleware::from_fn_with_state(self.state.metrics.clone(), metrics::http::record))
     }
 
     /// Serves on `listener` until `shutdown` completes, then finishes in-flight requests.
@@ -172,15 +203,27 @@ impl Node {
         let _gc = admin::BackgroundGc::start(&self.state);
         let _purge = recycle_bin::BackgroundPurge::start(&self.state);
         let address = listener.local_addr()?;
-        tracing::info!(%address, "IMS listening");
+        tracing::info!(%address, https = self.tls.is_some(), "IMS listening");
         let jobs = self.job_runner.with_address(admin::node_address(address)).start();
         let nbd_stop = tokio_util::sync::CancellationToken::new();
         let exports = ims_core::nbd_exports::NbdExportService::new(self.state.services.images.clone())
             .with_buckets(self.state.services.buckets.clone());
         let compute = self.state.services.compute.clone();
         let nbd = self.nbd.map(|listener| listener.serve(exports, compute, nbd_stop.clone()));
-        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+        let served = match self.tls {
+            Some(acceptor) => {
+                use axum::serve::ListenerExt;
+                let app = app.layer(axum::middleware::map_response(tls::strict_transport_security));
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                // `tap_io` gives the TLS listener the connect-info `SocketAddr` plain TCP has.
+                let listener = tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
+                axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            }
+            None => {
+                let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+                axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+            }
+        };
         nbd_stop.cancel();
         if let Some(nbd) = nbd {
             let _ = nbd.await;
@@ -200,7 +243,7 @@ async fn fallback(axum::extract::State(state): axum::extract::State<AppState>, u
     let path = uri.path();
     let versioned = path.strip_prefix("/v").is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
     if versioned && !path.starts_with("/v2/") {
-        return (StatusCode::MULTIPLE_CHOICES, axum::Json(glance::versions_document(state.settings.public_url.as_deref(), &headers))).into_response();
+        return (StatusCode::MULTIPLE_CHOICES, axum::Json(glance::versions_document(&state.settings, &headers))).into_response();
     }
     ApiError::not_found(format!("The resource could not be found: {path}")).into_response()
 }

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use tokio::sync::OnceCell;
@@ -106,14 +107,48 @@ pub struct ChunkCache {
 
 #[derive(Default)]
 struct CacheState {
-    /// Cached chunks and the tick of their last use.
-    entries: HashMap<CacheKey, (Bytes, u64)>,
+    /// Cached chunks.
+    entries: HashMap<CacheKey, Entry>,
     /// Last-use tick → chunk: the least recently used first.
     order: BTreeMap<u64, CacheKey>,
     bytes: u64,
     tick: u64,
     /// Chunks being fetched now: later readers wait on the same cell instead of fetching again.
     loading: HashMap<CacheKey, Arc<OnceCell<Bytes>>>,
+}
+
+/// One cached chunk.
+struct Entry {
+    data: Bytes,
+    /// The tick of its last use (its key in `CacheState::order`).
+    tick: u64,
+    /// Lookups answered with it since it was cached.
+    hits: u64,
+    /// When it was cached or last used.
+    used_at: SystemTime,
+}
+
+/// What a cache holds of the chunks of one file (see [`ChunkStore::cache_residency`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheResidency {
+    /// Distinct chunks the file is stored in (zero extents have none).
+    pub chunks: u64,
+    /// Their decoded bytes: what holding the whole file takes of the budget.
+    pub chunk_bytes: u64,
+    /// Those of them held now.
+    pub held: u64,
+    /// Lookups answered from memory with the held ones since each was cached (a chunk shared with
+    /// other files counts their reads too).
+    pub hits: u64,
+    /// When a held one was last cached or used (`None` when none is held).
+    pub last_used: Option<SystemTime>,
+}
+
+impl CacheResidency {
+    /// True when every chunk of the file is held (a file of zeros only is always whole).
+    pub fn is_whole(&self) -> bool {
+        self.held == self.chunks
+    }
 }
 
 /// What a lookup found.
@@ -164,18 +199,23 @@ impl ChunkCache {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The cached chunk (marked as just used), or the cell through which to load it.
-    fn lookup(&self, key: &CacheKey) -> Lookup {
+    /// The cached chunk (marked as just used, and counted as a hit when `hit` says so), or the cell
+    /// through which to load it.
+    fn lookup(&self, key: &CacheKey, hit: bool) -> Lookup {
         let mut guard = self.lock();
         let state = &mut *guard;
         state.tick += 1;
         let tick = state.tick;
-        if let Some((data, last)) = state.entries.get_mut(key) {
-            state.order.remove(last);
-            *last = tick;
+        if let Some(entry) = state.entries.get_mut(key) {
+            state.order.remove(&entry.tick);
+            entry.tick = tick;
+            entry.used_at = SystemTime::now();
             state.order.insert(tick, *key);
-            self.hits.fetch_add(1, Ordering::Relaxed);
-            return Lookup::Hit(data.clone());
+            if hit {
+                entry.hits += 1;
+                self.hits.fetch_add(1, Ordering::Relaxed);
+            }
+            return Lookup::Hit(entry.data.clone());
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
         Lookup::Load(state.loading.entry(*key).or_default().clone())
@@ -205,8 +245,33 @@ impl ChunkCache {
         offset: u64,
         length: usize,
     ) -> Result<Bytes, StoreError> {
+        self.load(store, domain, id, offset, length, true).await
+    }
+
+    /// Like [`ChunkCache::get_or_fetch`], but a chunk already held is only marked as used, not counted
+    /// as a hit (for prefetching, which nobody reads from).
+    pub(crate) async fn warm(
+        &self,
+        store: &ChunkStore,
+        domain: ChunkId,
+        id: ChunkId,
+        offset: u64,
+        length: usize,
+    ) -> Result<(), StoreError> {
+        self.load(store, domain, id, offset, length, false).await.map(drop)
+    }
+
+    async fn load(
+        &self,
+        store: &ChunkStore,
+        domain: ChunkId,
+        id: ChunkId,
+        offset: u64,
+        length: usize,
+        hit: bool,
+    ) -> Result<Bytes, StoreError> {
         let key = (domain, id);
-        let cell = match self.lookup(&key) {
+        let cell = match self.lookup(&key, hit) {
             Lookup::Hit(data) => return Ok(data),
             Lookup::Load(cell) => cell,
         };
@@ -235,16 +300,61 @@ impl ChunkCache {
         }
         while state.bytes + len > self.budget {
             let Some((_, old)) = state.order.pop_first() else { break };
-            if let Some((bytes, _)) = state.entries.remove(&old) {
-                state.bytes -= bytes.len() as u64;
+            if let Some(entry) = state.entries.remove(&old) {
+                state.bytes -= entry.data.len() as u64;
                 self.evictions.fetch_add(1, Ordering::Relaxed);
             }
         }
         state.tick += 1;
         let tick = state.tick;
-        state.entries.insert(*key, (data.clone(), tick));
+        state.entries.insert(*key, Entry { data: data.clone(), tick, hits: 0, used_at: SystemTime::now() });
         state.order.insert(tick, *key);
         state.bytes += len;
+    }
+}
+
+impl ChunkCache {
+    /// What this cache holds of the distinct chunks `chunks` (id, decoded length) decoded in
+    /// `domain`. Looks only: nothing is marked as used.
+    pub(crate) fn residency(&self, domain: ChunkId, chunks: &HashMap<ChunkId, u64>) -> CacheResidency {
+        let state = self.lock();
+        let mut residency = CacheResidency { chunks: chunks.len() as u64, ..CacheResidency::default() };
+        for (id, length) in chunks {
+            residency.chunk_bytes += length;
+            if let Some(entry) = state.entries.get(&(domain, *id)) {
+                residency.held += 1;
+                residency.hits += entry.hits;
+                residency.last_used = residency.last_used.max(Some(entry.used_at));
+            }
+        }
+        residency
+    }
+
+    /// Drops the chunks `ids` decoded in `domain`; returns how many were held. Loads in flight
+    /// are not stopped (they may cache their chunk when they end).
+    pub(crate) fn evict(&self, domain: ChunkId, ids: impl IntoIterator<Item = ChunkId>) -> u64 {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let mut dropped = 0;
+        for id in ids {
+            if let Some(entry) = state.entries.remove(&(domain, id)) {
+                state.order.remove(&entry.tick);
+                state.bytes -= entry.data.len() as u64;
+                dropped += 1;
+            }
+        }
+        dropped
+    }
+
+    /// Drops every cached chunk (of every domain); returns how many were held. Counters other than
+    /// `bytes` and `chunks` are kept; loads in flight are not stopped.
+    pub fn clear(&self) -> u64 {
+        let mut state = self.lock();
+        let dropped = state.entries.len() as u64;
+        state.entries.clear();
+        state.order.clear();
+        state.bytes = 0;
+        dropped
     }
 }
 

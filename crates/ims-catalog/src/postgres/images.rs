@@ -196,7 +196,9 @@ pub(super) async fn save_image(conn: &mut PgConnection, image: &Image, expected:
             )),
         });
     }
-    for table in ["image_tags", "image_properties"] {
+    // An image deleted for good (saves never bin) is shared with no one any more.
+    let member_rows = image.status == ImageStatus::Deleted;
+    for table in ["image_tags", "image_properties"].into_iter().chain(member_rows.then_some("image_members")) {
         sqlx::query(&format!("DELETE FROM {table} WHERE image_id = $1"))
             .bind(image.id)
             .execute(&mut *conn)

@@ -35,6 +35,7 @@ mod jobs;
 mod market;
 mod list;
 mod members;
+mod metadefs;
 mod recycle_bin;
 mod resource_tags;
 
@@ -115,6 +116,7 @@ impl PostgresCatalog {
             lineage: Arc::new(recycle_bin::PostgresRecycleBin::new(self.pool.clone())),
             compute: Arc::new(compute::PostgresCompute::new(self.pool.clone())),
             market: Arc::new(market::PostgresMarket::new(self.pool.clone())),
+            metadefs: Arc::new(metadefs::PostgresMetadefs::new(self.pool.clone())),
             jobs: Arc::new(PostgresJobs::new(self.pool)),
         }
     }

@@ -207,6 +207,12 @@ impl RecycleBinRepository for PostgresRecycleBin {
                 None => not_in_bin(id),
             });
         }
+        // Deleted for good now: shared with no one any more.
+        sqlx::query("DELETE FROM image_members WHERE image_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         insert_audit(&mut tx, event).await?;
         commit(tx).await
     }

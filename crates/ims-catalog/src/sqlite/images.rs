@@ -242,7 +242,9 @@ pub(super) async fn save_image(tx: &mut SqliteConnection, image: &Image, expecte
             )),
         });
     }
-    for table in ["image_tags", "image_properties"] {
+    // An image deleted for good (saves never bin) is shared with no one any more.
+    let member_rows = image.status == ImageStatus::Deleted;
+    for table in ["image_tags", "image_properties"].into_iter().chain(member_rows.then_some("image_members")) {
         sqlx::query(&format!("DELETE FROM {table} WHERE image_id = ?"))
             .bind(&id)
             .execute(&mut *tx)

@@ -23,6 +23,7 @@ mod jobs;
 mod market;
 mod list;
 mod members;
+mod metadefs;
 mod recycle_bin;
 mod resource_tags;
 
@@ -114,6 +115,7 @@ impl SqliteCatalog {
             lineage: Arc::new(recycle_bin::SqliteRecycleBin::new(self.pool.clone())),
             compute: Arc::new(compute::SqliteCompute::new(self.pool.clone())),
             market: Arc::new(market::SqliteMarket::new(self.pool.clone())),
+            metadefs: Arc::new(metadefs::SqliteMetadefs::new(self.pool.clone())),
             jobs: Arc::new(SqliteJobs::new(self.pool)),
         }
     }

@@ -211,6 +211,12 @@ impl RecycleBinRepository for SqliteRecycleBin {
                 None => not_in_bin(id),
             });
         }
+        // Deleted for good now: shared with no one any more.
+        sqlx::query("DELETE FROM image_members WHERE image_id = ?")
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         insert_audit(&mut tx, event).await?;
         commit(tx).await
     }

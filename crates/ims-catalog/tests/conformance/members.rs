@@ -65,3 +65,27 @@ pub async fn check_member_add_needs_live_image(b: &Backend) {
     c.images.save(&deleted, &[ImageStatus::Queued], &image_event(img.id)).await.unwrap();
     expect_not_found(c.members.add(&member(img.id, "p1", MemberStatus::Pending, 0), &ev()).await);
 }
+
+/// An image deleted for good loses its members, whether saved as deleted or purged from the recycle bin; a
+/// binned image keeps them for its restore.
+pub async fn check_members_go_with_final_deletion(b: &Backend) {
+    let c = &b.catalog;
+    let mut saved = image("owner", "saved");
+    saved.visibility = Visibility::Shared;
+    let mut binned = image("owner", "binned");
+    binned.visibility = Visibility::Shared;
+    for img in [&saved, &binned] {
+        create(c, img).await;
+        c.members.add(&member(img.id, "p1", MemberStatus::Accepted, 1), &ev()).await.unwrap();
+    }
+
+    saved.status = ImageStatus::Deleted;
+    saved.updated_at = t(5);
+    c.images.save(&saved, &[ImageStatus::Queued], &image_event(saved.id)).await.unwrap();
+    assert!(c.members.list(saved.id).await.unwrap().is_empty(), "deleted for good: no members left");
+
+    c.recycle_bin.move_to_bin(binned.id, ImageStatus::Queued, t(5), t(6), &image_event(binned.id)).await.unwrap();
+    assert_eq!(c.members.list(binned.id).await.unwrap().len(), 1, "a binned image keeps its members");
+    c.recycle_bin.purge(binned.id, None, &image_event(binned.id)).await.unwrap();
+    assert!(c.members.list(binned.id).await.unwrap().is_empty(), "purged: no members left");
+}

@@ -13,6 +13,7 @@ pub mod job;
 pub mod kms;
 pub mod market;
 pub mod member;
+pub mod metadefs;
 pub mod migrate;
 pub mod node;
 pub mod own_quota;

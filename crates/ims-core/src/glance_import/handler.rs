@@ -14,7 +14,7 @@ use ims_formats::Format;
 use ims_catalog::{AuditEvent, Image, ImageStatus, Job};
 use serde_json::{json, Value};
 
-use super::{GlanceImportService, ImportMethod, ImportParams, FAILED_IMPORT, IMPORTING_TO_STORES};
+use super::{merge_store_list, GlanceImportService, ImportMethod, ImportParams, FAILED_IMPORT, IMPORTING_TO_STORES};
 use crate::inspection::{inspect_stored, inspected_format};
 use crate::jobs::{JobContext, JobError, JobHandler};
 use crate::pipelines::{codes, convert_stored, job_error, job_image};
@@ -100,9 +100,9 @@ impl JobHandler for GlanceImportHandler {
         image.os_hash_algo = None;
         image.os_hash_value = None;
         image.updated_at = crate::now();
-        image.properties.remove(IMPORTING_TO_STORES);
+        merge_store_list(&mut image.properties, IMPORTING_TO_STORES, &p.stores, true);
         image.properties.remove(super::STAGE_HOST);
-        image.properties.insert(FAILED_IMPORT.into(), p.stores.join(","));
+        merge_store_list(&mut image.properties, FAILED_IMPORT, &p.stores, false);
         let mut event = AuditEvent::new(&format!("job-{}", job.id), "image.import", format!("image:{}", image.id));
         event.project_id = Some(job.project_id.clone());
         event.result = "failure".into();
@@ -179,7 +179,7 @@ impl GlanceImportHandler {
         if !image.extra_stores.iter().any(|s| s == store) {
             image.extra_stores.push(store.to_string());
         }
-        remove_store(&mut image.properties, IMPORTING_TO_STORES, store);
+        merge_store_list(&mut image.properties, IMPORTING_TO_STORES, &[store.to_string()], true);
         image.updated_at = crate::now();
         let mut event = AuditEvent::new("job", "image.import", format!("image:{}", image.id));
         event.project_id = Some(image.owner.clone());
@@ -198,8 +198,8 @@ impl GlanceImportHandler {
         if image.status != ImageStatus::Active {
             return Ok(());
         }
-        image.properties.remove(IMPORTING_TO_STORES);
-        image.properties.insert(FAILED_IMPORT.into(), failed.join(","));
+        image.properties.insert(IMPORTING_TO_STORES.into(), String::new());
+        merge_store_list(&mut image.properties, FAILED_IMPORT, failed, false);
         image.updated_at = crate::now();
         let mut event = AuditEvent::new("job", "image.import", format!("image:{}", image.id));
         event.project_id = Some(image.owner.clone());
@@ -230,7 +230,7 @@ impl GlanceImportHandler {
         let manifest = images.store.load_manifest(&manifest_id).await.map_err(|e| {
             JobError::transient(codes::UNAVAILABLE, format!("the staged data cannot be read: {e}"))
         })?;
-        let inspected = inspect_stored(&store, Arc::new(manifest), format, ims_formats::Limits::default())
+        let inspected = inspect_stored(&store, Arc::new(manifest), format, ims_formats::Limits::default(), images.limits.inspection_timeout)
             .await
             .map_err(|e| match e {
                 CoreError::Invalid(m) => JobError::failed(codes::SOURCE_CORRUPT, m),
@@ -341,12 +341,8 @@ impl GlanceImportHandler {
         let images = &self.0.images;
         image.status = ImageStatus::Active;
         image.updated_at = crate::now();
-        image.properties.remove(IMPORTING_TO_STORES);
-        if failed.is_empty() {
-            image.properties.remove(FAILED_IMPORT);
-        } else {
-            image.properties.insert(FAILED_IMPORT.into(), failed.join(","));
-        }
+        merge_store_list(&mut image.properties, IMPORTING_TO_STORES, &p.stores, true);
+        merge_store_list(&mut image.properties, FAILED_IMPORT, failed, false);
         image.lineage = match (p.method, &p.uri) {
             (ImportMethod::WebDownload, Some(uri)) => crate::lineage::web_download_lineage(uri),
             (ImportMethod::WebDownload, None) => ims_catalog::Lineage {
@@ -383,17 +379,5 @@ impl GlanceImportHandler {
             }
         }
         Ok(())
-    }
-}
-
-/// Removes `store` from the comma-separated list in property `key`, dropping the property once empty.
-fn remove_store(properties: &mut std::collections::BTreeMap<String, String>, key: &str, store: &str) {
-    let Some(list) = properties.get(key) else { return };
-    let rest: Vec<&str> = list.split(',').filter(|s| !s.is_empty() && *s != store).collect();
-    if rest.is_empty() {
-        properties.remove(key);
-    } else {
-        let rest = rest.join(",");
-        properties.insert(key.to_string(), rest);
     }
 }

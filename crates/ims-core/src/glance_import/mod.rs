@@ -5,6 +5,9 @@
 //! configured stores (see [`stores`]). Jobs of this type are Glance's import tasks.
 
 mod handler;
+mod legacy_task;
+mod location_job;
+pub mod locations;
 mod stage;
 pub mod stores;
 mod tasks;
@@ -21,6 +24,8 @@ use crate::jobs::{JobHandlers, JobService};
 use crate::{CoreError, ImageService, Policy, RequestContext, Result, Services};
 
 pub use stores::{image_stores, StoreInfo, Stores, DEFAULT_STORE_ID};
+pub use locations::{HashAlgo, ImageLocation, LocationRequest, ValidationData, GLANCE_LOCATION_JOB};
+pub use legacy_task::LegacyImportTask;
 pub use tasks::GlanceTask;
 pub use web::WebDownloadPolicy;
 
@@ -33,6 +38,29 @@ pub const IMPORTING_TO_STORES: &str = "os_glance_importing_to_stores";
 pub const FAILED_IMPORT: &str = "os_glance_failed_import";
 /// Image property naming the node that took the staged data.
 pub const STAGE_HOST: &str = "os_glance_stage_host";
+
+/// Adds `stores` to the comma-separated store list of property `key` (with `subtract`, removes them), as
+/// Glance keeps `os_glance_importing_to_stores` and `os_glance_failed_import`: the property stays once set,
+/// empty when no store is left, and lists its stores sorted.
+pub(crate) fn merge_store_list(
+    properties: &mut std::collections::BTreeMap<String, String>,
+    key: &str,
+    stores: &[String],
+    subtract: bool,
+) {
+    let mut merged: std::collections::BTreeSet<String> = properties
+        .get(key)
+        .map(|list| list.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .unwrap_or_default();
+    for store in stores.iter().filter(|s| !s.is_empty()) {
+        if subtract {
+            merged.remove(store);
+        } else {
+            merged.insert(store.clone());
+        }
+    }
+    properties.insert(key.to_string(), merged.into_iter().collect::<Vec<_>>().join(","));
+}
 
 /// An interoperable import method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +143,8 @@ pub struct GlanceImportService {
     pub(crate) settings: Arc<ImportSettings>,
     /// The stored format per source format (the operator's `import_conversions`, shared with the pipelines).
     pub(crate) conversions: Arc<crate::pipelines::ImportConversions>,
+    /// The buckets location imports read from.
+    pub(crate) buckets: crate::buckets::BucketStore,
 }
 
 impl Services {
@@ -125,7 +155,8 @@ impl Services {
     pub fn glance_import(&self, settings: Arc<ImportSettings>) -> GlanceImportService {
         self.images.extra_stores.set(&settings.stores);
         let conversions = Arc::clone(&self.import_conversions);
-        GlanceImportService { images: self.images.clone(), jobs: self.jobs.clone(), settings, conversions }
+        let buckets = self.buckets.clone();
+        GlanceImportService { images: self.images.clone(), jobs: self.jobs.clone(), settings, conversions, buckets }
     }
 }
 
@@ -134,9 +165,10 @@ impl GlanceImportService {
         &self.settings
     }
 
-    /// Registers the handler of Glance import jobs in `handlers`.
+    /// Registers the handlers of Glance import and location import jobs in `handlers`.
     pub fn register_handler(&self, handlers: &mut JobHandlers) {
         handlers.register(GLANCE_IMPORT_JOB, Arc::new(handler::GlanceImportHandler(self.clone())));
+        handlers.register(GLANCE_LOCATION_JOB, Arc::new(location_job::LocationImportHandler(self.clone())));
     }
 
     /// Starts an import of image `id`: checks the request, then turns the image `importing` and enqueues the
@@ -145,6 +177,17 @@ impl GlanceImportService {
     /// staged data for `glance-direct`, `queued` for `web-download`); `Forbidden` unless the caller may
     /// change the image. Nothing changes when it fails.
     pub async fn import(&self, ctx: &RequestContext, id: Uuid, request: ImportRequest) -> Result<Job> {
+        self.start_import(ctx, id, request, None).await
+    }
+
+    /// [`Self::import`], recording `legacy_input` (the input of a legacy `import` task) on the job.
+    async fn start_import(
+        &self,
+        ctx: &RequestContext,
+        id: Uuid,
+        request: ImportRequest,
+        legacy_input: Option<serde_json::Value>,
+    ) -> Result<Job> {
         let method = ImportMethod::parse(&request.method)
             .ok_or_else(|| CoreError::Invalid(format!("Import method {} is not supported", request.method)))?;
         if !self.settings.methods.contains(&method) {
@@ -187,8 +230,8 @@ impl GlanceImportService {
         image.status.check_transition(ImageStatus::Importing, &image)?;
         image.status = ImageStatus::Importing;
         image.updated_at = crate::now();
-        image.properties.insert(IMPORTING_TO_STORES.into(), stores.join(","));
-        image.properties.remove(FAILED_IMPORT);
+        merge_store_list(&mut image.properties, IMPORTING_TO_STORES, &stores, false);
+        merge_store_list(&mut image.properties, FAILED_IMPORT, &stores, true);
         let params = ImportParams {
             image_id: id.to_string(),
             method,
@@ -197,6 +240,10 @@ impl GlanceImportService {
             all_stores_must_succeed: request.all_stores_must_succeed,
         };
         let params = serde_json::to_value(&params).map_err(|e| CoreError::Invalid(e.to_string()))?;
+        let mut params = tasks::with_requester(params, ctx);
+        if let Some(input) = legacy_input {
+            params[legacy_task::LEGACY_TASK_INPUT] = input;
+        }
         let job = self.jobs.new_job(ctx, GLANCE_IMPORT_JOB, params, json!({"image_id": id.to_string()}))?;
         let change = ImageChange::Save { image: &image, expected: &[expected] };
         self.jobs.enqueue_with_image(ctx, &job, change).await.map_err(|e| match e {
@@ -223,8 +270,8 @@ impl GlanceImportService {
             return Err(CoreError::Conflict(format!("Image {id} is already being copied to stores")));
         }
         image.updated_at = crate::now();
-        image.properties.insert(IMPORTING_TO_STORES.into(), stores.join(","));
-        image.properties.remove(FAILED_IMPORT);
+        merge_store_list(&mut image.properties, IMPORTING_TO_STORES, &stores, false);
+        merge_store_list(&mut image.properties, FAILED_IMPORT, &stores, true);
         let params = ImportParams {
             image_id: id.to_string(),
             method: ImportMethod::CopyImage,
@@ -233,6 +280,7 @@ impl GlanceImportService {
             all_stores_must_succeed: must_succeed,
         };
         let params = serde_json::to_value(&params).map_err(|e| CoreError::Invalid(e.to_string()))?;
+        let params = tasks::with_requester(params, ctx);
         let job = self.jobs.new_job(ctx, GLANCE_IMPORT_JOB, params, json!({"image_id": id.to_string()}))?;
         let change = ImageChange::Save { image: &image, expected: &[ImageStatus::Active] };
         self.jobs.enqueue_with_image(ctx, &job, change).await.map_err(|e| match e {

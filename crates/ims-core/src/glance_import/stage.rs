@@ -39,6 +39,7 @@ impl GlanceImportService {
         }
         image.status.check_transition(ImageStatus::Uploading, &image)?;
         image.status = ImageStatus::Uploading;
+        self.images.mark_transfer(&mut image);
         image.updated_at = crate::now();
         if let Some(host) = &self.settings.stage_host {
             image.properties.insert(STAGE_HOST.into(), host.clone());
@@ -70,6 +71,7 @@ impl GlanceImportService {
     /// Records the staged data on the still-`uploading` image; drops it if the image changed meanwhile.
     async fn keep_staged(&self, ctx: &RequestContext, mut staged: Image) -> Result<Image> {
         staged.updated_at = crate::now();
+        staged.properties.remove(crate::transfers::TRANSFER_NODE);
         let event = ctx.event("image.stage", format!("image:{}", staged.id));
         let store = &self.images.store;
         if let Err(e) = self.images.catalog.images.save(&staged, &[ImageStatus::Uploading], &event).await {
@@ -97,6 +99,7 @@ impl GlanceImportService {
         image.status = ImageStatus::Queued;
         image.updated_at = crate::now();
         image.properties.remove(STAGE_HOST);
+        image.properties.remove(crate::transfers::TRANSFER_NODE);
         let mut event = ctx.event("image.stage", format!("image:{}", image.id));
         event.result = "failure".into();
         event.detail = Some(error.to_string());

@@ -5,7 +5,7 @@ use ims_catalog::{CatalogError, Job, JobFilter, JobStatus};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{GlanceImportService, GLANCE_IMPORT_JOB};
+use super::{GlanceImportService, GLANCE_IMPORT_JOB, GLANCE_LOCATION_JOB};
 use crate::jobs::MAX_JOB_LIST;
 use crate::{CoreError, Policy, RequestContext, Result};
 
@@ -13,6 +13,8 @@ use crate::{CoreError, Policy, RequestContext, Result};
 #[derive(Debug, Clone, PartialEq)]
 pub struct GlanceTask {
     pub id: String,
+    /// `api_image_import`, or `location_import` for a location added to an image.
+    pub task_type: &'static str,
     /// `pending`, `processing`, `success` or `failure`.
     pub status: &'static str,
     pub owner: String,
@@ -21,12 +23,17 @@ pub struct GlanceTask {
     pub result: Option<Value>,
     /// Why the task failed; empty otherwise.
     pub message: String,
+    /// The `x-openstack-request-id` of the request that started the task (none for tasks recorded before
+    /// it was kept).
+    pub request_id: Option<String>,
+    /// The user who started the task.
+    pub user_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl GlanceTask {
-    fn from_job(job: &Job) -> GlanceTask {
+    pub(crate) fn from_job(job: &Job) -> GlanceTask {
         let status = match job.status {
             JobStatus::Init => "pending",
             JobStatus::Running => "processing",
@@ -34,13 +41,23 @@ impl GlanceTask {
             JobStatus::Fail => "failure",
         };
         let image_id = job.params.get("image_id").and_then(Value::as_str).map(str::to_string);
-        let mut input = json!({"image_id": image_id, "import_req": {"method": {"name": job.params["method"]}}});
+        let location = job.job_type == GLANCE_LOCATION_JOB;
+        let mut input = if location {
+            json!({"image_id": image_id, "loc_url": job.params["url"], "validation_data": job.params.get("validation_data").cloned().unwrap_or_else(|| json!({}))})
+        } else {
+            json!({"image_id": image_id, "import_req": {"method": {"name": job.params["method"]}}})
+        };
         if let Some(uri) = job.params.get("uri") {
             input["import_req"]["method"]["uri"] = uri.clone();
         }
         if let Some(stores) = job.params.get("stores") {
             input["import_req"]["stores"] = stores.clone();
             input["backend"] = stores.clone();
+        }
+        // A legacy `import` task (`POST /v2/tasks`) shows its input as given.
+        let legacy = job.params.get(super::legacy_task::LEGACY_TASK_INPUT);
+        if let Some(given) = legacy {
+            input = given.clone();
         }
         let message = match (&job.error_code, &job.fail_reason) {
             (Some(code), Some(reason)) => format!("{code}: {reason}"),
@@ -49,16 +66,42 @@ impl GlanceTask {
         };
         GlanceTask {
             id: job.id.clone(),
+            task_type: if location {
+                "location_import"
+            } else if legacy.is_some() {
+                "import"
+            } else {
+                "api_image_import"
+            },
             status,
             owner: job.project_id.clone(),
             image_id,
             input,
             result: job.result.clone(),
             message,
+            request_id: job.params.get("request_id").and_then(Value::as_str).map(str::to_string),
+            user_id: job.params.get("user_id").and_then(Value::as_str).map(str::to_string),
             created_at: job.created_at,
             updated_at: job.updated_at,
         }
     }
+}
+
+/// The `params` of a job Glance shows as a task, with the request that starts it and its user recorded
+/// (the task's `request_id` and `user_id`). `params` must be a JSON object.
+pub(crate) fn with_requester(mut params: Value, ctx: &RequestContext) -> Value {
+    if let Some(object) = params.as_object_mut() {
+        object.insert("request_id".into(), json!(ctx.request_id));
+        if let Some(caller) = &ctx.caller {
+            object.insert("user_id".into(), json!(caller.user_id));
+        }
+    }
+    params
+}
+
+/// Whether `job` is one Glance shows as a task: an import or a location import.
+fn is_glance_task(job: &Job) -> bool {
+    job.job_type == GLANCE_IMPORT_JOB || job.job_type == GLANCE_LOCATION_JOB
 }
 
 impl GlanceImportService {
@@ -70,13 +113,13 @@ impl GlanceImportService {
         }
         let filter = JobFilter { project_id: None, statuses: vec![], parent_id: None, limit: MAX_JOB_LIST };
         let jobs = self.images.catalog.jobs.list(&filter).await?;
-        Ok(jobs.iter().filter(|j| j.job_type == GLANCE_IMPORT_JOB).take(limit as usize).map(GlanceTask::from_job).collect())
+        Ok(jobs.iter().filter(|j| is_glance_task(j)).take(limit as usize).map(GlanceTask::from_job).collect())
     }
 
     /// One import task; the caller's project's own, or any for admins. `NotFound` otherwise (or if missing).
     pub async fn get_task(&self, ctx: &RequestContext, id: &str) -> Result<GlanceTask> {
         let job = self.jobs.get(ctx, id).await?;
-        if job.job_type != GLANCE_IMPORT_JOB {
+        if !is_glance_task(&job) {
             return Err(CoreError::NotFound(format!("Task {id} not found")));
         }
         Ok(GlanceTask::from_job(&job))
@@ -94,7 +137,7 @@ impl GlanceImportService {
         let image_id = id.to_string();
         Ok(jobs
             .iter()
-            .filter(|j| j.job_type == GLANCE_IMPORT_JOB)
+            .filter(|j| is_glance_task(j))
             .filter(|j| j.params.get("image_id").and_then(Value::as_str) == Some(image_id.as_str()))
             .map(GlanceTask::from_job)
             .collect())

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::{CoreError, Policy, RequestContext, Result};
 
 pub use handler::{JobContext, JobError, JobHandler, JobHandlers, StopReason};
-pub use runner::{JobRunner, JobWaker, RunnerSettings, RunningJobs, CANCELLED_CODE, INTERNAL_CODE};
+pub use runner::{JobObserver, JobRunner, JobWaker, RunnerSettings, RunningJobs, CANCELLED_CODE, INTERNAL_CODE};
 
 /// Most jobs one list returns.
 pub const MAX_JOB_LIST: u32 = 1000;
@@ -104,6 +104,7 @@ impl JobService {
     /// Enqueues `job` for the runner.
     pub async fn enqueue(&self, ctx: &RequestContext, job: &Job) -> Result<()> {
         self.catalog.jobs.create(job, &ctx.event("job.create", format!("job:{}", job.id))).await?;
+        log_enqueued(ctx, job);
         self.waker.wake();
         Ok(())
     }
@@ -112,6 +113,7 @@ impl JobService {
     pub async fn enqueue_with_image(&self, ctx: &RequestContext, job: &Job, change: ImageChange<'_>) -> Result<()> {
         let event = ctx.event(&format!("job.create.{}", job.job_type), format!("job:{}", job.id));
         self.catalog.jobs.create_with_image(job, change, &event).await?;
+        log_enqueued(ctx, job);
         self.waker.wake();
         Ok(())
     }
@@ -120,6 +122,7 @@ impl JobService {
     pub(crate) async fn create(&self, ctx: &RequestContext, job_type: &str, params: Value) -> Result<Job> {
         let job = self.new_job(ctx, job_type, params, serde_json::json!({}))?;
         self.catalog.jobs.create(&job, &ctx.event("job.create", format!("job:{}", job.id))).await?;
+        log_enqueued(ctx, &job);
         Ok(job)
     }
 
@@ -149,4 +152,10 @@ impl JobService {
         job.updated_at = now;
         Ok(self.catalog.jobs.update(job).await?)
     }
+}
+
+/// Logs a new job with the id of the request that made it: the runner's lines name the job only, so this
+/// line ties a job's run to its request.
+fn log_enqueued(ctx: &RequestContext, job: &Job) {
+    tracing::info!(job = %job.id, job_type = %job.job_type, request_id = %ctx.request_id, "job enqueued");
 }

@@ -98,7 +98,13 @@ pub struct JobRunner {
     draining: watch::Sender<bool>,
     /// Workers claiming or running a job right now.
     busy: AtomicUsize,
+    /// Told of every job whose end this node's workers record.
+    observer: Option<JobObserver>,
 }
+
+/// Called with the stored record of every job a worker of this node ended (`SUCCESS` or `FAIL`) or handed
+/// back for a retry (`INIT`), right after the catalog recorded it; for metrics. Must not block.
+pub type JobObserver = Arc<dyn Fn(&Job) + Send + Sync>;
 
 /// Counts a worker as busy for as long as it lives.
 struct Busy<'a>(&'a AtomicUsize);
@@ -136,7 +142,14 @@ impl JobRunner {
             started_at: Utc::now(),
             draining: watch::channel(false).0,
             busy: AtomicUsize::new(0),
+            observer: None,
         }
+    }
+
+    /// The same runner, telling `observer` of every job end it records.
+    pub fn with_observer(mut self, observer: JobObserver) -> JobRunner {
+        self.observer = Some(observer);
+        self
     }
 
     /// The same runner, registering the node with `address` (where its API listens) in the catalog.
@@ -236,6 +249,11 @@ impl JobRunner {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "cannot look for stale jobs"),
+            }
+            match crate::transfers::requeue_abandoned(&self.catalog, stale_before).await {
+                Ok(ids) if !ids.is_empty() => tracing::warn!(images = ?ids, "returned to queued images whose upload's node stopped"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot look for abandoned uploads"),
             }
             tokio::select! {
                 _ = tokio::time::sleep(every) => {}
@@ -361,6 +379,9 @@ impl JobRunner {
             Ok(done) => {
                 tracing::info!(job = %done.id, status = %done.status, error = ?done.error_code, "job ended");
                 crate::audit::record_job_outcome(&self.catalog, &done, worker).await;
+                if let Some(observer) = &self.observer {
+                    observer(&done);
+                }
             }
             Err(CatalogError::Conflict(e)) => tracing::warn!(job = %job.id, error = %e, "job changed hands"),
             Err(e) => tracing::error!(job = %job.id, error = %e, "cannot record the end of a job"),

@@ -46,7 +46,10 @@ impl PipelineService {
     ) -> Result<(Image, Job)> {
         let caller = Policy::require_caller(ctx)?;
         let source = self.images.get(ctx, source_id).await?;
-        Policy::check_modify(ctx, &source)?;
+        // Marketplace subscribers may copy and export the image they subscribed to (see `market`).
+        if !self.images.market_subscribed(ctx, &source).await? {
+            Policy::check_modify(ctx, &source)?;
+        }
         Policy::check_create(ctx)?;
         let name = name.trim();
         if name.is_empty() || name.len() > 128 {

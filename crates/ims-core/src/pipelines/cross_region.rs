@@ -60,7 +60,10 @@ impl PipelineService {
     pub async fn copy_cross_region(&self, ctx: &RequestContext, source_id: Uuid, request: CrossRegionCopy) -> Result<Job> {
         let caller = Policy::require_caller(ctx)?;
         let source = self.images.get(ctx, source_id).await?;
-        Policy::check_modify(ctx, &source)?;
+        // Marketplace subscribers may copy and export the image they subscribed to (see `market`).
+        if !self.images.market_subscribed(ctx, &source).await? {
+            Policy::check_modify(ctx, &source)?;
+        }
         Policy::check_create(ctx)?;
         if self.regions.get(&request.region).is_none() {
             return Err(CoreError::Invalid(format!("unknown region {:?}; configured: {:?}", request.region, self.regions.names())));

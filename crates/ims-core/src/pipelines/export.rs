@@ -85,13 +85,17 @@ struct ExportParams {
 impl PipelineService {
     /// ExportImage: checks the request and enqueues the export of image `id` to `bucket_url`
     /// (`bucket:key`) as `file_format`. `Invalid` for a bad format or URL; `NotFound` for an image or
-    /// bucket the caller cannot see; `Forbidden` unless the caller may change the image; `Conflict`
+    /// bucket the caller cannot see; `Forbidden` unless the caller may change the image or its project
+    /// subscribed to it on the marketplace; `Conflict`
     /// unless the image is active with data; `TooLarge` at or past the export limit.
     pub async fn export(&self, ctx: &RequestContext, id: Uuid, bucket_url: &str, file_format: &str) -> Result<Job> {
         let format = ExportFormat::parse(file_format)?;
         let (bucket, key) = parse_bucket_url(bucket_url)?;
         let image = self.images.get(ctx, id).await?;
-        Policy::check_modify(ctx, &image)?;
+        // Marketplace subscribers may copy and export the image they subscribed to (see `market`).
+        if !self.images.market_subscribed(ctx, &image).await? {
+            Policy::check_modify(ctx, &image)?;
+        }
         if image.status != ImageStatus::Active || image.manifest_id.is_none() {
             return Err(CoreError::Conflict(format!(
                 "image {id} is {}: only active images with data can be exported",

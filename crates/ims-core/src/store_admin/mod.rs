@@ -29,11 +29,51 @@ pub struct StoreAdminService {
     images: ImageService,
     /// Serializes this node's collections (collections on different nodes are safe together).
     running: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// What this node's collections did since it started.
+    gc_totals: std::sync::Arc<GcCounters>,
+}
+
+/// Totals of the collections one node ran since it started, over all its stores.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcTotals {
+    /// Collections that completed.
+    pub runs: u64,
+    /// Collections that ended with an error.
+    pub failures: u64,
+    /// Chunk objects deleted, and their bytes.
+    pub chunks_deleted: u64,
+    pub bytes_reclaimed: u64,
+}
+
+#[derive(Debug, Default)]
+struct GcCounters {
+    runs: std::sync::atomic::AtomicU64,
+    failures: std::sync::atomic::AtomicU64,
+    chunks_deleted: std::sync::atomic::AtomicU64,
+    bytes_reclaimed: std::sync::atomic::AtomicU64,
+}
+
+impl GcCounters {
+    fn count(&self, outcome: &Result<GcReport>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match outcome {
+            Ok(report) => {
+                self.runs.fetch_add(1, Relaxed);
+                for r in std::iter::once(report).chain(report.extra_stores.values()) {
+                    self.chunks_deleted.fetch_add(r.chunks_deleted, Relaxed);
+                    self.bytes_reclaimed.fetch_add(r.bytes_reclaimed, Relaxed);
+                }
+            }
+            Err(_) => {
+                self.failures.fetch_add(1, Relaxed);
+            }
+        }
+    }
 }
 
 impl StoreAdminService {
     pub fn new(images: ImageService) -> StoreAdminService {
-        StoreAdminService { images, running: Default::default() }
+        StoreAdminService { images, running: Default::default(), gc_totals: Default::default() }
     }
 
     fn catalog(&self) -> &Catalog {
@@ -60,9 +100,15 @@ impl StoreAdminService {
     /// [`GcReport::extra_stores`]); a failure in an extra store ends the run with an error naming it.
     pub async fn collect_garbage_scheduled(&self, options: GcOptions) -> Result<GcReport> {
         let _running = self.running.lock().await;
-        let mut report = gc::collect(self.catalog(), self.store(), gc::Roots::DefaultStore, &options).await?;
+        let outcome = self.collect_all(&options).await;
+        self.gc_totals.count(&outcome);
+        outcome
+    }
+
+    async fn collect_all(&self, options: &GcOptions) -> Result<GcReport> {
+        let mut report = gc::collect(self.catalog(), self.store(), gc::Roots::DefaultStore, options).await?;
         for (id, store) in self.images.extra_stores.all() {
-            let extra = gc::collect(self.catalog(), &store, gc::Roots::ExtraStore(&id), &options).await.map_err(|e| {
+            let extra = gc::collect(self.catalog(), &store, gc::Roots::ExtraStore(&id), options).await.map_err(|e| {
                 CoreError::Unavailable(format!("garbage collection of store {id}: {e}"))
             })?;
             report.extra_stores.insert(id, extra);
@@ -90,6 +136,29 @@ impl StoreAdminService {
         Policy::check_admin(ctx)?;
         let images = self.images_with_data().await?;
         stats::stats(self.store(), images).await
+    }
+
+    /// [`StoreAdminService::stats`] for the node's own metrics (no caller to authorize).
+    pub async fn stats_for_node(&self) -> Result<StoreStats> {
+        let images = self.images_with_data().await?;
+        stats::stats(self.store(), images).await
+    }
+
+    /// What this node's garbage collections (scheduled or asked for) did since it started.
+    pub fn gc_totals(&self) -> GcTotals {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.gc_totals;
+        GcTotals {
+            runs: c.runs.load(Relaxed),
+            failures: c.failures.load(Relaxed),
+            chunks_deleted: c.chunks_deleted.load(Relaxed),
+            bytes_reclaimed: c.bytes_reclaimed.load(Relaxed),
+        }
+    }
+
+    /// Hits, misses and size of this node's chunk cache, and the chunk objects it fetched from the store.
+    pub fn node_reads(&self) -> (ims_store::CacheStats, ims_store::ChunkReads) {
+        (self.store().chunk_cache().stats(), self.store().chunk_reads())
     }
 
     /// Every non-deleted image that has data, in id order (paged through the catalog).

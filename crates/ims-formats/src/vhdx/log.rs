@@ -73,30 +73,35 @@ fn circular(log: &[u8], pos: u64, len: u64) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The length of the entry whose header is at `position`, when the header's fields (all but the
+/// checksum, which covers the whole entry) are those of an entry of the log identified by `log_guid`:
+/// what checking the entry's checksum would cost. `None` when no entry can start there.
+fn candidate_length(log: &[u8], position: u64, log_guid: &[u8; 16]) -> Option<u64> {
+    let head = circular(log, position, ENTRY_HEADER_LEN as u64)?;
+    let f = Fields::new(&head, "vhdx", "log entry header");
+    let length = u64::from(f.u32_le(8).ok()?);
+    let tail = u64::from(f.u32_le(12).ok()?);
+    let valid = f.slice(0, 4).ok()? == b"loge"
+        && length != 0
+        && length.is_multiple_of(SECTOR)
+        && length <= log.len() as u64
+        && f.u64_le(16).ok()? != 0
+        && &f.guid(32).ok()? == log_guid
+        && tail.is_multiple_of(SECTOR)
+        && tail < log.len() as u64;
+    valid.then_some(length)
+}
+
 /// Parses and validates the log entry at `position` of `log` (the whole log region), for the log
 /// identified by `log_guid`. `None` when there is no valid entry there.
 pub fn parse_entry(log: &[u8], position: u64, log_guid: &[u8; 16]) -> Option<LogEntry> {
+    let length = candidate_length(log, position, log_guid)?;
     let head = circular(log, position, ENTRY_HEADER_LEN as u64)?;
     let f = Fields::new(&head, "vhdx", "log entry header");
-    if f.slice(0, 4).ok()? != b"loge" {
-        return None;
-    }
     let checksum = f.u32_le(4).ok()?;
-    let length = u64::from(f.u32_le(8).ok()?);
     let tail = u64::from(f.u32_le(12).ok()?);
     let seq = f.u64_le(16).ok()?;
     let count = u64::from(f.u32_le(24).ok()?);
-    if length == 0
-        || !length.is_multiple_of(SECTOR)
-        || length > log.len() as u64
-        || seq == 0
-        || &f.guid(32).ok()? != log_guid
-    {
-        return None;
-    }
-    if !tail.is_multiple_of(SECTOR) || tail >= log.len() as u64 {
-        return None;
-    }
     let entry = circular(log, position, length)?;
     if crc32c_with_zeroed_field(&entry, 4) != checksum {
         return None;
@@ -156,13 +161,32 @@ pub fn parse_entry(log: &[u8], position: u64, log_guid: &[u8; 16]) -> Option<Log
     })
 }
 
+/// How many times the log's size the search for its head may checksum (see [`active_sequence`]).
+pub const SCAN_BUDGET_FACTOR: u64 = 4;
+
 /// Finds the active sequence of `log`: the valid entry with the highest sequence number is the
 /// head; its tail names the first entry; every entry from tail to head must be valid and numbered
 /// consecutively. Returns the entries in replay order (empty when the log holds no valid entry).
+///
+/// The search checksums every candidate entry whole, so a log crafted with an entry header in every
+/// sector would cost (log size / 4 KiB) × log size. A real log never needs more than about twice its
+/// size (intact entries do not overlap; an overwritten one fails its checksum at most once per
+/// wrap-around), so the search gives up with `Corrupt` past [`SCAN_BUDGET_FACTOR`] times the log size.
 pub fn active_sequence(log: &[u8], log_guid: &[u8; 16]) -> Result<Vec<LogEntry>> {
     let mut head: Option<LogEntry> = None;
     let mut pos = 0u64;
+    let budget = (log.len() as u64).saturating_mul(SCAN_BUDGET_FACTOR);
+    let mut checksummed = 0u64;
     while pos < log.len() as u64 {
+        if let Some(length) = candidate_length(log, pos, log_guid) {
+            checksummed += length;
+            if checksummed > budget {
+                return Err(corrupt(format!(
+                    "log holds too many overlapping entry candidates (more than {SCAN_BUDGET_FACTOR} times \
+                     its size to checksum by log offset {pos:#x})"
+                )));
+            }
+        }
         if let Some(e) = parse_entry(log, pos, log_guid) {
             if head.as_ref().is_none_or(|h| e.sequence_number > h.sequence_number) {
                 head = Some(e);
@@ -438,6 +462,28 @@ mod tests {
         assert!(buf[..4096].iter().all(|&b| b == 0x11));
         assert!(buf[4096..8192].iter().all(|&b| b == 0xBB));
         assert!(buf[8192..].iter().all(|&b| b == 0)); // zeroed after the data write
+    }
+
+    #[test]
+    fn a_log_of_overlapping_bad_entries_is_refused_after_a_bounded_search() {
+        // Every sector of a 1 MiB log starts a header claiming the whole log, with a wrong checksum:
+        // an unbounded search would checksum 256 MiB.
+        let mut log = vec![0u8; 1 << 20];
+        let mut entry = build_entry(&GUID, 1, 0, &[], 0);
+        entry[8..12].copy_from_slice(&(log.len() as u32).to_le_bytes());
+        entry[4..8].copy_from_slice(&0xdead_beefu32.to_le_bytes());
+        for sector in log.chunks_mut(SECTOR_BYTES) {
+            sector[..entry.len().min(SECTOR_BYTES)].copy_from_slice(&entry[..entry.len().min(SECTOR_BYTES)]);
+        }
+        let err = active_sequence(&log, &GUID).unwrap_err();
+        assert!(err.to_string().contains("too many overlapping entry candidates"), "{err}");
+        // A valid log still replays: the budget is far above what a real log needs.
+        let mut log = vec![0u8; 1 << 20];
+        for (i, seq) in (1..=4u64).enumerate() {
+            let e = build_entry(&GUID, seq, 0, &[LogOp::Zero { file_offset: 0, length: SECTOR }], 0);
+            log[i * SECTOR_BYTES..][..e.len()].copy_from_slice(&e);
+        }
+        assert_eq!(active_sequence(&log, &GUID).unwrap().len(), 4);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! CopyImageCrossRegion (`POST /v1/cloudimages/{image_id}/cross_region_copy`): `{"region", "name",
 //! "project_name"?, "description"?, "agency_name"?, "vault_id"?}`, answered with `{"job_id"}`. The region
 //! must be one of the node's `[regions.<name>]`; `agency_name` and `vault_id` (IAM agencies, backup
-//! vaults) have no meaning here and are ignored.
+//! vaults) have no meaning here and are ignored. `GET /v1/cloudimages/regions` names those regions.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -25,6 +25,13 @@ fn string(body: &Value, key: &str) -> ImsResult<Option<String>> {
 
 fn required(body: &Value, key: &str) -> ImsResult<String> {
     string(body, key)?.filter(|s| !s.trim().is_empty()).ok_or_else(|| ImsError::invalid(format!("\"{key}\" is required")))
+}
+
+/// The regions images can be copied to: `{"regions": [{"name"}]}`, by name (endpoints and credentials stay
+/// in the node's configuration). Any authenticated caller may ask.
+pub async fn list_regions(State(state): State<AppState>, ImsCtx(_ctx): ImsCtx) -> Json<Value> {
+    let regions: Vec<Value> = state.services.regions.names().into_iter().map(|name| json!({"name": name})).collect();
+    Json(json!({"regions": regions}))
 }
 
 pub async fn copy_cross_region(

@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/cloudimages/{image_id}/upload", put(import::register))
         .route("/v1/cloudimages/{image_id}/copy", post(import::copy))
         .route("/v2.1/cloudimages/{image_id}/copy", post(import::copy))
+        .route("/v1/cloudimages/regions", get(cross_region_copy::list_regions))
         .route("/v1/cloudimages/{image_id}/cross_region_copy", post(cross_region_copy::copy_cross_region))
         .route("/v1/cloudimages/{image_id}/file", post(export::export))
         .route("/v2.1/cloudimages/{image_id}/file", post(export::export))

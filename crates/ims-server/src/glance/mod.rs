@@ -2,13 +2,16 @@
 
 mod actions;
 pub(crate) mod body;
+mod cache;
 mod data;
 mod images;
 mod import;
 mod info;
 pub mod list_query;
+mod locations;
 mod members;
-mod negotiate;
+mod metadefs;
+pub(crate) mod negotiate;
 pub mod patch;
 pub mod range;
 pub(crate) mod render;

@@ -20,6 +20,11 @@ pub async fn error_bodies(request: Request, next: Next) -> Response {
         .unwrap_or("")
         .to_ascii_lowercase();
     let response = next.run(request).await;
+    in_accepted_form(&accept, response).await
+}
+
+/// `response`, when it is a JSON error, rewritten in the form `accept` (lowercased) asks for.
+pub(crate) async fn in_accepted_form(accept: &str, response: Response) -> Response {
     if !response.status().is_client_error() && !response.status().is_server_error() {
         return response;
     }

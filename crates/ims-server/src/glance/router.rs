@@ -4,7 +4,8 @@ use axum::routing::{get, post, put};
 use axum::Router;
 
 use super::{
-    actions, data, images, import, info, members, negotiate, schemas, stage, stores, tags, tasks, tenants, versions,
+    actions, cache, data, images, import, info, locations, members, negotiate, schemas, stage, stores, tags, tasks,
+    tenants, versions,
 };
 use crate::state::AppState;
 
@@ -19,8 +20,9 @@ pub fn router() -> Router<AppState> {
         .route("/v2/images/{id}/file", put(data::upload).get(data::download))
         .route("/v2/images/{id}/stage", put(stage::stage))
         .route("/v2/images/{id}/import", post(import::import))
+        .route("/v2/images/{id}/locations", get(locations::list).post(locations::add))
         .route("/v2/images/{id}/tasks", get(tasks::of_image))
-        .route("/v2/tasks", get(tasks::list))
+        .route("/v2/tasks", get(tasks::list).post(tasks::create))
         .route("/v2/tasks/{id}", get(tasks::show))
         .route("/v2/images/{id}/tags/{tag}", put(tags::add).delete(tags::remove))
         .route("/v2/images/{id}/members", get(members::list).post(members::add))
@@ -36,7 +38,10 @@ pub fn router() -> Router<AppState> {
         .route("/v2/info/stores/detail", get(info::stores_detail))
         .route("/v2/stores/{store_id}/{id}", axum::routing::delete(stores::delete_from_store))
         .route("/v2/info/usage", get(info::usage))
+        .route("/v2/cache", get(cache::state).delete(cache::clear))
+        .route("/v2/cache/{id}", put(cache::queue).delete(cache::remove))
         .route("/v2/tenants", get(tenants::list))
         .route("/v2/tenants/{project}", get(tenants::show))
+        .merge(super::metadefs::router())
         .layer(axum::middleware::from_fn(negotiate::error_bodies))
 }

@@ -233,3 +233,17 @@ async fn chunks_older_than_half_the_gc_grace_are_stored_again_when_asked_about()
     assert!(refreshed_at > stored_at, "a chunk past half the grace period is stored again");
     assert_eq!(std::fs::read(&file).unwrap()[1..], chunk[..], "with the same content");
 }
+
+#[tokio::test]
+async fn the_regions_to_copy_to_are_listed_by_name_only() {
+    let target = target_region().await;
+    let source = source_region(&target.server, &target.service_token).await;
+    let alice = source.tenant("alice", Role::Member).await;
+    let (status, answer) = ims(&alice, Method::GET, "/v1/cloudimages/regions", None).await;
+    assert_eq!((status, answer.clone()), (200, json!({"regions": [{"name": "region-b"}]})));
+    assert!(!answer.to_string().contains(&target.service_token), "no credentials in the answer");
+    let (status, answer) = ims(&target.alice, Method::GET, "/v1/cloudimages/regions", None).await;
+    assert_eq!((status, answer), (200, json!({"regions": []})));
+    let anonymous = reqwest::get(format!("{}/v1/cloudimages/regions", source.url)).await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+}

@@ -190,3 +190,31 @@ async fn public_images_carry_os_metadata_in_both_apis() {
         .unwrap();
     assert_eq!(response.status().as_u16(), 400);
 }
+
+/// A subscriber may copy the image it subscribed to (the copy is its own, with the same bytes); a project
+/// that did not subscribe may not even see it.
+#[tokio::test]
+async fn subscribers_copy_the_listed_image() {
+    let s = TestServer::start().await;
+    let publisher = s.tenant("mk-copy-publisher", Role::Member).await;
+    let subscriber = s.tenant("mk-copy-subscriber", Role::Member).await;
+    let outsider = s.tenant("mk-copy-outsider", Role::Member).await;
+    let data = pattern(200_000, 11);
+    let image = publisher.client.create_image(&raw_image("listed")).await.unwrap();
+    publisher.client.upload_bytes(&image.id, data.clone()).await.unwrap();
+    let listing = publisher.client.publish_listing(&new_listing(&image.id, "copyable-1")).await.unwrap();
+    assert_eq!(status(subscriber.client.copy_image(&image.id, "mine", None).await), 404, "not subscribed yet");
+    subscriber.client.subscribe_listing(&listing.id).await.unwrap();
+    assert_eq!(status(outsider.client.copy_image(&image.id, "mine", None).await), 404);
+
+    let job = subscriber.client.copy_image(&image.id, "mine", None).await.unwrap();
+    let every = std::time::Duration::from_millis(50);
+    let done = subscriber.client.wait_job(&job, every, std::time::Duration::from_secs(60), |_| {}).await.unwrap();
+    assert_eq!(done.status, "SUCCESS", "{:?}", done.fail_reason);
+    let copies = subscriber.client.list_all_images(&ListParams::default()).await.unwrap();
+    let copy = copies.iter().find(|i| i.name.as_deref() == Some("mine")).expect("the copy is listed");
+    assert_eq!(copy.owner.as_deref(), Some(subscriber.project_id.as_str()));
+    assert_eq!(subscriber.client.download(&copy.id, None).await.unwrap().bytes().await.unwrap().as_ref(), data.as_slice());
+    // The source stays the publisher's, unchanged.
+    assert_eq!(publisher.client.get_image(&image.id).await.unwrap().owner.as_deref(), Some(publisher.project_id.as_str()));
+}

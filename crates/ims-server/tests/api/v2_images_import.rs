@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use ims_client::{Client, Image, Role};
+use ims_client::{Client, Image, ListParams, Role};
 use md5::{Digest, Md5};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -125,7 +125,7 @@ async fn stage_then_glance_direct_activates_the_staged_data() {
     assert_eq!(image.size, Some(data.len() as u64));
     assert_eq!(image.virtual_size, Some(data.len() as u64));
     assert_eq!(image.checksum.as_deref(), Some(md5_hex(&data).as_str()));
-    assert_eq!(image.property("os_glance_importing_to_stores"), None);
+    assert_eq!(image.property("os_glance_importing_to_stores"), Some(""));
     let download = s.admin.download(&img.id, None).await.unwrap().bytes().await.unwrap();
     assert_eq!(download.as_ref(), data.as_slice());
 
@@ -145,6 +145,34 @@ async fn stage_then_glance_direct_activates_the_staged_data() {
     let member = s.tenant("other", Role::Member).await;
     assert_eq!(member.client.raw(Method::GET, "/v2/tasks").send().await.unwrap().status(), 403);
     assert_eq!(member.client.raw(Method::GET, &format!("/v2/tasks/{id}")).send().await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn a_task_names_the_request_and_the_user_that_started_it() {
+    let s = TestServer::start().await;
+    let t = s.tenant("importer", Role::Member).await;
+    let user_id = t.client.whoami().await.unwrap().user.id;
+    let img = t.client.create_image(&raw_image("requested")).await.unwrap();
+    t.client.stage(&img.id, vec![7u8; 4096].into(), Some(4096)).await.unwrap();
+    let r = t
+        .client
+        .raw(Method::POST, &format!("/v2/images/{}/import", img.id))
+        .json(&json!({"method": {"name": "glance-direct"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let request_id = r.headers()["x-openstack-request-id"].to_str().unwrap().to_string();
+    assert!(request_id.starts_with("req-"), "{request_id}");
+
+    // Glance records both on the task (tempest compares the request id with the import's response).
+    let task = finished_task(&t.client, &img.id).await;
+    assert_eq!(task["status"], "success", "{task}");
+    assert_eq!(task["request_id"], request_id, "{task}");
+    assert_eq!(task["user_id"], user_id, "{task}");
+    let id = task["id"].as_str().unwrap();
+    let shown: Value = s.raw(Method::GET, &format!("/v2/tasks/{id}")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(shown["request_id"], request_id, "{shown}");
 }
 
 #[tokio::test]
@@ -236,7 +264,7 @@ async fn glance_direct_inspects_the_staged_file_as_its_declared_format() {
     let image = settled(&s.admin, &img.id).await;
     assert_eq!(image.status, "active");
     assert_eq!(image.virtual_size, Some(24 << 20));
-    assert_eq!(image.property("os_glance_failed_import"), None);
+    assert_eq!(image.property("os_glance_failed_import"), Some(""));
 }
 
 #[tokio::test]
@@ -283,6 +311,71 @@ async fn web_download_fetches_when_private_addresses_are_allowed() {
         let expected = if path == "/elsewhere" { "another host" } else { "404" };
         assert!(task["message"].as_str().unwrap().contains(expected), "{task}");
     }
+}
+
+/// Polls `/v2/tasks/{id}` until the task ends.
+async fn ended_task(s: &TestServer, id: &str) -> Value {
+    for _ in 0..300 {
+        let task: Value = s.raw(Method::GET, &format!("/v2/tasks/{id}")).send().await.unwrap().json().await.unwrap();
+        if matches!(task["status"].as_str(), Some("success" | "failure")) {
+            return task;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("task {id} did not end");
+}
+
+#[tokio::test]
+async fn a_legacy_import_task_creates_and_fills_an_image() {
+    let data = pattern((1 << 20) + 5, 8);
+    let files = FileServer::start(data.clone()).await;
+    let s = TestServer::start_with(|c| c.glance_import.web_download_allow_private_addresses = true).await;
+    let task_body = |uri: &str| {
+        json!({"type": "import", "input": {"import_from": uri, "import_from_format": "raw",
+            "image_properties": {"name": "from-task", "disk_format": "raw", "container_format": "bare"}}})
+    };
+    let images_before = s.admin.list_all_images(&ListParams::default()).await.unwrap().len();
+
+    let r = s.raw(Method::POST, "/v2/tasks").json(&task_body(&files.url("/disk.raw"))).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let created: Value = r.json().await.unwrap();
+    assert_eq!(location, format!("/v2/tasks/{}", created["id"].as_str().unwrap()));
+    assert_eq!(created["type"], "import");
+    assert_eq!(created["input"], task_body(&files.url("/disk.raw"))["input"], "the input as given");
+    let task = ended_task(&s, created["id"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "success", "{task}");
+    let image_id = task["result"]["image_id"].as_str().unwrap();
+    let image = s.admin.get_image(image_id).await.unwrap();
+    assert_eq!((image.status.as_str(), image.name.as_deref()), ("active", Some("from-task")));
+    assert_eq!(image.checksum.as_deref(), Some(md5_hex(&data).as_str()));
+
+    // A missing file fails the task; the image stays queued without data.
+    let r = s.raw(Method::POST, "/v2/tasks").json(&task_body(&files.url("/missing"))).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let task = ended_task(&s, created["id"].as_str().unwrap()).await;
+    assert_eq!(task["status"], "failure", "{task}");
+    let failed = s.admin.get_image(task["image_id"].as_str().unwrap()).await.unwrap();
+    assert_eq!(failed.status, "queued");
+
+    // Refused before anything is created: a host that does not resolve, a missing field, another type,
+    // and a caller who is not an admin.
+    let images_now = s.admin.list_all_images(&ListParams::default()).await.unwrap().len();
+    assert_eq!(images_now, images_before + 2);
+    for (body, expected) in [
+        (task_body("http://no-such-host.invalid/disk.qcow2"), 400),
+        (json!({"type": "import", "input": {"import_from": files.url("/disk.raw"), "import_from_format": "raw"}}), 400),
+        (json!({"type": "api_image_import", "input": {}}), 400),
+        (json!({"input": {}}), 400),
+    ] {
+        let r = s.raw(Method::POST, "/v2/tasks").json(&body).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), expected, "{body}");
+    }
+    let member = s.tenant("tasks", Role::Member).await;
+    let r = member.client.raw(Method::POST, "/v2/tasks").json(&task_body(&files.url("/disk.raw"))).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(s.admin.list_all_images(&ListParams::default()).await.unwrap().len(), images_now, "refusals create no image");
 }
 
 #[tokio::test]

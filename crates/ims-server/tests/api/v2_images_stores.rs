@@ -111,7 +111,7 @@ async fn copy_image_copies_the_data_to_the_second_store_and_delete_removes_that_
     let image = image_json(&s, &id).await;
     assert_eq!(image["status"], "active");
     assert_eq!(image["stores"], "local,second");
-    assert!(image.get("os_glance_importing_to_stores").is_none(), "{image}");
+    assert_eq!(image["os_glance_importing_to_stores"], "", "{image}");
     assert_eq!(only_copy_in(&url).await, data, "the second store holds the whole image");
     let download = s.admin.download(&id, None).await.unwrap().bytes().await.unwrap();
     assert_eq!(download.as_ref(), data.as_slice());
@@ -185,7 +185,7 @@ async fn bad_copy_requests_are_refused_and_change_nothing() {
 
     let image = image_json(&s, &id).await;
     assert_eq!(image["stores"], "local");
-    assert!(image.get("os_glance_importing_to_stores").is_none(), "{image}");
+    assert!(image.get("os_glance_importing_to_stores").is_none(), "refused requests record nothing: {image}");
     let store = ChunkStore::open(&url).unwrap();
     assert!(store.list_manifests().await.unwrap().is_empty(), "nothing was copied");
 }
@@ -222,7 +222,7 @@ async fn a_store_that_fails_is_recorded_and_a_later_copy_completes() {
     assert_eq!(image["status"], "active");
     assert_eq!(image["stores"], "local");
     assert_eq!(image["os_glance_failed_import"], "second");
-    assert!(image.get("os_glance_importing_to_stores").is_none(), "{image}");
+    assert_eq!(image["os_glance_importing_to_stores"], "", "{image}");
 
     std::fs::remove_file(dir.path()).unwrap();
     std::fs::create_dir(dir.path()).unwrap();
@@ -236,7 +236,7 @@ async fn a_store_that_fails_is_recorded_and_a_later_copy_completes() {
     }
     let image = image_json(&s, &id).await;
     assert_eq!(image["stores"], "local,second", "{image}");
-    assert!(image.get("os_glance_failed_import").is_none(), "{image}");
+    assert_eq!(image["os_glance_failed_import"], "", "{image}");
     assert_eq!(only_copy_in(&url).await, data);
 }
 

@@ -31,13 +31,19 @@ async fn at_most_128_tags() {
 }
 
 #[tokio::test]
-async fn deactivation_needs_an_active_image_and_an_admin() {
+async fn deactivation_needs_an_active_image_and_the_owner_project_or_an_admin() {
     let s = TestServer::start().await;
     let t = s.tenant("o", Role::Member).await;
+    let other = s.tenant("x", Role::Member).await;
     let img = t.client.create_image(&raw_image("d")).await.unwrap();
     assert_eq!(status(s.admin.deactivate(&img.id).await), 409, "a queued image cannot be deactivated");
     t.client.upload_bytes(&img.id, pattern(10, 1)).await.unwrap();
-    assert_eq!(status(t.client.reactivate(&img.id).await), 403);
+    // Glance's default rule: an admin, or a member of the image's project.
+    t.client.deactivate(&img.id).await.unwrap();
+    assert_eq!(t.client.get_image(&img.id).await.unwrap().status, "deactivated");
+    assert_eq!(status(other.client.reactivate(&img.id).await), 404, "another project does not see it");
+    t.client.reactivate(&img.id).await.unwrap();
+    assert_eq!(t.client.get_image(&img.id).await.unwrap().status, "active");
     s.admin.deactivate(&img.id).await.unwrap();
     s.admin.deactivate(&img.id).await.unwrap();
     s.admin.reactivate(&img.id).await.unwrap();

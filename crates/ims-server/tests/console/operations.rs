@@ -347,6 +347,57 @@ async fn an_image_is_kept_among_favourites_copied_and_shows_its_key_and_deprecat
     c.click("#job-image").await;
     c.until(&format!("document.querySelector('#image-encryption')?.dataset.keyId === {}", js_str(&key.id)), "the copy's key").await;
     assert_eq!(c.text("#image-deprecation").await, "Not deprecated");
+    // This region is configured with no other: no card offers to copy elsewhere.
+    assert_eq!(c.js("return document.querySelector('#region-copy').hidden").await, json!(true));
+    c.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_is_copied_to_another_region() {
+    // Region b: another server, whose admin service user the console's region uses.
+    let region_b = TestServer::start().await;
+    let service = region_b.tenant("replication", Role::Admin).await;
+    let region = ims_server::config::RegionConfig { endpoint: region_b.url.clone(), token: service.token.clone() };
+    let c = Console::start_with(move |s| {
+        s.regions.insert("region-b".into(), region);
+    })
+    .await;
+    let alice = c.server.tenant("alice", Role::Member).await;
+    let alice_in_b = region_b.tenant("alice", Role::Member).await;
+    let data = pattern(300_000, 12);
+    let image = alice.client.create_image(&raw_image("travelling")).await.unwrap();
+    alice.client.upload_bytes(&image.id, data.clone()).await.unwrap();
+    let image = alice.client.get_image(&image.id).await.unwrap();
+    c.sign_in(&alice.token, "alice").await;
+
+    c.go(&format!("#/images/{}", image.id)).await;
+    c.until("document.querySelector('#region-copy')?.hidden === false", "the cross-region copy card").await;
+    assert_eq!(c.js("return [...document.querySelectorAll('#region-copy-region option')].map((o) => o.value)").await, json!(["region-b"]));
+    c.fill("#region-copy-name", "arrived").await;
+    c.fill("#region-copy-description", "from the console").await;
+    c.click("#start-region-copy").await;
+    c.click("#region-copy-job-link").await;
+    c.until("document.querySelector('#job-status [data-job-status]')?.dataset.jobStatus === 'SUCCESS'", "the copy to region-b").await;
+
+    // The copy is alice's in region b, with the same bytes; region a has no such image.
+    let params = ims_client::ListParams { name: Some("arrived".into()), ..Default::default() };
+    let copies = alice_in_b.client.list_images(&params).await.unwrap().images;
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!((copies[0].status.as_str(), copies[0].owner.as_deref()), ("active", Some(alice_in_b.project_id.as_str())));
+    assert_eq!(copies[0].checksum, image.checksum);
+    let downloaded = alice_in_b.client.download(&copies[0].id, None).await.unwrap().bytes().await.unwrap();
+    assert!(downloaded == data, "the copy holds the image's bytes");
+    assert!(alice.client.list_images(&params).await.unwrap().images.is_empty());
+
+    // A project that does not exist in region b: the job fails and its page says why.
+    c.go(&format!("#/images/{}", image.id)).await;
+    c.until("document.querySelector('#region-copy')?.hidden === false", "the cross-region copy card").await;
+    c.fill("#region-copy-name", "lost").await;
+    c.fill("#region-copy-project", "nowhere").await;
+    c.click("#start-region-copy").await;
+    c.click("#region-copy-job-link").await;
+    c.until("document.querySelector('#job-status [data-job-status]')?.dataset.jobStatus === 'FAIL'", "the copy to fail").await;
+    c.until("document.querySelector('#job-failure')?.textContent.includes('nowhere')", "the reason, naming the missing project").await;
     c.quit().await;
 }
 

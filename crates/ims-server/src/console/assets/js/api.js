@@ -187,6 +187,13 @@ export const exportImage = (id, bucketUrl, fileFormat) =>
 /** CopyImageInRegion; resolves to the job id. */
 export const copyImage = (id, name, description, cmkId) =>
   request("POST", `/v1/cloudimages/${enc(id)}/copy`, { json: { name, description: description || undefined, cmk_id: cmkId || undefined } }).then((d) => d.job_id);
+/** The regions images can be copied to (names). */
+export const listRegions = () => request("GET", "/v1/cloudimages/regions").then((d) => d.regions.map((r) => r.name));
+/** CopyImageCrossRegion; `projectName` empty keeps the caller's project name; resolves to the job id. */
+export const copyImageToRegion = (id, region, name, description, projectName) =>
+  request("POST", `/v1/cloudimages/${enc(id)}/cross_region_copy`, {
+    json: { region, name, description: description || undefined, project_name: projectName || undefined },
+  }).then((d) => d.job_id);
 /** CreateImage from a bucket file (`image_url` is `bucket:key`); resolves to the job id. */
 export const importImage = (fields) => request("POST", "/v2/cloudimages/action", { json: fields }).then((d) => d.job_id);
 export const listFavorites = () => request("GET", "/v1/cloudimages/favorites").then((d) => d.favorites);

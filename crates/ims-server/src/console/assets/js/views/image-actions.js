@@ -1,5 +1,5 @@
-// The image page's IMS actions and facts: favourite, export to a bucket and copy in region (each a
-// job, linked to its page), encryption key and deprecation, lineage, a capsule's parts, and the jobs that worked on the image.
+// The image page's IMS actions and facts: favourite, export to a bucket, copy in region and to another
+// region (each a job, linked to its page), encryption key and deprecation, lineage, a capsule's parts, and the jobs that worked on the image.
 
 import * as api from "../api.js";
 import * as session from "../session.js";
@@ -137,6 +137,18 @@ export function copyCard(image, onJob) {
     keys,
     h("div", { class: "actions" }, submit),
   );
+  onCopySubmit(form, { name, submit, result, onJob, linkId: "copy-job-link" }, () => [
+    "Copy",
+    api.copyImage(image.id, name.value.trim(), description.value.trim(), key.value.trim()),
+  ]);
+  return h("section", { class: "card", id: "copy", "aria-labelledby": "copy-title" }, h("h2", { id: "copy-title", text: "Copy in this region" }), form, result);
+}
+
+/**
+ * Submitting a copy form: the copy needs a name; `start()` gives what is started (for the message) and the
+ * promise of its job id, which is then linked (`linkId`) and passed to `onJob`.
+ */
+function onCopySubmit(form, { name, submit, result, onJob, linkId }, start) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (!name.value.trim()) {
@@ -146,15 +158,58 @@ export function copyCard(image, onJob) {
     }
     await busy(submit, "Starting…", async () => {
       try {
-        const jobId = await api.copyImage(image.id, name.value.trim(), description.value.trim(), key.value.trim());
-        replace(result, jobStarted("Copy", jobId, "copy-job-link"));
+        const [what, job] = start();
+        const jobId = await job;
+        replace(result, jobStarted(what, jobId, linkId));
         if (onJob) onJob(jobId);
       } catch (err) {
         say(result, "error", `Could not copy: ${api.explain(err)}`);
       }
     });
   });
-  return h("section", { class: "card", id: "copy", "aria-labelledby": "copy-title" }, h("h2", { id: "copy-title", text: "Copy in this region" }), form, result);
+}
+
+/**
+ * CopyImageCrossRegion: the image sent to another region (its chunks, then its record). Shown only when this
+ * region is configured with others to copy to.
+ */
+export function regionCopyCard(image, onJob) {
+  const card = h("section", { class: "card", id: "region-copy", "aria-labelledby": "region-copy-title", hidden: true });
+  api
+    .listRegions()
+    .then((regions) => {
+      if (regions.length === 0) return;
+      replace(card, h("h2", { id: "region-copy-title", text: "Copy to another region" }), ...regionCopyForm(image, regions, onJob));
+      card.hidden = false;
+    })
+    .catch(() => {});
+  return card;
+}
+
+function regionCopyForm(image, regions, onJob) {
+  const result = h("div", { class: "slot", id: "region-copy-result" });
+  const region = select({ id: "region-copy-region", name: "region" }, regions, regions[0]);
+  const name = h("input", { type: "text", id: "region-copy-name", name: "name", maxlength: "255", value: image.name || image.id, autocomplete: "off" });
+  const description = h("input", { type: "text", id: "region-copy-description", name: "description", maxlength: "1024", autocomplete: "off" });
+  const project = h("input", { type: "text", id: "region-copy-project", name: "project_name", maxlength: "255", autocomplete: "off", spellcheck: "false" });
+  const submit = h("button", { type: "submit", class: "btn", id: "start-region-copy", text: "Copy to region", disabled: !hasData(image) });
+  const form = h(
+    "form",
+    { id: "region-copy-form", novalidate: true },
+    h("div", { class: "two" }, field("Region", region), field("Name in that region", name)),
+    h(
+      "div",
+      { class: "two" },
+      field("Description", description),
+      field("Project in that region (optional)", project, "Leave empty for the project of the same name as this one."),
+    ),
+    h("div", { class: "actions" }, submit),
+  );
+  onCopySubmit(form, { name, submit, result, onJob, linkId: "region-copy-job-link" }, () => [
+    `Copy to ${region.value}`,
+    api.copyImageToRegion(image.id, region.value, name.value.trim(), description.value.trim(), project.value.trim()),
+  ]);
+  return [form, result];
 }
 
 /** Encryption (the master key of `__system__cmkid`) and deprecation (`deprecate_at`). */

@@ -8,7 +8,7 @@ import * as fmt from "../format.js";
 import * as transfer from "../transfer.js";
 import { busy, confirmDialog, field, h, replace, say, select, toast, uid } from "../dom.js";
 import { statusBadge } from "./images.js";
-import { capsuleCard, copyCard, exportCard, favouriteButton, imageJobsCard, lineageCard, protectionCard } from "./image-actions.js";
+import { capsuleCard, copyCard, exportCard, regionCopyCard, favouriteButton, imageJobsCard, lineageCard, protectionCard } from "./image-actions.js";
 
 /** Attributes the Images API owns: shown, never offered as custom properties. */
 const BASE = new Set([
@@ -51,6 +51,7 @@ export async function renderImage(main, ctx) {
       image.__image_kind === "capsule" ? capsuleCard(image) : null,
       exportCard(image, (jobId) => jobs.add(jobId)),
       copyCard(image, (jobId) => jobs.add(jobId)),
+      regionCopyCard(image, (jobId) => jobs.add(jobId)),
       jobs,
     ),
   );
