@@ -181,8 +181,16 @@ pub struct Image {
     /// (its manifest and chunks), in the order the copies were made. Ids contain no commas.
     #[serde(default)]
     pub extra_stores: Vec<String>,
+    /// Whether the node's default store holds a copy of the image's data (true unless the image was
+    /// deleted from it while an extra store kept a copy; see [`Image::extra_stores`]).
+    #[serde(default = "default_true")]
+    pub in_default_store: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The store ids of a stored comma-separated list (as [`Image::extra_stores`] is kept); empty items dropped.
@@ -221,6 +229,7 @@ impl Image {
             deprecate_at: None,
             lineage: crate::Lineage::default(),
             extra_stores: Vec::new(),
+            in_default_store: true,
             created_at: now,
             updated_at: now,
         }

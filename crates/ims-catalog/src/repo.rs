@@ -54,7 +54,9 @@ pub trait ImageRepository: Send + Sync {
     /// Number of non-deleted images owned by `project` and the sum of their `size` (0 when none).
     async fn usage(&self, project: &str) -> Result<ImageUsage>;
 
-    /// Ids of every manifest referenced by a non-deleted image (for the chunk store's garbage collector).
+    /// Ids of every manifest referenced by an image not deleted (binned ones included) that the default
+    /// store holds (`in_default_store`), for the default store's garbage collector. In id order, without
+    /// repeats. Read-only.
     async fn live_manifests(&self) -> Result<Vec<String>>;
 
     /// Ids of the manifests of the images an extra store `store` holds a copy of: images not deleted, or

@@ -144,6 +144,7 @@ pub const TABLES: &[Table] = &[
                 c("manifest_id", T), c("created_at", TS), c("updated_at", TS), c("deleted_at", P),
                 c("deprecate_at", TS), c("binned_status", T), c("bin_purge_after", TS), c("source_type", T),
                 c("source_ref", T), c("parent_id", U), c("extra_stores", T),
+                c("in_default_store", B),
             ],
         )
     },

@@ -88,6 +88,7 @@ macro_rules! conformance_suite {
             lineage::check_any_state_reads_live_binned_and_deleted_images,
             image_stores::check_extra_stores_round_trip_through_create_save_and_list,
             image_stores::check_live_manifests_in_store_name_whole_store_ids,
+            image_stores::check_images_out_of_the_default_store_are_not_its_roots,
             visibility::check_visibility_project_viewer,
             visibility::check_visibility_member_status,
             visibility::check_visibility_anonymous,

@@ -43,7 +43,7 @@ impl ImageService {
         let Some(manifest_id) = image.manifest_id.clone().filter(|_| !staged) else { return Ok(None) };
         let store = self.store_for_reading(&image).await?;
         let replicas = self.replicas_of(&image, &store);
-        let manifest = self.load_manifest_replicated(&image, &manifest_id, &replicas).await.map_err(|e| {
+        let manifest = self.load_manifest_replicated(&image, &manifest_id, &store, &replicas).await.map_err(|e| {
             CoreError::Corrupt(format!("image {id}: its data cannot be read: {e}"))
         })?;
         Ok(Some(ImageData { image, manifest: Arc::new(manifest), store, replicas: Arc::new(replicas) }))

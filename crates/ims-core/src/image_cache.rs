@@ -137,7 +137,7 @@ impl ImageCacheService {
             }
         };
         let store = self.images.store_for_reading(image).await?;
-        let manifest = self.images.store.load_manifest(&manifest_id).await.map_err(|e| {
+        let manifest = store.load_manifest(&manifest_id).await.map_err(|e| {
             CoreError::Corrupt(format!("image {}: its data cannot be read: {e}", image.id))
         })?;
         Ok(ImageFile { store, manifest: Arc::new(manifest), size: image.size.unwrap_or_default().max(0) as u64 })

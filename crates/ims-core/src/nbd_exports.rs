@@ -139,7 +139,7 @@ impl NbdExportService {
         };
         let store = self.images.store_for_reading(&image).await?;
         let replicas = self.images.replicas_of(&image, &store);
-        let manifest = self.images.load_manifest_replicated(&image, &manifest_id, &replicas).await.map_err(|e| {
+        let manifest = self.images.load_manifest_replicated(&image, &manifest_id, &store, &replicas).await.map_err(|e| {
             CoreError::Corrupt(format!("image {}: its data cannot be read: {e}", image.id))
         })?;
         let format = image.disk_format.as_deref().and_then(inspected_format).unwrap_or(Format::Raw);

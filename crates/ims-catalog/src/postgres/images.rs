@@ -17,7 +17,7 @@ use crate::{AuditEvent, CatalogError, Image, ImageQuery, ImageStatus, Result};
 pub(super) const IMAGE_FIELDS: &str = "id, name, status, visibility, protected, os_hidden, owner, \
      disk_format, container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, \
      manifest_id, deprecate_at, deprecate_at_ns, created_at, created_at_ns, updated_at, updated_at_ns, \
-     source_type, source_ref, parent_id, extra_stores, \
+     source_type, source_ref, parent_id, extra_stores, in_default_store, \
      ARRAY(SELECT tag FROM image_tags WHERE image_tags.image_id = images.id ORDER BY tag) AS tags, \
      ARRAY(SELECT key FROM image_properties WHERE image_properties.image_id = images.id ORDER BY key) \
      AS property_keys, \
@@ -141,6 +141,7 @@ impl ImageRepository for PostgresImages {
         sqlx::query_scalar(
             "SELECT DISTINCT manifest_id FROM images \
              WHERE manifest_id IS NOT NULL AND (deleted_at IS NULL OR binned_status IS NOT NULL) \
+             AND in_default_store \
              ORDER BY manifest_id",
         )
         .fetch_all(&self.pool)
@@ -217,9 +218,9 @@ async fn insert_image(conn: &mut PgConnection, image: &Image) -> Result<()> {
         "INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, \
          container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, \
          manifest_id, created_at, created_at_ns, updated_at, updated_at_ns, deleted_at, deprecate_at, \
-         deprecate_at_ns, source_type, source_ref, parent_id, extra_stores) \
+         deprecate_at_ns, source_type, source_ref, parent_id, extra_stores, in_default_store) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-         $23, $24, $25, $26, $27, $28)",
+         $23, $24, $25, $26, $27, $28, $29)",
     )
     .bind(image.id)
     .bind(&image.name)
@@ -249,6 +250,7 @@ async fn insert_image(conn: &mut PgConnection, image: &Image) -> Result<()> {
     .bind(&image.lineage.source_ref)
     .bind(image.lineage.parent_id)
     .bind(image.extra_stores.join(","))
+    .bind(image.in_default_store)
     .execute(&mut *conn)
     .await
     .map_err(conflict_or_db(|| format!("image {} already exists", image.id)))?;
@@ -316,6 +318,8 @@ async fn update_image(conn: &mut PgConnection, image: &Image, expected: &[ImageS
         .push_bind(image.lineage.parent_id)
         .push(", extra_stores = ")
         .push_bind(image.extra_stores.join(","))
+        .push(", in_default_store = ")
+        .push_bind(image.in_default_store)
         .push(" WHERE id = ")
         .push_bind(image.id)
         .push(" AND deleted_at IS NULL AND status = ANY(")
@@ -386,6 +390,7 @@ pub(super) fn image_from_row(row: &PgRow) -> Result<Image> {
             parent_id: get(row, "parent_id")?,
         },
         extra_stores: crate::image::parse_store_list(&get::<String>(row, "extra_stores")?),
+        in_default_store: get::<bool>(row, "in_default_store")?,
         created_at: get_time(row, "created_at")?,
         updated_at: get_time(row, "updated_at")?,
     })

@@ -17,7 +17,8 @@ use crate::{AuditEvent, CatalogError, Image, ImageQuery, ImageStatus, Result};
 /// Columns of `images` that make up an [`Image`] (tags and properties live in their own tables).
 pub(super) const IMAGE_COLUMNS: &str = "id, name, status, visibility, protected, os_hidden, owner, disk_format, \
      container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, manifest_id, \
-     deprecate_at, created_at, updated_at, source_type, source_ref, parent_id, extra_stores";
+     deprecate_at, created_at, updated_at, source_type, source_ref, parent_id, extra_stores, \
+     in_default_store";
 
 /// Most ids bound in one `IN (...)` list when loading tags and properties.
 const IN_CHUNK: usize = 500;
@@ -141,6 +142,7 @@ impl ImageRepository for SqliteImages {
         sqlx::query_scalar(
             "SELECT DISTINCT manifest_id FROM images \
              WHERE manifest_id IS NOT NULL AND (deleted_at IS NULL OR binned_status IS NOT NULL) \
+             AND in_default_store = 1 \
              ORDER BY manifest_id",
         )
         .fetch_all(&self.pool)
@@ -217,6 +219,8 @@ pub(super) async fn save_image(tx: &mut SqliteConnection, image: &Image, expecte
             .push_bind(image.lineage.parent_id.map(|id| id.to_string()))
             .push(", extra_stores = ")
             .push_bind(image.extra_stores.join(","))
+            .push(", in_default_store = ")
+            .push_bind(i64::from(image.in_default_store))
             .push(" WHERE id = ")
             .push_bind(id.clone())
             .push(" AND deleted_at IS NULL AND status IN (");
@@ -262,8 +266,8 @@ pub(super) async fn insert_image(conn: &mut SqliteConnection, image: &Image) -> 
             "INSERT INTO images (id, name, status, visibility, protected, os_hidden, owner, disk_format, \
              container_format, min_disk, min_ram, size, virtual_size, checksum, os_hash_algo, os_hash_value, \
              manifest_id, deprecate_at, created_at, updated_at, deleted_at, source_type, source_ref, parent_id, \
-             extra_stores) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             extra_stores, in_default_store) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(image.id.to_string())
         .bind(&image.name)
@@ -290,6 +294,7 @@ pub(super) async fn insert_image(conn: &mut SqliteConnection, image: &Image) -> 
         .bind(&image.lineage.source_ref)
         .bind(image.lineage.parent_id.map(|id| id.to_string()))
         .bind(image.extra_stores.join(","))
+        .bind(i64::from(image.in_default_store))
         .execute(&mut *conn)
         .await
         .map_err(conflict_or_db(|| format!("image {} already exists", image.id)))?;
@@ -345,6 +350,7 @@ pub(super) fn image_from_row(row: &SqliteRow) -> Result<Image> {
             parent_id: get::<Option<String>>(row, "parent_id")?.as_deref().map(parse_uuid).transpose()?,
         },
         extra_stores: crate::image::parse_store_list(&get::<String>(row, "extra_stores")?),
+        in_default_store: get::<i64>(row, "in_default_store")? != 0,
         created_at: parse_time(&get::<String>(row, "created_at")?)?,
         updated_at: parse_time(&get::<String>(row, "updated_at")?)?,
     })

@@ -55,3 +55,37 @@ pub async fn check_live_manifests_in_store_name_whole_store_ids(b: &Backend) {
     assert!(c.images.live_manifests_in_store("second_%").await.unwrap().is_empty(), "no pattern matching");
     assert!(c.images.live_manifests_in_store("nowhere").await.unwrap().is_empty());
 }
+
+pub async fn check_images_out_of_the_default_store_are_not_its_roots(b: &Backend) {
+    let c = &b.catalog;
+    let mut moved = image("p1", "moved");
+    moved.status = ImageStatus::Active;
+    moved.manifest_id = Some("m-moved".into());
+    moved.extra_stores = vec!["second".into()];
+    create(c, &moved).await;
+    let mut kept = image("p1", "kept");
+    kept.status = ImageStatus::Active;
+    kept.manifest_id = Some("m-kept".into());
+    create(c, &kept).await;
+    assert!(c.images.get(moved.id).await.unwrap().in_default_store, "held by the default store by default");
+    assert!(c.images.live_manifests().await.unwrap().contains(&"m-moved".to_string()));
+
+    moved.in_default_store = false;
+    c.images.save(&moved, &[ImageStatus::Active], &image_event(moved.id)).await.unwrap();
+    let stored = c.images.get(moved.id).await.unwrap();
+    assert!(!stored.in_default_store, "saved");
+    let listed = list(c, &query(viewer("p1"))).await;
+    assert!(listed.iter().any(|i| i.id == moved.id && !i.in_default_store), "lists carry it");
+    let roots = c.images.live_manifests().await.unwrap();
+    assert!(!roots.contains(&"m-moved".to_string()) && roots.contains(&"m-kept".to_string()), "{roots:?}");
+    assert_eq!(c.images.live_manifests_in_store("second").await.unwrap(), ["m-moved"], "its copy stays a root there");
+
+    let mut created = image("p1", "created-elsewhere");
+    created.status = ImageStatus::Active;
+    created.manifest_id = Some("m-created".into());
+    created.extra_stores = vec!["second".into()];
+    created.in_default_store = false;
+    create(c, &created).await;
+    assert!(!c.images.get(created.id).await.unwrap().in_default_store);
+    assert!(!c.images.live_manifests().await.unwrap().contains(&"m-created".to_string()));
+}

@@ -106,6 +106,8 @@ impl ComputeService {
             (Some(m), ImageStatus::Active) => m.clone(),
             _ => return Err(CoreError::Conflict(format!("image {id} is not active; only active images make disks"))),
         };
+        // A volume shares the image's chunks in the default store.
+        self.images.require_default_copy(&image)?;
         let store = self.images.store_for_reading(&image).await?;
         let encryption = self
             .catalog()

@@ -14,6 +14,7 @@ use ims_formats::Format;
 use ims_catalog::{AuditEvent, Image, ImageStatus, Job};
 use serde_json::{json, Value};
 
+use super::stores::{image_stores, DEFAULT_STORE_ID};
 use super::{merge_store_list, GlanceImportService, ImportMethod, ImportParams, FAILED_IMPORT, IMPORTING_TO_STORES};
 use crate::inspection::{inspect_stored, inspected_format};
 use crate::jobs::{JobContext, JobError, JobHandler};
@@ -129,7 +130,7 @@ impl GlanceImportHandler {
         let mut sent = super::stores::CopyCount::default();
         for (done, store) in p.stores.iter().enumerate() {
             ctx.check()?;
-            if image.extra_stores.contains(store) {
+            if image_stores(&image).contains(store) {
                 continue;
             }
             let progress = |percent: f64| ctx.set_progress((done as f64 * 100.0 + percent) / count);
@@ -176,7 +177,9 @@ impl GlanceImportHandler {
         if image.status != ImageStatus::Active || image.manifest_id != copied.manifest_id {
             return Err(gone().await);
         }
-        if !image.extra_stores.iter().any(|s| s == store) {
+        if store == DEFAULT_STORE_ID {
+            image.in_default_store = true;
+        } else if !image.extra_stores.iter().any(|s| s == store) {
             image.extra_stores.push(store.to_string());
         }
         merge_store_list(&mut image.properties, IMPORTING_TO_STORES, &[store.to_string()], true);
@@ -210,7 +213,8 @@ impl GlanceImportHandler {
 
     /// A failed `copy-image` job: the stores not copied to are recorded as failed.
     async fn copy_failed(&self, image: Image, p: &ImportParams, job: &Job, code: &str, reason: &str) {
-        let failed: Vec<String> = p.stores.iter().filter(|s| !image.extra_stores.contains(s)).cloned().collect();
+        let held = image_stores(&image);
+        let failed: Vec<String> = p.stores.iter().filter(|s| !held.contains(s)).cloned().collect();
         if let Err(e) = self.end_copy(&image.id.to_string(), &failed).await {
             tracing::warn!(image = %image.id, job = %job.id, code, reason, error = %e, "could not record a failed copy-image");
         }
@@ -227,7 +231,7 @@ impl GlanceImportHandler {
             return Ok(image);
         };
         let store = images.store_for_reading(&image).await.map_err(job_error)?;
-        let manifest = images.store.load_manifest(&manifest_id).await.map_err(|e| {
+        let manifest = store.load_manifest(&manifest_id).await.map_err(|e| {
             JobError::transient(codes::UNAVAILABLE, format!("the staged data cannot be read: {e}"))
         })?;
         let inspected = inspect_stored(&store, Arc::new(manifest), format, ims_formats::Limits::default(), images.limits.inspection_timeout)

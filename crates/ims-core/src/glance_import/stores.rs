@@ -1,10 +1,13 @@
 //! Glance multiple stores: the node's default store plus extra chunk stores named in configuration.
 //!
-//! Every image's data is written to, and read from, the default store. An active image can be copied to
-//! extra stores (`copy-image`): its manifest and the chunks the extra store lacks are copied there, and
-//! the store's id is added to [`Image::extra_stores`]. Glance's `stores` field lists the default store
-//! first, then the extra ones. A copy in an extra store can be removed again (`DELETE
-//! /v2/stores/{store}/{image}`); the copy in the default store stays for as long as the image does.
+//! Every image's data is written to the default store. An active image can be copied to extra stores
+//! (`copy-image`): its manifest and the chunks the extra store lacks are copied there, and the store's id
+//! is added to [`Image::extra_stores`]. Glance's `stores` field lists the default store first (while it
+//! holds the image), then the extra ones. Any copy but the last can be removed again (`DELETE
+//! /v2/stores/{store}/{image}`), the default store's too: the image is then read from its first extra
+//! store ([`crate::ImageService::home_store`]) until `copy-image` to the default store brings it back.
+//! A removed copy's manifest and chunks go with that store's garbage collection, which no longer counts
+//! the image among its roots.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -143,12 +146,13 @@ impl Stores {
 }
 
 /// The stores holding `image`'s data, as Glance's `stores` field lists them: none without data, else
-/// the default store, then the extra stores holding a copy.
+/// the default store (while it holds a copy), then the extra stores holding one.
 pub fn image_stores(image: &Image) -> Vec<String> {
     if image.manifest_id.is_none() || !matches!(image.status, ImageStatus::Active | ImageStatus::Deactivated) {
         return Vec::new();
     }
-    std::iter::once(DEFAULT_STORE_ID.to_string()).chain(image.extra_stores.iter().cloned()).collect()
+    let default = image.in_default_store.then(|| DEFAULT_STORE_ID.to_string());
+    default.into_iter().chain(image.extra_stores.iter().cloned()).collect()
 }
 
 impl crate::ImageService {
@@ -168,29 +172,30 @@ impl crate::ImageService {
 }
 
 impl GlanceImportService {
-    /// Copies the data of the active image `image` (manifest and the chunks the target lacks) from the
-    /// default store to the extra store `store_id`, reporting the percent done to `progress`, and returns
-    /// what was sent, with the guard of the copy's pending manifest in that store: hold it until the catalog
-    /// records the copy (dropping it releases the pending manifest), so that the store's garbage collection
-    /// spares the copy until then. Idempotent: chunks already there are not sent again. The manifest is
-    /// saved last, so a store holding it holds every chunk it names. Does not change the catalog.
-    /// `Invalid` for a store that is not an extra store; store failures are `Unavailable`.
+    /// Copies the data of the active image `image` (manifest and the chunks the target lacks) from its
+    /// home store to the store `store_id` (an extra store, or the default store when the image was
+    /// deleted from it), reporting the percent done to `progress`, and returns what was sent, with the
+    /// guard of the copy's pending manifest in that store: hold it until the catalog records the copy
+    /// (dropping it releases the pending manifest), so that the store's garbage collection spares the copy
+    /// until then. Idempotent: chunks already there are not sent again. The manifest is saved last, so a
+    /// store holding it holds every chunk it names. Does not change the catalog. `Invalid` for a store
+    /// that already holds the image or is not configured; store failures are `Unavailable`.
     pub(crate) async fn copy_to_store(
         &self,
         image: &Image,
         store_id: &str,
         progress: &(dyn Fn(f64) + Send + Sync),
     ) -> Result<(CopyCount, PendingRelease)> {
-        let target = self
-            .settings
-            .stores
-            .extra(store_id)
-            .ok_or_else(|| CoreError::Invalid(format!("{store_id} is not a store images can be copied to")))?;
+        let target = match store_id {
+            DEFAULT_STORE_ID if !image.in_default_store => Some(&self.images.store),
+            _ => self.settings.stores.extra(store_id),
+        }
+        .ok_or_else(|| CoreError::Invalid(format!("{store_id} is not a store image {} can be copied to", image.id)))?;
         let manifest_id = image
             .manifest_id
             .as_deref()
             .ok_or_else(|| CoreError::Conflict(format!("image {} has no data", image.id)))?;
-        let source = &self.images.store;
+        let source = &self.images.home_store(image)?;
         let manifest = source.load_manifest(manifest_id).await.map_err(unavailable)?;
         // Journaled like a write, so that the target's garbage collection cannot take a chunk from under it.
         let report = |done: u64, total: u64| progress(99.0 * done as f64 / total.max(1) as f64);
@@ -199,41 +204,52 @@ impl GlanceImportService {
         Ok((CopyCount { chunks: copied.chunks_written, bytes: copied.bytes_written }, pending))
     }
 
-    /// Removes the copy of image `id` held by the extra store `store_id` (`DELETE
-    /// /v2/stores/{store_id}/{image_id}`): the store leaves the image's `stores`, then its manifest there is
-    /// deleted. `NotFound` for an unknown store or an image the caller cannot see, or one that store does
-    /// not hold; `Forbidden` unless the caller may change the image; `Conflict` for the default store (whose
-    /// copy the image is read from) or an image that is not active. Nothing changes when it fails.
+    /// Removes the copy of image `id` held by the store `store_id` (`DELETE
+    /// /v2/stores/{store_id}/{image_id}`): the store leaves the image's `stores`, so that its garbage
+    /// collection reclaims the manifest and the chunks no other image there uses. Removing the default
+    /// store's copy (or the copy an image out of the default store is read from) first checks that the
+    /// extra store the image will be read from holds its manifest.
+    /// `NotFound` for an unknown store or an image the caller cannot see, or one that store does not hold;
+    /// `Forbidden` unless the caller may change the image; `Conflict` for the image's last copy or an image
+    /// that is not active; `Unavailable` when the copy to read from cannot be read. Nothing changes when it
+    /// fails.
     pub async fn delete_from_store(&self, ctx: &RequestContext, store_id: &str, id: Uuid) -> Result<()> {
         if !self.settings.stores.contains(store_id) {
             return Err(CoreError::NotFound(format!("Unknown store {store_id}")));
         }
         let mut image = self.images.get(ctx, id).await?;
         Policy::check_modify(ctx, &image)?;
-        if !image_stores(&image).iter().any(|s| s == store_id) {
+        let holders = image_stores(&image);
+        if !holders.iter().any(|s| s == store_id) {
             return Err(CoreError::NotFound(format!("Image {id} is not in store {store_id}")));
-        }
-        if store_id == DEFAULT_STORE_ID {
-            return Err(CoreError::Conflict(format!(
-                "The copy of image {id} in the default store {DEFAULT_STORE_ID} cannot be deleted: the image is read from it"
-            )));
         }
         if image.status != ImageStatus::Active {
             return Err(CoreError::Conflict(format!("Image {id} is {}: only active images' copies can be deleted", image.status)));
         }
-        image.extra_stores.retain(|s| s != store_id);
+        if holders.len() == 1 {
+            return Err(CoreError::Conflict(format!(
+                "Store {store_id} holds the only copy of image {id}: delete the image instead"
+            )));
+        }
+        if store_id == DEFAULT_STORE_ID {
+            image.in_default_store = false;
+        } else {
+            image.extra_stores.retain(|s| s != store_id);
+        }
+        if !image.in_default_store {
+            let home = self.images.home_store(&image)?;
+            let manifest_id = image.manifest_id.as_deref().unwrap_or_default();
+            home.load_manifest(manifest_id).await.map_err(|e| {
+                CoreError::Unavailable(format!("Image {id}: the copy it would be read from cannot be read: {e}"))
+            })?;
+        }
         image.updated_at = crate::now();
         let mut event = ctx.event("image.store.delete", format!("image:{id}"));
         event.detail = Some(format!("copy in store {store_id} deleted"));
         self.images.catalog.images.save(&image, &[ImageStatus::Active], &event).await.map_err(|e| match e {
             ims_catalog::CatalogError::Conflict(_) => CoreError::Conflict(format!("Image {id} changed meanwhile")),
             other => other.into(),
-        })?;
-        if let (Some(target), Some(manifest_id)) = (self.settings.stores.extra(store_id), &image.manifest_id) {
-            // Its chunks stay until that store's garbage collection.
-            target.delete_manifest(manifest_id).await.map_err(unavailable)?;
-        }
-        Ok(())
+        })
     }
 }
 

@@ -83,16 +83,25 @@ impl ImageService {
         )))
     }
 
-    /// The store view an image's data is read through: its recorded domain, or plaintext. `Forbidden` if
-    /// the image's master key is disabled or gone.
+    /// The store view an image's data is read through: the store holding it (the default store, or the
+    /// extra store it is read from once deleted from the default one: see [`ImageService::home_store`]) in
+    /// its recorded domain, or plaintext. `Forbidden` if the image's master key is disabled or gone;
+    /// `Unavailable` if no store holding it is configured on this node.
     pub(crate) async fn store_for_reading(&self, image: &Image) -> Result<ChunkStore> {
+        let home = self.home_store(image)?;
         match self.catalog.encryption.image_encryption(image.id).await? {
-            Some(record) => self.open_domain(image, &record).await,
-            None => Ok(self.store.clone()),
+            Some(record) => Ok(home.in_domain(self.data_domain(image, &record).await?)),
+            None => Ok(home),
         }
     }
 
+    /// The default store's view in the domain of `record`.
     async fn open_domain(&self, image: &Image, record: &ImageEncryption) -> Result<ChunkStore> {
+        Ok(self.store.in_domain(self.data_domain(image, record).await?))
+    }
+
+    /// The encryption domain of `record`: its data key, unwrapped by the KMS.
+    async fn data_domain(&self, image: &Image, record: &ImageEncryption) -> Result<EncryptionDomain> {
         let key_id = &record.key_id;
         let data_key = self
             .kms()?
@@ -102,7 +111,7 @@ impl ImageService {
         let data_key: [u8; DATA_KEY_LEN] = data_key
             .try_into()
             .map_err(|_| CoreError::Corrupt(format!("image {}: its data key has the wrong length", image.id)))?;
-        Ok(self.store.in_domain(EncryptionDomain::new(&data_key)))
+        Ok(EncryptionDomain::new(&data_key))
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) async fn convert_stored(
         .parse()
         .map_err(|_| JobError::failed(codes::INTERNAL, format!("bad source format {:?}", stored.disk_format)))?;
     let store = images.store_for_reading(stored).await.map_err(job_error)?;
-    let manifest = images.store.load_manifest(&manifest_id).await.map_err(|e| {
+    let manifest = store.load_manifest(&manifest_id).await.map_err(|e| {
         JobError::transient(codes::UNAVAILABLE, format!("the imported file cannot be read back: {e}"))
     })?;
     let reader = ManifestReader::new(store, Arc::new(manifest), tokio::runtime::Handle::current());

@@ -117,14 +117,17 @@ impl JobHandler for CopyHandler {
         let Some(source_manifest) = source.manifest_id.clone().filter(|_| source.status == ImageStatus::Active) else {
             return Err(JobError::failed(codes::WRONG_STATE, format!("the source image {} is {}, not active", source.id, source.status)));
         };
-        let manifest = images.store.load_manifest(&source_manifest).await.map_err(|e| {
+        let home = images.home_store(&source).map_err(job_error)?;
+        let manifest = home.load_manifest(&source_manifest).await.map_err(|e| {
             JobError::transient(codes::UNAVAILABLE, format!("the source image's data cannot be read: {e}"))
         })?;
         let source_encryption =
             images.catalog.encryption.image_encryption(source.id).await.map_err(|e| job_error(e.into()))?;
         let source_key = source_encryption.as_ref().map(|r| r.key_id.as_str());
-        if copy.properties.get(CMK_PROPERTY).map(String::as_str) != source_key {
-            return self.re_encrypt(job, ctx, copy, &source, manifest).await;
+        // A copy shares the source's chunks when both are in the same domain and the default store holds
+        // them; otherwise its bytes are written anew.
+        if copy.properties.get(CMK_PROPERTY).map(String::as_str) != source_key || !source.in_default_store {
+            return self.write_anew(job, ctx, copy, &source, manifest).await;
         }
         ctx.set_progress(30.0);
         if let Some(mut record) = source_encryption {
@@ -165,11 +168,12 @@ impl JobHandler for CopyHandler {
 }
 
 impl CopyHandler {
-    /// Fills `copy` with the source's bytes written in the copy's own encryption domain (its
-    /// `__system__cmkid`, or plaintext), streamed chunk by chunk, never whole in memory. The copy's
+    /// Fills `copy` with the source's bytes (read from its home store) written to the default store in the
+    /// copy's own encryption domain (its `__system__cmkid`, or plaintext), streamed chunk by chunk, never
+    /// whole in memory. The copy's
     /// checksums are computed from what was written and must equal the source's. Activates the copy
     /// within its owner's byte quota.
-    async fn re_encrypt(
+    async fn write_anew(
         &self,
         job: &Job,
         ctx: &JobContext,

@@ -75,6 +75,8 @@ impl PipelineService {
         if source.status != ImageStatus::Active || source.manifest_id.is_none() {
             return Err(CoreError::Conflict(format!("image {source_id} is {}: only active images can be copied", source.status)));
         }
+        // The copy sends the chunk objects of the default store.
+        self.images.require_default_copy(&source)?;
         if self.images.catalog.encryption.image_encryption(source.id).await?.is_some() {
             return Err(CoreError::Invalid(format!(
                 "image {source_id} is encrypted: its data keys do not leave this region, so it cannot be copied to another"
@@ -184,6 +186,7 @@ impl JobHandler for CrossRegionCopyHandler {
         let Some(manifest_id) = source.manifest_id.clone().filter(|_| source.status == ImageStatus::Active) else {
             return Err(JobError::failed(codes::WRONG_STATE, format!("the source image {} is {}, not active", source.id, source.status)));
         };
+        images.require_default_copy(&source).map_err(|e| JobError::failed(codes::WRONG_STATE, e.to_string()))?;
         if images.catalog.encryption.image_encryption(source.id).await.map_err(|e| job_error(e.into()))?.is_some() {
             return Err(JobError::failed(codes::UNSUPPORTED_FORMAT, format!("image {} is encrypted: its keys do not leave the region", source.id)));
         }

@@ -141,7 +141,7 @@ impl JobHandler for ExportHandler {
         let source_format = inspected_format(&disk_format)
             .ok_or_else(|| JobError::failed(codes::UNSUPPORTED_FORMAT, format!("cannot read disk_format {disk_format:?}")))?;
         let store = pipelines.images.store_for_reading(&image).await.map_err(job_error)?;
-        let manifest = pipelines.images.store.load_manifest(&manifest_id).await.map_err(|e| {
+        let manifest = store.load_manifest(&manifest_id).await.map_err(|e| {
             JobError::transient(codes::UNAVAILABLE, format!("image {}: its data cannot be read: {e}", image.id))
         })?;
         let reader = ManifestReader::new(store, Arc::new(manifest), tokio::runtime::Handle::current());

@@ -45,7 +45,8 @@ pub struct ManifestProblem {
 }
 
 /// An image whose chunks were not verified, and why: an encrypted image whose master key is disabled
-/// or gone (its chunks cannot be decrypted, so nothing can be said of them until the key is back).
+/// or gone (its chunks cannot be decrypted, so nothing can be said of them until the key is back), or an
+/// image held only by stores this node does not have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SkippedImage {
     pub image_id: Uuid,
@@ -86,21 +87,23 @@ struct Use {
 pub(super) async fn verify(images: &ImageService, list: Vec<Image>) -> Result<VerifyReport> {
     let started = Instant::now();
     let mut report = VerifyReport::default();
-    let mut uses: BTreeMap<ChunkId, Use> = BTreeMap::new();
+    // By the store the image is read from (an image deleted from the default store is read from an extra
+    // store), then chunk id.
+    let mut uses: BTreeMap<(String, ChunkId), Use> = BTreeMap::new();
     for image in list {
         let Some(manifest_id) = image.manifest_id.clone() else { continue };
         // The image's encryption domain decides how its chunks decode. Without its key they cannot be
         // read at all: the image is reported as skipped (never as clean), and the others are verified.
         let store = match images.store_for_reading(&image).await {
             Ok(store) => store,
-            Err(CoreError::Forbidden(reason)) => {
+            Err(CoreError::Forbidden(reason) | CoreError::Unavailable(reason)) => {
                 report.images_skipped.push(SkippedImage { image_id: image.id, reason });
                 continue;
             }
             Err(e) => return Err(e),
         };
         report.images_checked += 1;
-        let manifest = match images.store.load_manifest(&manifest_id).await {
+        let manifest = match store.load_manifest(&manifest_id).await {
             Ok(m) => m,
             Err(e @ (StoreError::NotFound(_) | StoreError::Corrupt(_))) => {
                 let kind = if matches!(e, StoreError::NotFound(_)) { ProblemKind::Missing } else { ProblemKind::Corrupt };
@@ -114,38 +117,40 @@ pub(super) async fn verify(images: &ImageService, list: Vec<Image>) -> Result<Ve
             }
             Err(e) => return Err(store_failure("reading a manifest", e)),
         };
+        let home = images.home(&image)?.0;
         for extent in &manifest.extents {
             let Some(chunk) = extent.chunk else { continue };
-            uses.entry(chunk)
+            uses.entry((home.clone(), chunk))
                 .or_insert_with(|| Use { length: extent.length, store: store.clone(), users: Vec::new() })
                 .users
                 .push((image.id, extent.offset));
         }
     }
     report.chunks_checked = uses.len() as u64;
-    let work: Vec<(ChunkId, u32, ims_store::ChunkStore)> =
-        uses.iter().map(|(id, u)| (*id, u.length, u.store.clone())).collect();
-    let outcomes: Vec<(ChunkId, u32, Option<(ProblemKind, String)>)> = futures::stream::iter(work)
-        .map(|(id, length, store)| async move {
+    let work: Vec<((String, ChunkId), u32, ims_store::ChunkStore)> =
+        uses.iter().map(|(key, u)| (key.clone(), u.length, u.store.clone())).collect();
+    let outcomes: Vec<((String, ChunkId), u32, Option<(ProblemKind, String)>)> = futures::stream::iter(work)
+        .map(|(key, length, store)| async move {
+            let id = key.1;
             let problem = match store.verify_chunk(&id, length).await {
                 Ok(true) => None,
                 Ok(false) => Some((ProblemKind::Missing, format!("chunk {id} is missing"))),
                 Err(StoreError::Corrupt(m)) => Some((ProblemKind::Corrupt, m)),
                 Err(e) => return Err(store_failure(&format!("reading chunk {id}"), e)),
             };
-            Ok::<_, CoreError>((id, length, problem))
+            Ok::<_, CoreError>((key, length, problem))
         })
         .buffer_unordered(IN_FLIGHT)
         .try_collect()
         .await?;
-    for (id, length, problem) in outcomes {
+    for (key, length, problem) in outcomes {
         let Some((kind, detail)) = problem else {
             report.bytes_checked += u64::from(length);
             continue;
         };
-        for &(image_id, offset) in &uses[&id].users {
+        for &(image_id, offset) in &uses[&key].users {
             let detail = detail.clone();
-            report.chunk_problems.push(ChunkProblem { image_id, offset, length, chunk: id.to_string(), kind, detail });
+            report.chunk_problems.push(ChunkProblem { image_id, offset, length, chunk: key.1.to_string(), kind, detail });
         }
     }
     report.chunk_problems.sort_by(|a, b| (a.image_id, a.offset).cmp(&(b.image_id, b.offset)));

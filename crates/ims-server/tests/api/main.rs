@@ -59,6 +59,7 @@ mod v2_images_list;
 mod v2_images_locations;
 mod v2_images_members;
 mod v2_images_stores;
+mod v2_images_stores_default;
 mod v2_images_stores_replicas;
 mod v2_images_tags_and_actions;
 mod v2_info_and_schemas;

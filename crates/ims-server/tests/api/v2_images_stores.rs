@@ -136,10 +136,12 @@ async fn copy_image_copies_the_data_to_the_second_store_and_delete_removes_that_
     let path = format!("/v2/stores/second/{id2}");
     assert_eq!(s.raw(Method::DELETE, &path).send().await.unwrap().status(), 204);
     assert_eq!(image_json(&s, &id2).await["stores"], "local");
-    assert_eq!(only_copy_in(&url).await, data, "the first image's copy stays");
     assert_eq!(s.raw(Method::DELETE, &path).send().await.unwrap().status(), 404, "no longer there");
-    let local = format!("/v2/stores/local/{id}");
-    assert_eq!(s.raw(Method::DELETE, &local).send().await.unwrap().status(), 409, "the default store's copy stays");
+    let report = s.admin.store_gc(Some(0)).await.unwrap();
+    assert_eq!(report.extra_stores["second"].manifests_removed, 1, "the store's collection reclaims it: {report:?}");
+    assert_eq!(only_copy_in(&url).await, data, "the first image's copy stays");
+    let local = format!("/v2/stores/local/{id2}");
+    assert_eq!(s.raw(Method::DELETE, &local).send().await.unwrap().status(), 409, "an image's only copy stays");
     let unknown = format!("/v2/stores/nowhere/{id}");
     assert_eq!(s.raw(Method::DELETE, &unknown).send().await.unwrap().status(), 404);
     let download = s.admin.download(&id2, None).await.unwrap().bytes().await.unwrap();

@@ -133,7 +133,7 @@ async fn gc_sweeps_the_extra_store_keeping_shared_and_binned_copies() {
 }
 
 #[tokio::test]
-async fn deleting_a_store_copy_drops_its_manifest_and_gc_reclaims_its_chunks() {
+async fn gc_reclaims_a_deleted_store_copy() {
     let (s, url, _dir) = server().await;
     let second = ChunkStore::open(&url).unwrap();
     let data = pattern(3 << 20, 5);
@@ -141,8 +141,9 @@ async fn deleting_a_store_copy_drops_its_manifest_and_gc_reclaims_its_chunks() {
     copy_to_second(&s, &id).await;
     assert_eq!(manifest_ids(&second).await.len(), 1);
     assert_eq!(s.raw(Method::DELETE, &format!("/v2/stores/second/{id}")).send().await.unwrap().status(), 204);
-    assert!(manifest_ids(&second).await.is_empty(), "the copy's manifest is gone at once");
     let report = s.admin.store_gc(Some(0)).await.unwrap();
+    assert_eq!(report.extra_stores["second"].manifests_removed, 1, "the copy's manifest is no root: {report:?}");
+    assert!(manifest_ids(&second).await.is_empty(), "the copy's manifest is gone");
     assert!(report.extra_stores["second"].chunks_deleted >= 1, "{report:?}");
     assert!(present(&second).await.is_empty(), "nothing of the copy is left");
     assert_eq!(download(&s, &id).await, data, "the image itself is untouched");
@@ -202,10 +203,12 @@ async fn reads_fall_back_on_the_copy_for_chunks_the_default_store_lost() {
     let body = r.text().await.unwrap();
     assert!(body.contains(&format!("chunk {lost}")) && body.contains("missing"), "{body}");
 
-    // The default store's copy cannot be deleted: reads start there.
+    // With the damaged copy in the default store deleted, reads start in the whole copy: no fallback.
     let r = s.raw(Method::DELETE, &format!("/v2/stores/local/{id}")).send().await.unwrap();
-    assert_eq!(r.status(), 409);
-    assert!(r.text().await.unwrap().contains("default store"));
+    assert_eq!(r.status(), 204);
+    let before = ims_core::replica_reads::replica_fallback_reads();
+    assert_eq!(sha256(&download(&s, &id).await), sha256(&data));
+    assert_eq!(ims_core::replica_reads::replica_fallback_reads(), before, "read from its home store, the copy");
 }
 
 /// The newest import task of image `id`, once it ended.
