@@ -2,7 +2,8 @@
 (glance-direct and web-download), `glance image-stage` + `glance image-import`,
 `openstack image create --import`, `openstack image stage` + `openstack image import`,
 a refused web-download, and `copy-image` to the second store (`glance image-import --import-method
-copy-image --stores second`, `openstack image show` listing both stores, `glance stores-delete`).
+copy-image --stores second`, `openstack image show` listing both stores, `glance stores-delete` of either
+store's copy, copy-image back to `local`).
 
 The server runs with web-download allowed to reach loopback addresses of the host
 `127.0.0.1` only (see conftest.py), so the tests can serve sources from a local HTTP
@@ -234,7 +235,19 @@ def test_copy_image_to_a_second_store(ims, owner, payload):
                  json={"method": {"name": "copy-image"}, "stores": ["nowhere"]})
     assert r.status_code == 409, r.text
 
+    # The default store's copy can go while another store keeps one: the image is read from that copy.
+    ims.glance("stores-delete", "--store", "local", img["id"], token=tok, table=False)
+    assert ims.openstack("image", "show", img["id"], token=tok)["properties"]["stores"] == "second"
+    got = ims.http("GET", f"/v2/images/{img['id']}/file", token=tok)
+    assert got.status_code == 200 and hashlib.md5(got.content).hexdigest() == payload.md5
+    proc = ims.glance("stores-delete", "--store", "second", img["id"], token=tok, expect_fail=True)
+    assert "409" in error_text(proc) or "only copy" in error_text(proc), error_text(proc)
+
+    # copy-image brings it back to the default store; then the second store's copy can go.
+    ims.glance("image-import", "--import-method", "copy-image", "--stores", "local", img["id"],
+               token=tok, table=False)
+    wait_stores(ims, tok, img["id"], "local,second")
     ims.glance("stores-delete", "--store", "second", img["id"], token=tok, table=False)
     assert ims.openstack("image", "show", img["id"], token=tok)["properties"]["stores"] == "local"
     got = ims.http("GET", f"/v2/images/{img['id']}/file", token=tok)
-    assert got.status_code == 200 and len(got.content) == payload.size
+    assert got.status_code == 200 and hashlib.md5(got.content).hexdigest() == payload.md5
