@@ -170,9 +170,8 @@ impl JobHandler for CopyHandler {
 impl CopyHandler {
     /// Fills `copy` with the source's bytes (read from its home store) written to the default store in the
     /// copy's own encryption domain (its `__system__cmkid`, or plaintext), streamed chunk by chunk, never
-    /// whole in memory. The copy's
-    /// checksums are computed from what was written and must equal the source's. Activates the copy
-    /// within its owner's byte quota.
+    /// whole in memory. The copy's checksums are computed from what was written and must equal the
+    /// source's. Activates the copy within its owner's byte quota.
     async fn write_anew(
         &self,
         job: &Job,
