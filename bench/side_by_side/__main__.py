@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from . import glance_db, imports, report, servers, workloads
+from . import glance_db, imports, report, scaling, servers, workloads
 
 MIB = 1 << 20
 
@@ -98,6 +98,11 @@ def run(args):
             log(f"storage: base and 10 derived images of {p['derived_base_mib']} MiB, {s.name}")
             results["storage"][s.name] = workloads.derived_images(s, work, base, p["derived_base_mib"] * MIB)
         os.remove(base)
+
+        # 6. IMS only: time and memory by image size.
+        sizes = scaling.QUICK_SIZES_MIB if args.quick else scaling.SIZES_MIB
+        results["scaling"] = scaling.run(args.ims, work, sizes, log)
+        results["scaling_steady_mib"] = scaling.QUICK_STEADY_MIB if args.quick else scaling.STEADY_MIB
     finally:
         for s in started:
             s.stop()

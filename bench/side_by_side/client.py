@@ -13,6 +13,18 @@ class HttpError(RuntimeError):
     pass
 
 
+class Prefix:
+    """The first `size` bytes of an open file, as a body `http.client` streams (it reads to the end)."""
+
+    def __init__(self, f, size):
+        self.f, self.left = f, size
+
+    def read(self, amt=BLOCK):
+        block = self.f.read(min(amt, self.left))
+        self.left -= len(block)
+        return block
+
+
 class Client:
     def __init__(self, service, timeout=3600):
         self.service = service
@@ -83,8 +95,9 @@ class Client:
         return self.json("POST", "/v2/images", body)["id"]
 
     def upload(self, image_id, path, size, stage=False):
+        """Uploads the first `size` bytes of `path`."""
         with open(path, "rb") as f:
-            self.request("PUT", f"/v2/images/{image_id}/{'stage' if stage else 'file'}", body=f,
+            self.request("PUT", f"/v2/images/{image_id}/{'stage' if stage else 'file'}", body=Prefix(f, size),
                          headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)})
 
     def download(self, image_id, out=None):

@@ -6,9 +6,12 @@ import os
 import re
 import time
 
+from . import scaling
+
 BEGIN = "<!-- bench/run: generated section begins; edit bench/side_by_side/report.py instead -->"
 END = "<!-- bench/run: generated section ends -->"
 CHART = "benchmarks-glance.svg"
+SCALING_CHART = "benchmarks-scaling.svg"
 MIB = 1 << 20
 
 
@@ -178,6 +181,8 @@ def section(r):
     else:
         lines += ["### Conversion", "", "`bench/convert` was left out of this run (`--no-convert`); its last results "
                   "are in [Conversion against qemu-img](#conversion-against-qemu-img-benchconvert) below.", ""]
+    if r.get("scaling"):
+        lines += scaling.section(r["scaling"], r["scaling_steady_mib"], SCALING_CHART)
     if r.get("nbd_table"):
         lines += ["### NBD, IMS only (`bench/nbd`, run by `bench/run`)", "", "```", r["nbd_table"].strip(), "```", ""]
     missed = [(what, ratio, goal) for _, what, _, _, ratio, goal in rows if goal is not None and ratio < goal]
@@ -188,6 +193,15 @@ def section(r):
             why = (f"; in CPU time {cpu:.2f}×: the wall time is what the machine's other load left of the "
                    "second core" if cpu is not None and cpu >= goal else "")
             lines.append(f"- convert {pair}: {ratio:.2f}× in wall time (goal {goal:g}×){why}")
+    if r.get("scaling"):
+        s = scaling.summary(r["scaling"], r["scaling_steady_mib"])
+        q = s["ratios"]
+        if not s["linear"]:
+            lines.append(f"- image size scaling: time per GiB at the largest size {q['upload_time']:.3f}× (upload), "
+                         f"{q['download_time']:.3f}× (download) that at {s['steady_mib']} MiB (at most 1.25×)")
+        if not s["flat"]:
+            lines.append(f"- image size scaling: peak RSS at the largest size {q['upload_rss']:.3f}× (upload), "
+                         f"{q['download_rss']:.3f}× (download) that at {s['steady_mib']} MiB (at most 1.25×)")
     if lines[-1] == "":
         lines.append("- none")
     lines.append("")
@@ -265,6 +279,8 @@ def write(results, out):
     text, rows, conv = section(results)
     directory = os.path.dirname(os.path.abspath(out))
     chart(rows, conv, os.path.join(directory, CHART))
+    if results.get("scaling"):
+        scaling.chart(results["scaling"], os.path.join(directory, SCALING_CHART))
     with open(os.path.join(directory, "benchmarks-glance.json"), "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
     block = f"{BEGIN}\n{text}\n{END}"

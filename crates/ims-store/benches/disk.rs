@@ -3,7 +3,9 @@
 //!
 //! `cargo bench -p ims-store --bench disk -- DISK [READS]` where DISK is an image file (e.g. the ext4 disk
 //! `bench/convert --keep DIR` leaves in `DIR/disk.raw`) and READS the number of random reads (default
-//! 100000). The store uses every core the process may run on: run it under `taskset -c 0` for one core.
+//! 100000); `--encrypted` stores the disk in an encryption domain (keyed chunk ids, AES-256-GCM per chunk),
+//! as an image created with a KMS key is stored. The store uses every core the process may run on: run it
+//! under `taskset -c 0` for one core.
 //! The file is read once before timing so that it comes from the page cache.
 
 use std::io::Read;
@@ -52,11 +54,15 @@ async fn main() {
         std::process::exit(2);
     };
     let reads: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(100_000);
+    let encrypted = std::env::args().any(|a| a == "--encrypted");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     read_pieces(&path, |_| {});
 
     // 1. Upload path: chunk, hash, compress and store into memory.
-    let store = ChunkStore::open("memory://").unwrap();
+    let mut store = ChunkStore::open("memory://").unwrap();
+    if encrypted {
+        store = store.in_domain(ims_store::EncryptionDomain::new(&ims_store::EncryptionDomain::generate_data_key()));
+    }
     store.set_chunk_cache_bytes(8 << 30);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let reader_path = path.clone();
@@ -73,8 +79,9 @@ async fn main() {
     feeder.join().unwrap();
     let size = summary.manifest.size;
     println!(
-        "store {path}: {} MiB on {cores} core(s) in {secs:.2} s = {:.0} MB/s; CPU {cpu:.2} s = {:.2} ns/byte; \
+        "store {path}{}: {} MiB on {cores} core(s) in {secs:.2} s = {:.0} MB/s; CPU {cpu:.2} s = {:.2} ns/byte; \
          {} chunks, {} MiB zero, {} MiB stored",
+        if encrypted { " (encrypted)" } else { "" },
         size >> 20,
         size as f64 / secs / 1e6,
         cpu * 1e9 / size as f64,
