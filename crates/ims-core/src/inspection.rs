@@ -126,13 +126,25 @@ pub async fn inspect_stored(
     time_limit: Duration,
 ) -> Result<Inspection> {
     let reader = ManifestReader::new(store.clone(), manifest, Handle::current()).with_deadline(Instant::now() + time_limit);
+    inspect_reader(Arc::new(reader), format, limits, time_limit).await
+}
+
+/// Inspects the file `reader` gives, declared as `format`, like [`inspect_stored`]. `reader` must fail its
+/// reads with [`io::ErrorKind::TimedOut`] once `time_limit` has passed (a deadline set on it); the caller
+/// stops waiting shortly after in any case.
+pub async fn inspect_reader(
+    reader: Arc<dyn ims_formats::ReadAt>,
+    format: Format,
+    limits: Limits,
+    time_limit: Duration,
+) -> Result<Inspection> {
     let too_slow = || {
         CoreError::Invalid(format!(
             "Image is not acceptable: inspecting it took longer than the {} s allowed",
             time_limit.as_secs_f64()
         ))
     };
-    let inspection = tokio::task::spawn_blocking(move || ims_formats::inspect(Arc::new(reader), Some(format), &limits));
+    let inspection = tokio::task::spawn_blocking(move || ims_formats::inspect(reader, Some(format), &limits));
     // The reads stop at the deadline; a parse spinning without reading is left behind a little later.
     let grace = Duration::from_secs(5);
     let Ok(ran) = tokio::time::timeout(time_limit + grace, inspection).await else {

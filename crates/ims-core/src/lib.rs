@@ -2,6 +2,7 @@
 //! the HTTP layers only parse, call one use case and render.
 
 pub mod audit;
+pub mod bucket_reader;
 pub mod buckets;
 pub mod capsules;
 pub mod compute;

@@ -16,12 +16,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use ims_catalog::{CatalogError, Image, ImageStatus, NbdExport};
-use ims_formats::{DiskImage, Format, ReadAt};
+use ims_formats::{DiskImage, Format};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
 use uuid::Uuid;
 
+use crate::bucket_reader::BucketObjectReader;
 use crate::buckets::{parse_bucket_url, BucketStore};
 use crate::inspection::{inspected_format, ManifestReader};
 use crate::{CoreError, ImageService, Policy, RequestContext, Result};
@@ -159,7 +160,7 @@ impl NbdExportService {
             Some("zvhd2") => Format::Zvhd2,
             _ => Format::Raw,
         };
-        let reader = BucketObjectReader { buckets: buckets.clone(), bucket, key, size: object.size, runtime: Handle::current() };
+        let reader = BucketObjectReader::new(buckets.clone(), bucket, key, object.size, Handle::current());
         let limits = ims_formats::Limits::default();
         let id = image.id;
         tokio::task::spawn_blocking(move || ims_formats::open(Arc::new(reader), format, &limits))
@@ -185,36 +186,6 @@ fn lazy_source(image: &Image) -> Option<(String, String)> {
         return None;
     }
     parse_bucket_url(image.properties.get("__image_location")?).ok()
-}
-
-/// Blocking positional reads of a bucket object, each one ranged read. Must be used from a blocking
-/// thread (it waits on the runtime).
-struct BucketObjectReader {
-    buckets: BucketStore,
-    bucket: String,
-    key: String,
-    size: u64,
-    runtime: Handle,
-}
-
-impl ReadAt for BucketObjectReader {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        if offset >= self.size || buf.is_empty() {
-            return Ok(0);
-        }
-        let end = self.size.min(offset + buf.len() as u64);
-        let data = self
-            .runtime
-            .block_on(self.buckets.read_range_unchecked(&self.bucket, &self.key, offset, end))
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let n = data.len().min(buf.len());
-        buf[..n].copy_from_slice(&data[..n]);
-        Ok(n)
-    }
-
-    fn size(&self) -> std::io::Result<u64> {
-        Ok(self.size)
-    }
 }
 
 /// What the catalog stores for `name`: its SHA-256, in lowercase hex.

@@ -125,6 +125,31 @@ impl Hasher {
     }
 }
 
+/// md5 and sha512 (lowercase hex) and the length of `body`, hashed on their own threads as an upload's
+/// are, without storing anything. The first error of the stream ends it.
+pub(crate) async fn digest_stream<S, E>(mut body: S) -> std::result::Result<(String, String, u64), E>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+{
+    let mut hasher = Hasher::start();
+    let (mut batch, mut batch_len, mut total) = (Vec::new(), 0, 0u64);
+    while let Some(data) = body.next().await {
+        let data = data?;
+        total += data.len() as u64;
+        batch_len += data.len();
+        batch.push(data);
+        if batch_len >= BATCH {
+            hasher.update(Arc::new(std::mem::take(&mut batch))).await;
+            batch_len = 0;
+        }
+    }
+    if !batch.is_empty() {
+        hasher.update(Arc::new(batch)).await;
+    }
+    let digests = hasher.finish().await;
+    Ok((digests.md5, digests.sha512, total))
+}
+
 impl ImageService {
     /// Stores `body` as the image's data and makes the image active.
     ///
@@ -292,7 +317,7 @@ impl ImageService {
     }
 
     /// Bounds for inspecting an uploaded file.
-    fn format_limits(&self) -> ims_formats::Limits {
+    pub(crate) fn format_limits(&self) -> ims_formats::Limits {
         ims_formats::Limits::default()
     }
 

@@ -1,10 +1,10 @@
 //! CreateImage / CreateDataImage with `image_url`: an image made from a file in a bucket.
 //!
 //! The request creates the image (`importing`) and its job in one transaction. The job streams the bucket
-//! object into the chunk store (inspected like an upload: unsafe or mismatching files are refused), then,
-//! when the operator's conversion setting asks for another stored format, reads that stored file through
-//! the formats engine straight from the chunk store and writes the converted disk back as chunks (no
-//! staging file). `disk_format`, `size`, `virtual_size` and the hashes describe the stored result; the
+//! object into the chunk store (inspected like an upload: unsafe or mismatching files are refused), or,
+//! when the operator's conversion setting asks for another stored format, inspects the object the same
+//! way, reads it in place through the formats engine and writes the converted disk as chunks (no staging
+//! file, and the original file is never stored). `disk_format`, `size`, `virtual_size` and the hashes describe the stored result; the
 //! original file's are kept as `__original_*` properties. The image turns `active` only once its data is
 //! complete; a job restarted after a crash starts over and never leaves an active image without data.
 
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::convert::convert_stored;
+use super::convert::convert_bucket_object;
 use super::{codes, job_error, job_image, PipelineService};
 use crate::buckets::parse_bucket_url;
 use crate::jobs::{JobContext, JobError, JobHandler};
@@ -298,42 +298,34 @@ impl JobHandler for ImportHandler {
             ));
         }
         let converting = source != target;
-        let share = if converting { 50.0 } else { 99.0 };
 
-        // 1. The file as it is, streamed into the chunk store and inspected as its declared format.
         wait_while_held(&p.bucket, &p.key, ctx).await;
         ctx.check()?;
-        let (_, data) = pipelines.buckets.open_unchecked(&p.bucket, &p.key).await.map_err(job_error)?;
-        let total = object.size.max(1) as f64;
-        let progress = ctx.clone();
-        let mut read = 0u64;
-        let data = data
-            .inspect(move |piece| {
-                if let Ok(piece) = piece {
-                    read += piece.len() as u64;
-                    progress.set_progress(share * read as f64 / total);
-                }
-            })
-            .boxed();
-        let mut original = image.clone();
-        original.disk_format = Some(source.to_string());
-        let stored = pipelines.images.receive(original, Some(object.size), data).await.map_err(|e| match e {
-            CoreError::Invalid(m) => JobError::failed(codes::SOURCE_CORRUPT, format!("{}:{}: {m}", p.bucket, p.key)),
-            other => job_error(other),
-        })?;
-        ctx.check()?;
-
-        // 2. The conversion, from the stored file to the stored result.
         let result = if converting {
-            let converted = convert_stored(&pipelines.images, &stored, target, ctx, 50.0..99.0).await;
-            // The original's manifest is not kept either way.
-            if let Some(m) = &stored.manifest_id {
-                let _ = pipelines.images.store.delete_manifest(m).await;
-                let _ = pipelines.images.store.release_pending(m).await;
-            }
-            converted?
+            // The file read in place and its guest disk written in the target format.
+            let (formats, place) = ((source, target), (p.bucket.as_str(), p.key.as_str()));
+            convert_bucket_object(&pipelines.images, &pipelines.buckets, &image, place, &object, formats, ctx, 0.0..99.0)
+                .await?
         } else {
-            stored
+            // The file as it is, streamed into the chunk store and inspected as its declared format.
+            let (_, data) = pipelines.buckets.open_unchecked(&p.bucket, &p.key).await.map_err(job_error)?;
+            let total = object.size.max(1) as f64;
+            let progress = ctx.clone();
+            let mut read = 0u64;
+            let data = data
+                .inspect(move |piece| {
+                    if let Ok(piece) = piece {
+                        read += piece.len() as u64;
+                        progress.set_progress(99.0 * read as f64 / total);
+                    }
+                })
+                .boxed();
+            let mut original = image.clone();
+            original.disk_format = Some(source.to_string());
+            pipelines.images.receive(original, Some(object.size), data).await.map_err(|e| match e {
+                CoreError::Invalid(m) => JobError::failed(codes::SOURCE_CORRUPT, format!("{}:{}: {m}", p.bucket, p.key)),
+                other => job_error(other),
+            })?
         };
         self.activate(ctx, result).await
     }

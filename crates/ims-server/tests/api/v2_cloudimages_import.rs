@@ -209,3 +209,57 @@ async fn bad_imports_fail_with_specific_codes() {
     assert_eq!(status, 409);
     assert_eq!(t.client.get_image(&queued.id).await.unwrap().status, "queued");
 }
+
+/// With conversion the bucket object is read in place, never stored: it is inspected first as an upload
+/// would be, so an unsafe or corrupt file fails the job with `IMG.0103`, stores nothing and leaves the
+/// image queued; a good one after them converts.
+#[tokio::test]
+async fn imports_with_conversion_inspect_the_object_in_place() {
+    let server = TestServer::start_with(|s| {
+        s.import_conversions.insert("qcow2".into(), "raw".into());
+    })
+    .await;
+    let t = server.tenant("alice", Role::Member).await;
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.raw");
+    std::fs::write(&base, pattern(1 << 20, 5)).unwrap();
+    let child = dir.path().join("child.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", "-b", base.to_str().unwrap(), "-F", "raw", child.to_str().unwrap()]);
+    t.client.put_object_file("imports", "child.qcow2", &child).await.unwrap();
+    t.client.put_object_bytes("imports", "garbage.qcow2", pattern(200_000, 3)).await.unwrap();
+    let chunks_before = chunk_objects(&server.data_dir);
+
+    for (key, reason) in [("child.qcow2", "backing"), ("garbage.qcow2", "")] {
+        let body = json!({"name": key, "image_url": format!("imports:{key}"), "min_disk": 1});
+        let (job, id) = run_job(&t, Method::POST, "/v2/cloudimages/action", body).await;
+        assert_eq!((job["status"].as_str(), job["error_code"].as_str()), (Some("FAIL"), Some("IMG.0103")), "{key}: {job}");
+        assert!(job["fail_reason"].as_str().is_some_and(|r| r.contains(key) && r.contains(reason)), "{key}: {job}");
+        let image = t.client.get_image(&id).await.unwrap();
+        assert_eq!((image.status.as_str(), image.size, image.checksum), ("queued", None, None), "{key}: nothing attached");
+    }
+    assert_eq!(chunk_objects(&server.data_dir), chunks_before, "nothing was stored for the refused files");
+
+    let data = disk();
+    let qcow2 = qemu_file(dir.path(), &data, "qcow2");
+    t.client.put_object_file("imports", "good.qcow2", &qcow2).await.unwrap();
+    let body = json!({"name": "good", "image_url": "imports:good.qcow2", "min_disk": 1});
+    let (job, id) = run_job(&t, Method::POST, "/v2/cloudimages/action", body).await;
+    assert_eq!(job["status"], "SUCCESS", "{job}");
+    assert_eq!(download(&t, &id).await, data);
+}
+
+/// How many chunk objects (files under a `chunks` directory) `dir` holds, at any depth.
+fn chunk_objects(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                chunk_objects(&path)
+            } else {
+                usize::from(path.ancestors().any(|a| a.file_name().is_some_and(|n| n == "chunks")))
+            }
+        })
+        .sum()
+}

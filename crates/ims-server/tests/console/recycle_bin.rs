@@ -163,7 +163,9 @@ async fn the_capsules_tab_lists_capsules_and_the_page_shows_their_parts() {
     c.screenshot("capsule-parts").await;
     // A plain image has no capsule card.
     c.go(&format!("#/images/{}", base.id)).await;
-    c.wait_for("#lineage-chain").await;
+    // (The capsule's page has a lineage chain too: wait for this image's, whose first link is the image.)
+    let first_link = format!("document.querySelector('#lineage-chain li')?.dataset.ancestor === {}", js_str(&base.id));
+    c.until(&first_link, "the base image's lineage").await;
     assert!(!c.js("return !!document.querySelector('#capsule')").await.as_bool().unwrap());
     c.quit().await;
 }
