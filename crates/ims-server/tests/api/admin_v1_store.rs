@@ -1,27 +1,13 @@
 //! `/admin/v1/store/...`: garbage collection, verification and statistics of the chunk store.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
 use ims_client::{Client, Role};
 use sha2::{Digest, Sha256};
 
-use crate::common::{pattern, raw_image, status, TestServer};
+use crate::common::{chunk_files, pattern, raw_image, status, TestServer};
 
 const MIB: usize = 1 << 20;
 
-/// Every chunk object file under the server's store.
-fn chunk_files(data_dir: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    let root = data_dir.join("store").join("chunks");
-    let Ok(dirs) = std::fs::read_dir(&root) else { return out };
-    for dir in dirs.flatten() {
-        for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
-            out.insert(file.path());
-        }
-    }
-    out
-}
 
 /// Uploads `data` as a new raw image; returns its id.
 async fn upload(client: &Client, name: &str, data: Vec<u8>) -> String {

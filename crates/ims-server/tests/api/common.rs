@@ -1,6 +1,7 @@
 //! A server per test, on a free port, with a temporary data directory.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use ims_client::{Client, CreateImage, Role};
 use ims_server::Settings;
@@ -117,4 +118,22 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 /// The HTTP status of a failed client call.
 pub fn status<T: std::fmt::Debug>(r: Result<T, ims_client::ClientError>) -> u16 {
     r.expect_err("the call should fail").status().expect("an HTTP error")
+}
+
+/// Every chunk object file of a server's local chunk store (under `data_dir/store/chunks`, at any depth).
+pub fn chunk_files(data_dir: &Path) -> BTreeSet<PathBuf> {
+    fn walk(dir: &Path, out: &mut BTreeSet<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.insert(path);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(&data_dir.join("store").join("chunks"), &mut out);
+    out
 }

@@ -2,14 +2,13 @@
 //! encrypted, survives garbage collection, and an image made from the volume is encrypted under the same
 //! key and reads back.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::common::{raw_image, TestServer};
+use crate::common::{chunk_files, raw_image, TestServer};
 
 const MARKER: &[u8] = b"VOLUME-ENCRYPTION-MARKER-7c2e";
 
@@ -22,23 +21,6 @@ fn marked(len: usize, salt: &str) -> Vec<u8> {
         i += 1;
     }
     out.truncate(len);
-    out
-}
-
-fn chunk_files(data_dir: &Path) -> HashSet<PathBuf> {
-    fn walk(dir: &Path, out: &mut HashSet<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else {
-                out.insert(path);
-            }
-        }
-    }
-    let mut out = HashSet::new();
-    walk(&data_dir.join("store").join("chunks"), &mut out);
     out
 }
 

@@ -3,13 +3,13 @@
 //! chunks.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ims_client::{CreateImage, Role};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::common::{pattern, raw_image, status, TestServer, Tenant};
+use crate::common::{chunk_files, pattern, raw_image, status, TestServer, Tenant};
 use crate::v1_cloudimages_export::{ims, wait_job};
 
 const CMK: &str = "__system__cmkid";
@@ -33,23 +33,6 @@ fn marked_data(len: usize) -> Vec<u8> {
     out
 }
 
-/// Every chunk object file of the server's local store.
-fn chunk_files(data_dir: &Path) -> HashSet<PathBuf> {
-    fn walk(dir: &Path, out: &mut HashSet<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else {
-                out.insert(path);
-            }
-        }
-    }
-    let mut out = HashSet::new();
-    walk(&data_dir.join("store").join("chunks"), &mut out);
-    out
-}
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)

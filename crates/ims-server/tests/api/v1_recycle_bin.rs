@@ -3,14 +3,13 @@
 //! garbage collection keeps, across an admin, an owner and a member project.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ims_client::{AuditFilter, Client, MemberStatus, PatchOp, Role};
 use reqwest::Method;
 use sha2::{Digest, Sha256};
 
-use crate::common::{pattern, raw_image, status, TestServer};
+use crate::common::{chunk_files, pattern, raw_image, status, TestServer};
 
 const MIB: usize = 1 << 20;
 
@@ -26,17 +25,6 @@ async fn upload(client: &Client, name: &str, data: Vec<u8>) -> String {
 
 async fn sha256_of_download(client: &Client, id: &str) -> String {
     hex::encode(Sha256::digest(client.download(id, None).await.unwrap().bytes().await.unwrap()))
-}
-
-fn chunk_files(data_dir: &Path) -> BTreeSet<PathBuf> {
-    let mut out = BTreeSet::new();
-    let Ok(dirs) = std::fs::read_dir(data_dir.join("store").join("chunks")) else { return out };
-    for dir in dirs.flatten() {
-        for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
-            out.insert(file.path());
-        }
-    }
-    out
 }
 
 async fn audit_actions(s: &TestServer, image_id: &str) -> Vec<String> {

@@ -10,7 +10,7 @@ use md5::{Digest, Md5};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::common::{pattern, raw_image, TestServer, Tenant};
+use crate::common::{chunk_files, pattern, raw_image, TestServer, Tenant};
 use crate::v1_cloudimages_export::{ims, wait_job};
 
 fn qemu_img(args: &[&str]) {
@@ -227,7 +227,7 @@ async fn imports_with_conversion_inspect_the_object_in_place() {
     qemu_img(&["create", "-q", "-f", "qcow2", "-b", base.to_str().unwrap(), "-F", "raw", child.to_str().unwrap()]);
     t.client.put_object_file("imports", "child.qcow2", &child).await.unwrap();
     t.client.put_object_bytes("imports", "garbage.qcow2", pattern(200_000, 3)).await.unwrap();
-    let chunks_before = chunk_objects(&server.data_dir);
+    let chunks_before = chunk_files(&server.data_dir).len();
 
     for (key, reason) in [("child.qcow2", "backing"), ("garbage.qcow2", "")] {
         let body = json!({"name": key, "image_url": format!("imports:{key}"), "min_disk": 1});
@@ -237,7 +237,7 @@ async fn imports_with_conversion_inspect_the_object_in_place() {
         let image = t.client.get_image(&id).await.unwrap();
         assert_eq!((image.status.as_str(), image.size, image.checksum), ("queued", None, None), "{key}: nothing attached");
     }
-    assert_eq!(chunk_objects(&server.data_dir), chunks_before, "nothing was stored for the refused files");
+    assert_eq!(chunk_files(&server.data_dir).len(), chunks_before, "nothing was stored for the refused files");
 
     let data = disk();
     let qcow2 = qemu_file(dir.path(), &data, "qcow2");
@@ -248,18 +248,4 @@ async fn imports_with_conversion_inspect_the_object_in_place() {
     assert_eq!(download(&t, &id).await, data);
 }
 
-/// How many chunk objects (files under a `chunks` directory) `dir` holds, at any depth.
-fn chunk_objects(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                chunk_objects(&path)
-            } else {
-                usize::from(path.ancestors().any(|a| a.file_name().is_some_and(|n| n == "chunks")))
-            }
-        })
-        .sum()
-}
+

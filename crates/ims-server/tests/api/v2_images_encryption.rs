@@ -1,13 +1,11 @@
 //! Encrypted images: created with `__system__cmkid`, stored encrypted, readable only while the key is enabled.
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 
 use ims_client::{Client, PatchOp, Role};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::common::{pattern, raw_image, status, TestServer};
+use crate::common::{chunk_files, pattern, raw_image, status, TestServer};
 
 const MARKER: &[u8] = b"ENCRYPTION-TEST-MARKER-41d9";
 
@@ -30,23 +28,6 @@ fn marked_data(len: usize) -> Vec<u8> {
     out
 }
 
-/// Every chunk object file under the server's store directory.
-fn chunk_files(data_dir: &Path) -> HashSet<PathBuf> {
-    fn walk(dir: &Path, out: &mut HashSet<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else {
-                out.insert(path);
-            }
-        }
-    }
-    let mut out = HashSet::new();
-    walk(&data_dir.join("store").join("chunks"), &mut out);
-    out
-}
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)

@@ -6,25 +6,12 @@ use md5::{Digest, Md5};
 use reqwest::Method;
 use sha2::Sha512;
 
-use crate::common::{pattern, raw_image, status, TestServer};
+use crate::common::{chunk_files, pattern, raw_image, status, TestServer};
 
 fn hex_md5(data: &[u8]) -> String {
     hex::encode(Md5::digest(data))
 }
 
-/// Files under the chunk store's `chunks/` directory.
-fn chunk_objects(s: &TestServer) -> usize {
-    fn count(dir: &std::path::Path) -> usize {
-        std::fs::read_dir(dir)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| if e.path().is_dir() { count(&e.path()) } else { 1 })
-                    .sum()
-            })
-            .unwrap_or(0)
-    }
-    count(&s.data_dir.join("store").join("chunks"))
-}
 
 #[tokio::test]
 async fn upload_and_download_round_trip_with_checksums() {
@@ -185,11 +172,11 @@ async fn identical_uploads_store_no_new_chunks() {
     let data = pattern(6 << 20, 11);
     let first = s.admin.create_image(&raw_image("one")).await.unwrap();
     s.admin.upload_bytes(&first.id, data.clone()).await.unwrap();
-    let before = chunk_objects(&s);
+    let before = chunk_files(&s.data_dir).len();
     assert!(before > 0);
     let second = s.admin.create_image(&raw_image("two")).await.unwrap();
     s.admin.upload_bytes(&second.id, data.clone()).await.unwrap();
-    assert_eq!(chunk_objects(&s), before, "the same file writes no new chunk");
+    assert_eq!(chunk_files(&s.data_dir).len(), before, "the same file writes no new chunk");
     let got = s.admin.download(&second.id, None).await.unwrap().bytes().await.unwrap();
     assert_eq!(got.as_ref(), data.as_slice());
 }
