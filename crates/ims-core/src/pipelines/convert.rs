@@ -96,10 +96,15 @@ pub(crate) async fn convert_bucket_object(
     let (_, whole) = buckets.open_unchecked(bucket, key).await.map_err(job_error)?;
     let digests = tokio::spawn(crate::upload::digest_stream(whole));
     let converting = reader().with_read_ahead(READ_AHEAD_BLOCK, READ_AHEAD_BLOCKS);
-    let converted = convert_reader(images, Arc::new(converting), source, image.clone(), target, ctx, progress).await;
-    let digests = digests.await;
-    let mut converted = converted?;
-    let unchanged = match digests {
+    let mut converted = match convert_reader(images, Arc::new(converting), source, image.clone(), target, ctx, progress).await {
+        Ok(converted) => converted,
+        Err(e) => {
+            // (No use reading the rest of the object for hashes that will not be recorded.)
+            digests.abort();
+            return Err(e);
+        }
+    };
+    let unchanged = match digests.await {
         Ok(Ok((md5, sha512, size))) => match buckets.head_unchecked(bucket, key).await {
             Ok(now) if size == object.size && now.size == object.size && now.last_modified == object.last_modified => {
                 Ok((md5, sha512, size))
