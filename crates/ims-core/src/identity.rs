@@ -182,8 +182,8 @@ impl IdentityService {
             .role_of(&key.user_id, &project)
             .await?
             .ok_or_else(|| invalid("the user has no role in the project of X-Project-Id"))?;
-        let user = identity.get_user(&key.user_id).await.map_err(|_| invalid("unknown user"))?;
-        let project = identity.get_project(&project).await.map_err(|_| invalid("unknown project"))?;
+        let user = identity.get_user(&key.user_id).await.map_err(|e| missing_as(e, || invalid("unknown user")))?;
+        let project = identity.get_project(&project).await.map_err(|e| missing_as(e, || invalid("unknown project")))?;
         Ok(Caller { user_id: user.id, user_name: user.name, project_id: project.id, project_name: project.name, role })
     }
 
@@ -266,8 +266,8 @@ impl IdentityService {
             return Err(invalid());
         }
         let role = identity.role_of(&token.user_id, &token.project_id).await?.ok_or_else(invalid)?;
-        let user = identity.get_user(&token.user_id).await.map_err(|_| invalid())?;
-        let project = identity.get_project(&token.project_id).await.map_err(|_| invalid())?;
+        let user = identity.get_user(&token.user_id).await.map_err(|e| missing_as(e, invalid))?;
+        let project = identity.get_project(&token.project_id).await.map_err(|e| missing_as(e, invalid))?;
         Ok(Caller { user_id: user.id, user_name: user.name, project_id: project.id, project_name: project.name, role })
     }
 
@@ -395,7 +395,7 @@ impl IdentityService {
             Err(CatalogError::NotFound(_)) => identity
                 .find_project(id_or_name)
                 .await
-                .map_err(|_| CoreError::NotFound(format!("Project {id_or_name} not found"))),
+                .map_err(|e| missing_as(e, || CoreError::NotFound(format!("Project {id_or_name} not found")))),
             Err(e) => Err(e.into()),
         }
     }
@@ -407,7 +407,7 @@ impl IdentityService {
             Err(CatalogError::NotFound(_)) => identity
                 .find_user(id_or_name)
                 .await
-                .map_err(|_| CoreError::NotFound(format!("User {id_or_name} not found"))),
+                .map_err(|e| missing_as(e, || CoreError::NotFound(format!("User {id_or_name} not found")))),
             Err(e) => Err(e.into()),
         }
     }
@@ -430,6 +430,16 @@ fn conflict_named(e: CatalogError, what: &str, name: &str) -> CoreError {
     match e {
         CatalogError::Conflict(_) => CoreError::Conflict(format!("A {what} named {name} already exists")),
         other => other.into(),
+    }
+}
+
+/// A catalog `NotFound` as the caller's error of choice; any other catalog failure as itself, so that a
+/// catalog that cannot answer is a failure of the service (503) and never reads as bad credentials or a
+/// missing record.
+fn missing_as(e: CatalogError, missing: impl FnOnce() -> CoreError) -> CoreError {
+    match e {
+        CatalogError::NotFound(_) => missing(),
+        e => e.into(),
     }
 }
 
