@@ -1,6 +1,7 @@
 //! The `ims` command: the clap tree and dispatch. The work is in `commands/`, `output.rs`,
 //! `progress.rs` and `serve.rs`.
 
+mod allocator;
 mod commands;
 mod img;
 mod output;
@@ -227,10 +228,18 @@ enum AdminCommand {
     Migrate(commands::migrate::MigrateArgs),
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    // Before the runtime starts any thread.
+    allocator::limit_arenas();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", commands::error_message(&err));
