@@ -51,6 +51,23 @@ async fn requests_without_a_valid_token_get_401() {
 }
 
 #[tokio::test]
+async fn a_catalog_failing_while_a_token_is_checked_gives_503_never_401() {
+    let s = TestServer::start().await;
+    let params = Default::default();
+    let list = || s.admin.list_images(&params);
+    list().await.unwrap();
+
+    // The token and its role are still found; the token's project can no longer be read.
+    let url = format!("sqlite://{}", s.data_dir.join("ims.db").display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("ALTER TABLE projects RENAME TO projects_hidden").execute(&db).await.unwrap();
+    assert_eq!(crate::common::status(list().await), 503, "a failing catalog is not a bad token");
+
+    sqlx::query("ALTER TABLE projects_hidden RENAME TO projects").execute(&db).await.unwrap();
+    list().await.unwrap();
+}
+
+#[tokio::test]
 async fn wrong_method_on_a_known_path_is_405() {
     let s = TestServer::start().await;
     let r = s.raw(Method::DELETE, "/v2/images").send().await.unwrap();
