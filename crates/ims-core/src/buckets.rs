@@ -8,12 +8,13 @@
 //! ([`BucketGrants`]). Data is streamed both ways; nothing is held whole in memory.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::{GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
 
 use crate::{CoreError, Policy, RequestContext, Result};
 
@@ -33,6 +34,17 @@ pub struct BucketObject {
     pub key: String,
     pub size: u64,
     pub last_modified: chrono::DateTime<chrono::Utc>,
+    /// The store's entity tag of this version of the object, when the store gives one: it changes whenever
+    /// the object is replaced, even by one of the same size within the same second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+}
+
+impl BucketObject {
+    /// Whether `now`, a later look at the same key, is still the version `self` describes.
+    pub fn is_same_version(&self, now: &BucketObject) -> bool {
+        self.size == now.size && self.last_modified == now.last_modified && self.e_tag == now.e_tag
+    }
 }
 
 /// One bucket as a caller sees it.
@@ -93,6 +105,8 @@ pub fn check_key(key: &str) -> Result<()> {
 fn backend(what: &str) -> impl Fn(object_store::Error) -> CoreError + '_ {
     move |e| match e {
         object_store::Error::NotFound { .. } => CoreError::NotFound(format!("{what} not found")),
+        // A read of a version of the object that has since been replaced: reading it again may succeed.
+        object_store::Error::Precondition { .. } => CoreError::Unavailable(format!("{what} was replaced meanwhile")),
         other => CoreError::Unavailable(format!("{what}: {other}")),
     }
 }
@@ -181,7 +195,12 @@ impl BucketStore {
         let mut objects = Vec::new();
         while let Some(meta) = listed.try_next().await.map_err(backend(&format!("bucket {bucket}")))? {
             if let Some(key) = meta.location.as_ref().strip_prefix(&strip) {
-                objects.push(BucketObject { key: key.to_string(), size: meta.size, last_modified: meta.last_modified });
+                objects.push(BucketObject {
+                    key: key.to_string(),
+                    size: meta.size,
+                    last_modified: meta.last_modified,
+                    e_tag: meta.e_tag,
+                });
             }
         }
         objects.sort_by(|a, b| a.key.cmp(&b.key));
@@ -199,7 +218,7 @@ impl BucketStore {
         check_key(key)?;
         let what = format!("object {bucket}:{key}");
         let meta = self.objects.head(&Path::from(format!("{bucket}/{key}"))).await.map_err(backend(&what))?;
-        Ok(BucketObject { key: key.to_string(), size: meta.size, last_modified: meta.last_modified })
+        Ok(BucketObject { key: key.to_string(), size: meta.size, last_modified: meta.last_modified, e_tag: meta.e_tag })
     }
 
     /// Stores `data` as `bucket:key` (replacing any object there), creating the bucket for the caller's
@@ -270,23 +289,34 @@ impl BucketStore {
         key: &str,
     ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
         self.check_access(ctx, bucket).await?;
-        self.open_unchecked(bucket, key).await
+        self.open_unchecked(bucket, key, None).await
     }
 
-    /// Size and stream of `bucket:key`, for a job that checked access when it was enqueued.
-    pub async fn open_unchecked(&self, bucket: &str, key: &str) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+    /// Size and stream of `bucket:key`, for a job that checked access when it was enqueued. With `e_tag`,
+    /// only of that version of the object (`Unavailable` once it has been replaced).
+    pub async fn open_unchecked(
+        &self,
+        bucket: &str,
+        key: &str,
+        e_tag: Option<&str>,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
         check_key(key)?;
         let what = format!("object {bucket}:{key}");
-        let got = self.objects.get(&Path::from(format!("{bucket}/{key}"))).await.map_err(backend(&what))?;
+        let options = GetOptions { if_match: e_tag.map(str::to_string), ..GetOptions::default() };
+        let got = self.objects.get_opts(&Path::from(format!("{bucket}/{key}")), options).await.map_err(backend(&what))?;
         let size = got.meta.size;
         let stream = got.into_stream().map_err(move |e| CoreError::Unavailable(format!("{what}: {e}"))).boxed();
         Ok((size, stream))
     }
 
-    /// Bytes `[start, end)` of `bucket:key` (for format readers over a bucket object).
-    pub async fn read_range_unchecked(&self, bucket: &str, key: &str, start: u64, end: u64) -> Result<Bytes> {
+    /// Bytes `range` of `bucket:key` (for format readers over a bucket object). With `e_tag`, only of that
+    /// version of the object: `Unavailable` once it has been replaced.
+    pub async fn read_range_unchecked(&self, bucket: &str, key: &str, range: Range<u64>, e_tag: Option<&str>) -> Result<Bytes> {
         let what = format!("object {bucket}:{key}");
-        self.objects.get_range(&Path::from(format!("{bucket}/{key}")), start..end).await.map_err(backend(&what))
+        let options =
+            GetOptions { range: Some(GetRange::Bounded(range)), if_match: e_tag.map(str::to_string), ..GetOptions::default() };
+        let got = self.objects.get_opts(&Path::from(format!("{bucket}/{key}")), options).await.map_err(backend(&what))?;
+        got.bytes().await.map_err(backend(&what))
     }
 
     /// Deletes `bucket:key`; `NotFound` if it does not exist.

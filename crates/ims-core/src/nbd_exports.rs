@@ -160,7 +160,7 @@ impl NbdExportService {
             Some("zvhd2") => Format::Zvhd2,
             _ => Format::Raw,
         };
-        let reader = BucketObjectReader::new(buckets.clone(), bucket, key, object.size, Handle::current());
+        let reader = BucketObjectReader::new(buckets.clone(), bucket, object, Handle::current());
         let limits = ims_formats::Limits::default();
         let id = image.id;
         tokio::task::spawn_blocking(move || ims_formats::open(Arc::new(reader), format, &limits))

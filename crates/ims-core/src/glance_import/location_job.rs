@@ -166,7 +166,7 @@ impl LocationImportHandler {
                 self.0.settings.web_download.open(url).await.map_err(|e| JobError::failed(codes::SOURCE_MISSING, e.0))
             }
             LocationSource::Bucket { bucket, key } => {
-                let (size, body) = self.0.buckets.open_unchecked(bucket, key).await.map_err(|e| match e {
+                let (size, body) = self.0.buckets.open_unchecked(bucket, key, None).await.map_err(|e| match e {
                     CoreError::NotFound(m) | CoreError::Invalid(m) => JobError::failed(codes::SOURCE_MISSING, m),
                     other => job_error(other),
                 })?;

@@ -86,14 +86,21 @@ pub(crate) async fn convert_bucket_object(
     progress: Range<f64>,
 ) -> Result<Image, JobError> {
     let where_ = format!("{bucket}:{key}");
-    let reader = || BucketObjectReader::new(buckets.clone(), bucket.into(), key.into(), object.size, Handle::current());
+    let reader = || BucketObjectReader::new(buckets.clone(), bucket.into(), object.clone(), Handle::current());
+    // A read that fails because the object was replaced meanwhile is no verdict on its content: the job
+    // starts over with the new version.
+    let changed = || async { buckets.head_unchecked(bucket, key).await.is_ok_and(|now| !object.is_same_version(&now)) };
+    let replaced = || JobError::transient(codes::UNAVAILABLE, format!("{where_} changed while it was read"));
     let time_limit = images.limits.inspection_timeout;
     let inspecting = reader().with_read_ahead(READ_AHEAD_BLOCK, 2).with_deadline(Instant::now() + time_limit);
-    inspect_reader(Arc::new(inspecting), source, images.format_limits(), time_limit).await.map_err(|e| match e {
-        CoreError::Invalid(m) => JobError::failed(codes::SOURCE_CORRUPT, format!("{where_}: {m}")),
-        other => job_error(other),
-    })?;
-    let (_, whole) = buckets.open_unchecked(bucket, key).await.map_err(job_error)?;
+    if let Err(e) = inspect_reader(Arc::new(inspecting), source, images.format_limits(), time_limit).await {
+        return Err(match e {
+            _ if changed().await => replaced(),
+            CoreError::Invalid(m) => JobError::failed(codes::SOURCE_CORRUPT, format!("{where_}: {m}")),
+            other => job_error(other),
+        });
+    }
+    let (_, whole) = buckets.open_unchecked(bucket, key, object.e_tag.as_deref()).await.map_err(job_error)?;
     let digests = tokio::spawn(crate::upload::digest_stream(whole));
     let converting = reader().with_read_ahead(READ_AHEAD_BLOCK, READ_AHEAD_BLOCKS);
     let mut converted = match convert_reader(images, Arc::new(converting), source, image.clone(), target, ctx, progress).await {
@@ -101,17 +108,12 @@ pub(crate) async fn convert_bucket_object(
         Err(e) => {
             // (No use reading the rest of the object for hashes that will not be recorded.)
             digests.abort();
-            return Err(e);
+            return Err(if changed().await { replaced() } else { e });
         }
     };
     let unchanged = match digests.await {
-        Ok(Ok((md5, sha512, size))) => match buckets.head_unchecked(bucket, key).await {
-            Ok(now) if size == object.size && now.size == object.size && now.last_modified == object.last_modified => {
-                Ok((md5, sha512, size))
-            }
-            Ok(_) => Err(JobError::transient(codes::UNAVAILABLE, format!("{where_} changed while it was read"))),
-            Err(e) => Err(job_error(e)),
-        },
+        Ok(Ok((md5, sha512, size))) if size == object.size && !changed().await => Ok((md5, sha512, size)),
+        Ok(Ok(_)) => Err(replaced()),
         Ok(Err(e)) => Err(job_error(e)),
         Err(e) => Err(JobError::failed(codes::INTERNAL, format!("hashing {where_}: {e}"))),
     };

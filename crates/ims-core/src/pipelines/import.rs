@@ -308,7 +308,7 @@ impl JobHandler for ImportHandler {
                 .await?
         } else {
             // The file as it is, streamed into the chunk store and inspected as its declared format.
-            let (_, data) = pipelines.buckets.open_unchecked(&p.bucket, &p.key).await.map_err(job_error)?;
+            let (_, data) = pipelines.buckets.open_unchecked(&p.bucket, &p.key, object.e_tag.as_deref()).await.map_err(job_error)?;
             let total = object.size.max(1) as f64;
             let progress = ctx.clone();
             let mut read = 0u64;
