@@ -31,6 +31,11 @@ const REQUEST_OVERHEAD: u32 = 64 * 1024;
 const MAX_STATUS_EXTENTS: usize = 16 * 1024;
 /// Reads whose layout breaks into more chunks than this are sent as one data chunk.
 const MAX_READ_CHUNKS: usize = 1024;
+/// With `NBD_CMD_FLAG_REQ_ONE` only the first extent is sent, so only this much of the range is looked
+/// up: the spec lets that extent be shorter than the run it starts, and the client asks again from its
+/// end. Clients (qemu among them) send `REQ_ONE` with lengths of gigabytes and use the first extent only;
+/// mapping all of it for each request would cost time in proportion to the disk, not to the answer.
+const REQ_ONE_SPAN: u32 = 64 << 20;
 /// Replies queued for the writer before request tasks wait.
 const REPLY_QUEUE: usize = 64;
 
@@ -554,7 +559,14 @@ fn plan_status(len: u32, extents: &[Extent], req_one: bool) -> Vec<(u32, u32)> {
 
 async fn block_status(s: &Arc<Session>, req: &RequestHeader, req_one: bool) -> Reply {
     let backend = s.export.backend.clone();
-    let (offset, len) = (req.offset, req.length);
+    let (offset, len) = (
+        req.offset,
+        if req_one {
+            req.length.min(REQ_ONE_SPAN)
+        } else {
+            req.length
+        },
+    );
     let extents = match blocking(move || backend.block_status(offset, u64::from(len))).await {
         Ok(extents) => extents,
         Err(e) => return io_error_reply(s, req.cookie, &e),

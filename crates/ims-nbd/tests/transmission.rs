@@ -286,6 +286,61 @@ async fn block_status_reports_holes() {
     assert_eq!(c.read_chunk().await.error(), EINVAL);
 }
 
+/// A read-only disk that is one hole, recording the ranges it is asked the status of.
+struct OneHole {
+    asked: std::sync::Mutex<Vec<(u64, u64)>>,
+}
+
+impl ims_nbd::ExportBackend for OneHole {
+    fn read_at(&self, buf: &mut [u8], _: u64) -> std::io::Result<()> {
+        buf.fill(0);
+        Ok(())
+    }
+    fn block_status(&self, offset: u64, len: u64) -> std::io::Result<Vec<ims_nbd::Extent>> {
+        self.asked.lock().unwrap().push((offset, len));
+        Ok(vec![ims_nbd::Extent {
+            length: len,
+            status: ims_formats::BlockStatus::Unallocated,
+        }])
+    }
+}
+
+#[tokio::test]
+async fn req_one_looks_up_a_bounded_prefix_of_a_long_range() {
+    let disk = std::sync::Arc::new(OneHole {
+        asked: Default::default(),
+    });
+    let table = std::sync::Arc::new(ims_nbd::ExportTable::new());
+    table.insert("big", ims_nbd::Export::read_only(disk.clone(), 8 << 30));
+    let mut c = connect(table);
+    c.open("big", true, true).await;
+    let hole = STATE_HOLE | STATE_ZERO;
+    // Asked about 3 GiB for one extent: 64 MiB are looked up and answered; the client asks again from there.
+    c.request(CMD_BLOCK_STATUS, CMD_FLAG_REQ_ONE, 1, 1 << 30, 3 << 30)
+        .await;
+    assert_eq!(
+        descriptors(&c.read_reply_chunks(1).await[0]),
+        vec![(64 << 20, hole)]
+    );
+    // Without REQ_ONE every extent of the range is wanted.
+    c.request(CMD_BLOCK_STATUS, 0, 2, 1 << 30, 3 << 30).await;
+    assert_eq!(
+        descriptors(&c.read_reply_chunks(2).await[0]),
+        vec![(3 << 30, hole)]
+    );
+    // A short range is looked up whole.
+    c.request(CMD_BLOCK_STATUS, CMD_FLAG_REQ_ONE, 3, 0, 4096)
+        .await;
+    assert_eq!(
+        descriptors(&c.read_reply_chunks(3).await[0]),
+        vec![(4096, hole)]
+    );
+    assert_eq!(
+        *disk.asked.lock().unwrap(),
+        [(1 << 30, 64 << 20), (1 << 30, 3 << 30), (0, 4096)]
+    );
+}
+
 #[tokio::test]
 async fn block_status_without_a_context_is_invalid() {
     let f = fixture();
