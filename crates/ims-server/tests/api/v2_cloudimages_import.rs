@@ -249,3 +249,46 @@ async fn imports_with_conversion_inspect_the_object_in_place() {
 }
 
 
+
+/// The size limits of imports, quick imports and exports are the operator's settings, and each refusal
+/// says which limit was passed; nothing is attached to the image.
+#[tokio::test]
+async fn import_quick_import_and_export_limits_are_configurable_and_refusals_are_clear() {
+    let server = TestServer::start_with(|s| {
+        s.max_import_size = 1 << 20;
+        s.max_quick_import_size = 2 << 20;
+        s.max_export_size = 1 << 20;
+    })
+    .await;
+    let t = server.tenant("alice", Role::Member).await;
+    let data = pattern(3 << 19, 9); // 1.5 MiB: past the import limit, within the quick one.
+    t.client.put_object_bytes("imports", "mid.raw", data.clone()).await.unwrap();
+    t.client.put_object_bytes("imports", "big.raw", pattern(3 << 20, 10)).await.unwrap();
+
+    let cases = [
+        ("/v2/cloudimages/action", "imports:mid.raw", "1048576 bytes"),
+        ("/v2/cloudimages/quickimport/action", "imports:big.raw", "2097152 bytes"),
+    ];
+    for (path, url, limit) in cases {
+        let body = json!({"name": url, "image_url": url, "min_disk": 1, "type": "ECS"});
+        let (job, id) = run_job(&t, Method::POST, path, body).await;
+        assert_eq!((job["status"].as_str(), job["error_code"].as_str()), (Some("FAIL"), Some("IMG.0106")), "{url}: {job}");
+        assert!(job["fail_reason"].as_str().is_some_and(|r| r.contains(limit)), "{url}: {job}");
+        let image = t.client.get_image(&id).await.unwrap();
+        assert_eq!((image.status.as_str(), image.size), ("queued", None), "{url}: nothing attached");
+    }
+
+    // The quick import limit is its own: 1.5 MiB passes it.
+    let body = json!({"name": "quick", "image_url": "imports:mid.raw", "min_disk": 1, "type": "ECS"});
+    let (job, quick) = run_job(&t, Method::POST, "/v2/cloudimages/quickimport/action", body).await;
+    assert_eq!(job["status"], "SUCCESS", "{job}");
+    assert_eq!(download(&t, &quick).await, data);
+
+    // Exports must be smaller than their limit: refused before any job, with the IMS error form.
+    t.client.create_bucket("out").await.unwrap();
+    let path = format!("/v1/cloudimages/{quick}/file");
+    let (status, answer) = ims(&t, Method::POST, &path, Some(json!({"bucket_url": "out:x.raw", "file_format": "raw"}))).await;
+    assert_eq!((status, answer["error_code"].as_str()), (413, Some("IMG.0006")), "{answer}");
+    assert!(answer["error_msg"].as_str().is_some_and(|m| m.contains("smaller than 1048576 bytes")), "{answer}");
+    assert!(t.client.list_objects("out", None).await.unwrap().is_empty(), "nothing was exported");
+}
