@@ -125,6 +125,33 @@ impl Hasher {
     }
 }
 
+/// Network frames gathered into batches of about [`BATCH`] bytes, so that the digest threads wake up once
+/// per batch. The frames are shared, not copied: the chunker takes them as they are.
+#[derive(Default)]
+struct Batch {
+    frames: Vec<Bytes>,
+    len: usize,
+}
+
+impl Batch {
+    /// Adds `frame`; returns the batch once it holds at least [`BATCH`] bytes.
+    fn push(&mut self, frame: Bytes) -> Option<Arc<Vec<Bytes>>> {
+        self.len += frame.len();
+        self.frames.push(frame);
+        (self.len >= BATCH).then(|| self.take())
+    }
+
+    /// The frames not yet returned, if any (at the end of the stream).
+    fn rest(&mut self) -> Option<Arc<Vec<Bytes>>> {
+        (!self.frames.is_empty()).then(|| self.take())
+    }
+
+    fn take(&mut self) -> Arc<Vec<Bytes>> {
+        self.len = 0;
+        Arc::new(std::mem::take(&mut self.frames))
+    }
+}
+
 /// md5 and sha512 (lowercase hex) and the length of `body`, hashed on their own threads as an upload's
 /// are, without storing anything. The first error of the stream ends it.
 pub(crate) async fn digest_stream<S, E>(mut body: S) -> std::result::Result<(String, String, u64), E>
@@ -132,19 +159,16 @@ where
     S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
 {
     let mut hasher = Hasher::start();
-    let (mut batch, mut batch_len, mut total) = (Vec::new(), 0, 0u64);
+    let (mut batch, mut total) = (Batch::default(), 0u64);
     while let Some(data) = body.next().await {
         let data = data?;
         total += data.len() as u64;
-        batch_len += data.len();
-        batch.push(data);
-        if batch_len >= BATCH {
-            hasher.update(Arc::new(std::mem::take(&mut batch))).await;
-            batch_len = 0;
+        if let Some(frames) = batch.push(data) {
+            hasher.update(frames).await;
         }
     }
-    if !batch.is_empty() {
-        hasher.update(Arc::new(batch)).await;
+    if let Some(frames) = batch.rest() {
+        hasher.update(frames).await;
     }
     let digests = hasher.finish().await;
     Ok((digests.md5, digests.sha512, total))
@@ -242,30 +266,27 @@ impl ImageService {
         let mut writer = store.writer();
         let mut hasher = Hasher::start();
         let mut received: u64 = 0;
-        // Network frames are small; the digest threads get them in batches of about BATCH bytes (one wake-up
-        // per batch). The frames are shared, not copied: the chunker takes them as they are.
-        let mut batch: Vec<Bytes> = Vec::new();
-        let mut batch_len = 0;
+        let mut batch = Batch::default();
         loop {
             let next = body.next().await;
-            if let Some(next) = &next {
-                let data = next.as_ref().map_err(|e| CoreError::Invalid(format!("upload interrupted: {e}")))?;
-                received += data.len() as u64;
-                if room.is_some_and(|room| received > room) {
-                    return Err(self.bytes_refusal(&image.owner).await?);
+            let full = match &next {
+                None => batch.rest(),
+                Some(next) => {
+                    let data = next.as_ref().map_err(|e| CoreError::Invalid(format!("upload interrupted: {e}")))?;
+                    received += data.len() as u64;
+                    if room.is_some_and(|room| received > room) {
+                        return Err(self.bytes_refusal(&image.owner).await?);
+                    }
+                    if received > limit {
+                        return Err(match declared_size {
+                            Some(d) if received > d && d <= cap => size_mismatch(d, received),
+                            _ => too_large(cap),
+                        });
+                    }
+                    batch.push(data.clone())
                 }
-                if received > limit {
-                    return Err(match declared_size {
-                        Some(d) if received > d && d <= cap => size_mismatch(d, received),
-                        _ => too_large(cap),
-                    });
-                }
-                batch_len += data.len();
-                batch.push(data.clone());
-            }
-            if batch_len >= BATCH || (next.is_none() && !batch.is_empty()) {
-                let frames = Arc::new(std::mem::take(&mut batch));
-                batch_len = 0;
+            };
+            if let Some(frames) = full {
                 hasher.update(frames.clone()).await;
                 for frame in frames.iter() {
                     writer.write(frame.clone()).await?;
