@@ -115,10 +115,10 @@ async fn main() {
     let pct = |p: f64| times[((times.len() as f64 * p) as usize).min(times.len() - 1)];
     let after = store.chunk_cache().stats();
     println!(
-        "random 4 KiB reads, warm cache ({} MiB in {} chunks): {reads} reads, mean {:.2} us, p50 {:.2} us, \
+        "random 4 KiB reads, warm cache ({} MiB in {} frames): {reads} reads, mean {:.2} us, p50 {:.2} us, \
          p99 {:.2} us, max {:.2} us; {} misses",
         warm.bytes >> 20,
-        warm.chunks,
+        warm.frames,
         total.as_secs_f64() * 1e6 / reads as f64,
         pct(0.5).as_secs_f64() * 1e6,
         pct(0.99).as_secs_f64() * 1e6,

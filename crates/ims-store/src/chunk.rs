@@ -6,9 +6,13 @@
 //! |-----|---------|
 //! | `0` | the plaintext as is (used when zstd does not save at least 1/16) |
 //! | `1` | one zstd frame (level 1) of the plaintext |
-//!
+//! | `2` | framed: a frame table, then frames of 64 KiB of plaintext each compressed, sealed and verified on its own (see [`crate::frames`]) |
 //! | `0x80` | encrypted (see [`crate::crypto`]): nonce, then the AES-256-GCM sealed plaintext |
 //! | `0x81` | encrypted: nonce, then the AES-256-GCM sealed zstd frame |
+//! | `0x82` | encrypted framed: every frame sealed on its own |
+//!
+//! Chunks longer than [`FRAME_LEN`] are written framed, shorter ones with tag 0 or 1 (0x80 or 0x81
+//! encrypted); objects written before frames existed keep their tag and are read whole.
 //!
 //! Every other tag is reserved; unknown tags are rejected as corrupt rather than misread. Plaintext objects
 //! (tags 0 and 1) are only accepted outside an encryption domain, encrypted ones only inside one.
@@ -25,6 +29,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zstd::zstd_safe::{CCtx, CParameter, ResetDirective};
 
 use crate::crypto::{EncryptionDomain, ENCRYPTED, NONCE_LEN, TAG_LEN};
+use crate::frames::{self, is_framed, FrameTable, CODEC_FRAMED};
+pub(crate) use crate::frames::{hash_chunk, ChunkHash};
+pub use crate::frames::FRAME_LEN;
 
 /// Codec tag: the payload is the plaintext.
 pub const CODEC_RAW: u8 = 0;
@@ -129,17 +136,19 @@ struct Encoder {
 static IDLE_ENCODERS: Mutex<Vec<Encoder>> = Mutex::new(Vec::new());
 const MAX_IDLE_ENCODERS: usize = 4;
 
-/// Encodes a chunk's plaintext (given as segments) into its object content: codec tag + payload.
-/// CPU heavy: call it from a blocking thread. Compresses with zstd unless that saves less than 1/16 of the
-/// size; the raw form references the segments without copying them.
+/// Encodes a chunk's plaintext (given as segments) into its object content, outside any encryption
+/// domain. CPU heavy: call it from a blocking thread. See [`encode_in`].
 pub fn encode(segments: &[Bytes]) -> PutPayload {
-    encode_in(None, &ChunkId([0; 32]), segments)
+    encode_in(None, &hash_chunk(None, segments), segments)
 }
 
-/// Encodes a chunk like [`encode`], then, in an encryption domain, seals it under the domain's key for the
-/// chunk `id` (which must be `domain.chunk_id(segments)`): tag `0x80 | codec`, a fresh random nonce, the
-/// AES-256-GCM ciphertext and its tag. Without a domain `id` is unused and the result is [`encode`]'s.
-pub fn encode_in(domain: Option<&EncryptionDomain>, id: &ChunkId, segments: &[Bytes]) -> PutPayload {
+/// Encodes a chunk (given as segments, hashed into `hash` by [`hash_chunk`] in the same domain) into its
+/// object content. A chunk longer than [`FRAME_LEN`] is framed (see [`crate::frames`]); a shorter one is
+/// one payload: zstd unless that saves less than 1/16 of the size (the raw form references the segments
+/// without copying them). In an encryption domain the object is sealed under the domain's key and bound
+/// to the chunk's id: tag `0x80 | codec`, then, for an unframed chunk, a fresh random nonce, the
+/// AES-256-GCM ciphertext and its tag.
+pub(crate) fn encode_in(domain: Option<&EncryptionDomain>, hash: &ChunkHash, segments: &[Bytes]) -> PutPayload {
     let total: usize = segments.iter().map(Bytes::len).sum();
     let idle = IDLE_ENCODERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
     let mut encoder = match idle {
@@ -151,38 +160,93 @@ pub fn encode_in(domain: Option<&EncryptionDomain>, id: &ChunkId, segments: &[By
             Encoder { cctx, scratch: Vec::new() }
         }
     };
-    let head = if domain.is_some() { 1 + NONCE_LEN } else { 1 };
-    let compressed = encoder.compress(segments, total, head);
+    let payload = match is_framed(total) {
+        true => encoder.encode_framed(domain, hash, segments, total),
+        false => encoder.encode_whole(domain, &hash.id, segments, total),
+    };
     let mut idle = IDLE_ENCODERS.lock().unwrap_or_else(|e| e.into_inner());
     if idle.len() < MAX_IDLE_ENCODERS {
         idle.push(encoder);
     }
-    drop(idle);
-    let Some(domain) = domain else {
-        return match compressed {
-            Some(out) => PutPayload::from(out),
-            None => std::iter::once(Bytes::from_static(&[CODEC_RAW])).chain(segments.iter().cloned()).collect(),
-        };
-    };
-    let mut object = match compressed {
-        Some(mut out) => {
-            out[0] = ENCRYPTED | CODEC_ZSTD;
-            out.reserve_exact(TAG_LEN);
-            out
+    payload
+}
+
+impl Encoder {
+    /// A chunk longer than a frame: frames compressed one by one unless a sample says the data does not
+    /// compress, then sealed one by one in a domain.
+    fn encode_framed(
+        &mut self,
+        domain: Option<&EncryptionDomain>,
+        hash: &ChunkHash,
+        segments: &[Bytes],
+        total: usize,
+    ) -> PutPayload {
+        let compress = !self.sample_is_incompressible(segments, total);
+        if !compress && domain.is_none() {
+            return frames::encode_raw(hash, segments);
         }
-        None => {
-            let mut out = Vec::with_capacity(head + total + TAG_LEN);
-            out.push(ENCRYPTED | CODEC_RAW);
-            out.resize(head, 0);
+        let src: &[u8] = if let [single] = segments {
+            single
+        } else {
+            self.scratch.clear();
             for segment in segments {
-                out.extend_from_slice(segment);
+                self.scratch.extend_from_slice(segment);
             }
-            out
+            &self.scratch
+        };
+        frames::encode(domain, hash, src, &mut self.cctx, compress)
+    }
+
+    /// A chunk of at most one frame: one payload, sealed as a whole in a domain.
+    fn encode_whole(&mut self, domain: Option<&EncryptionDomain>, id: &ChunkId, segments: &[Bytes], total: usize) -> PutPayload {
+        let head = if domain.is_some() { 1 + NONCE_LEN } else { 1 };
+        let compressed = self.compress(segments, total, head);
+        let Some(domain) = domain else {
+            return match compressed {
+                Some(out) => PutPayload::from(out),
+                None => std::iter::once(Bytes::from_static(&[CODEC_RAW])).chain(segments.iter().cloned()).collect(),
+            };
+        };
+        let mut object = match compressed {
+            Some(mut out) => {
+                out[0] = ENCRYPTED | CODEC_ZSTD;
+                out.reserve_exact(TAG_LEN);
+                out
+            }
+            None => {
+                let mut out = Vec::with_capacity(head + total + TAG_LEN);
+                out.push(ENCRYPTED | CODEC_RAW);
+                out.resize(head, 0);
+                for segment in segments {
+                    out.extend_from_slice(segment);
+                }
+                out
+            }
+        };
+        // Encrypting a buffer we own cannot fail (only over-long inputs would, and chunks are at most MAX_CHUNK).
+        domain.seal_in_place(id, &mut object).expect("AES-GCM encrypts a chunk");
+        PutPayload::from(object)
+    }
+}
+
+/// Appends the zstd frame of `src` (compressed by `cctx`) to `out` and returns true, or leaves `out` as it
+/// was and returns false when that would not save at least 1/16 of `src`.
+pub(crate) fn compress_into(cctx: &mut CCtx<'static>, src: &[u8], out: &mut Vec<u8>) -> bool {
+    let start = out.len();
+    let limit = src.len() - src.len() / 16;
+    out.resize(start + limit, 0);
+    match cctx.compress2(&mut out[start..], src) {
+        Ok(written) if written > 0 => {
+            out.truncate(start + written);
+            true
         }
-    };
-    // Encrypting a buffer we own cannot fail (only over-long inputs would, and chunks are at most MAX_CHUNK).
-    domain.seal_in_place(id, &mut object).expect("AES-GCM encrypts a chunk");
-    PutPayload::from(object)
+        _ => {
+            out.truncate(start);
+            // Probably "destination too small"; start the next frame from a clean session.
+            let _ = cctx.reset(ResetDirective::SessionOnly);
+            false
+        }
+    }
 }
 
 impl Encoder {
@@ -282,14 +346,15 @@ pub fn decode_in(
     let Some(&tag) = object.first() else {
         return Err("empty chunk object".into());
     };
-    let (codec, payload) = match ((tag & ENCRYPTED) != 0, domain) {
-        (false, None) => (tag, object.slice(1..)),
-        (true, Some(domain)) => {
-            let payload = domain.open(id, &object)?;
-            (tag & !ENCRYPTED, Bytes::from(payload))
-        }
-        (true, None) => return Err("chunk is encrypted and no data key was given".into()),
-        (false, Some(_)) => return Err("chunk is not encrypted but its image is".into()),
+    if tag & !ENCRYPTED == CODEC_FRAMED {
+        frames::check_domain(tag, domain)?;
+        let table = FrameTable::parse(&object, expected_len)?;
+        return table.decode_object(domain, id, &object);
+    }
+    frames::check_domain(tag, domain)?;
+    let (codec, payload) = match domain {
+        None => (tag, object.slice(1..)),
+        Some(domain) => (tag & !ENCRYPTED, Bytes::from(domain.open(id, &object)?)),
     };
     let plain = match codec {
         CODEC_RAW => payload,
@@ -327,72 +392,90 @@ mod tests {
         p.iter().flat_map(|b| b.iter().copied()).collect()
     }
 
-    #[test]
-    fn compressible_data_is_zstd_and_round_trips() {
-        let plain = Bytes::from(b"hello world, ".repeat(10_000));
-        let obj = payload_bytes(encode(std::slice::from_ref(&plain)));
-        assert_eq!(obj[0], CODEC_ZSTD);
-        assert!(obj.len() < plain.len() / 10);
-        let id = ChunkId::of(&plain);
-        assert_eq!(decode(Bytes::from(obj), &id, plain.len()).unwrap(), plain);
-    }
-
-    #[test]
-    fn incompressible_and_tiny_data_is_raw() {
-        let mut state = 0x9e3779b97f4a7c15u64;
-        let random: Vec<u8> = (0..100_000)
+    fn random(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        (0..len)
             .map(|_| {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
                 state as u8
             })
-            .collect();
-        for plain in [Bytes::from(random), Bytes::from_static(b"x"), Bytes::new()] {
+            .collect()
+    }
+
+    /// The codec of each frame of a plaintext framed object.
+    fn frame_codecs(object: &[u8], length: usize) -> Vec<u8> {
+        (0..frames::frame_count(length)).map(|i| object[1 + i * 37]).collect()
+    }
+
+    #[test]
+    fn compressible_data_is_zstd_and_round_trips() {
+        for plain in [Bytes::from(b"hello world, ".repeat(5_000)), Bytes::from(b"hello world, ".repeat(100_000))] {
             let obj = payload_bytes(encode(std::slice::from_ref(&plain)));
-            assert_eq!(obj[0], CODEC_RAW);
-            assert_eq!(&obj[1..], &plain[..]);
+            let framed = frames::is_framed(plain.len());
+            assert_eq!(obj[0], if framed { CODEC_FRAMED } else { CODEC_ZSTD });
+            if framed {
+                assert!(frame_codecs(&obj, plain.len()).iter().all(|&c| c == CODEC_ZSTD));
+            }
+            assert!(obj.len() < plain.len() / 10);
             let id = ChunkId::of(&plain);
             assert_eq!(decode(Bytes::from(obj), &id, plain.len()).unwrap(), plain);
         }
     }
 
     #[test]
+    fn incompressible_and_tiny_data_is_raw() {
+        for plain in [Bytes::from(random(60_000, 1)), Bytes::from_static(b"x"), Bytes::new()] {
+            let obj = payload_bytes(encode(std::slice::from_ref(&plain)));
+            assert_eq!(obj[0], CODEC_RAW);
+            assert_eq!(&obj[1..], &plain[..]);
+            let id = ChunkId::of(&plain);
+            assert_eq!(decode(Bytes::from(obj), &id, plain.len()).unwrap(), plain);
+        }
+        let plain = Bytes::from(random(300_000, 2));
+        let obj = payload_bytes(encode(std::slice::from_ref(&plain)));
+        let table = frames::table_len(plain.len(), false);
+        assert_eq!(obj[0], CODEC_FRAMED);
+        assert_eq!(&obj[table..], &plain[..], "raw frames are the plaintext behind the frame table");
+        assert_eq!(decode(Bytes::from(obj), &ChunkId::of(&plain), plain.len()).unwrap(), plain);
+    }
+
+    #[test]
     fn the_sample_decides_for_large_chunks_in_segments() {
-        let mut state = 0x2545f4914f6cdd1du64;
-        let random: Vec<u8> = (0..1_048_576)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let random = random(1_048_576, 3);
         let segments: Vec<Bytes> = random.chunks(40_000).map(Bytes::copy_from_slice).collect();
-        assert_eq!(payload_bytes(encode(&segments))[0], CODEC_RAW, "random data is stored raw");
+        let obj = payload_bytes(encode(&segments));
+        assert!(frame_codecs(&obj, random.len()).iter().all(|&c| c == CODEC_RAW), "random data is stored raw");
         let text = Bytes::from(b"a compressible sentence, ".repeat(50_000));
         let segments: Vec<Bytes> = text.chunks(30_000).map(Bytes::copy_from_slice).collect();
         let obj = payload_bytes(encode(&segments));
-        assert_eq!(obj[0], CODEC_ZSTD);
+        assert!(frame_codecs(&obj, text.len()).iter().all(|&c| c == CODEC_ZSTD));
         assert!(obj.len() < text.len() / 10);
     }
 
     #[test]
     fn decode_rejects_damage() {
+        for plain in [Bytes::from(b"abcdefgh".repeat(1000)), Bytes::from(b"abcdefgh".repeat(100_000))] {
+            let id = ChunkId::of(&plain);
+            let obj = payload_bytes(encode(std::slice::from_ref(&plain)));
+            // The tag, a frame's codec, stored length and chaining value, the last payload byte.
+            let places = if frames::is_framed(plain.len()) { vec![0, 1, 2, 20, obj.len() - 1] } else { vec![obj.len() - 1] };
+            for at in places {
+                let mut flipped = obj.clone();
+                flipped[at] ^= 0x10;
+                assert!(decode(Bytes::from(flipped), &id, plain.len()).is_err(), "byte {at} flipped");
+            }
+            let mut tag = obj.clone();
+            tag[0] = 7;
+            assert!(decode(Bytes::from(tag), &id, plain.len()).unwrap_err().contains("codec"));
+            assert!(decode(Bytes::from(obj.clone()), &id, plain.len() - 1).is_err());
+            assert!(decode(Bytes::from(obj[..obj.len() - 1].to_vec()), &id, plain.len()).is_err());
+            assert!(decode(Bytes::new(), &id, plain.len()).is_err());
+        }
         let plain = Bytes::from(b"abcdefgh".repeat(1000));
-        let id = ChunkId::of(&plain);
-        let obj = payload_bytes(encode(std::slice::from_ref(&plain)));
-        let mut flipped = obj.clone();
-        let last = flipped.len() - 1;
-        flipped[last] ^= 0xff;
-        assert!(decode(Bytes::from(flipped), &id, plain.len()).is_err());
-        let mut tag = obj.clone();
-        tag[0] = 7;
-        assert!(decode(Bytes::from(tag), &id, plain.len()).unwrap_err().contains("codec"));
-        assert!(decode(Bytes::from(obj.clone()), &id, plain.len() - 1).is_err());
-        assert!(decode(Bytes::new(), &id, plain.len()).is_err());
         let raw = [&[CODEC_RAW][..], &plain[..10]].concat();
-        assert!(decode(Bytes::from(raw), &id, 10).unwrap_err().contains("hashes"));
+        assert!(decode(Bytes::from(raw), &ChunkId::of(&plain), 10).unwrap_err().contains("hashes"));
     }
 
     #[test]
@@ -402,12 +485,41 @@ mod tests {
             [0..1, 1..4097, 4097..200_000, 200_000..300_000].into_iter().map(|r| plain.slice(r)).collect();
         let id = ChunkId::of(&plain);
         assert_eq!(id_of_segments(&segments), id);
+        assert_eq!(hash_chunk(None, &segments).id, id);
         assert!(!segments_are_zero(&segments));
         let obj = payload_bytes(encode(&segments));
-        assert_eq!(obj[0], CODEC_ZSTD);
+        assert_eq!(obj[0], CODEC_FRAMED);
         assert_eq!(decode(Bytes::from(obj), &id, plain.len()).unwrap(), plain);
         let zeros = Bytes::from(vec![0u8; 10_000]);
         assert!(segments_are_zero(&[zeros.slice(..10), zeros.slice(10..)]));
+    }
+
+    #[test]
+    fn encrypted_framed_chunks_round_trip_and_are_bound_to_their_id_and_frames() {
+        let domain = EncryptionDomain::new(&[9; 32]);
+        let mut plain = b"some text ".repeat(20_000);
+        plain.extend(random(100_000, 4));
+        let plain = Bytes::from(plain);
+        let hash = hash_chunk(Some(&domain), std::slice::from_ref(&plain));
+        let obj = payload_bytes(encode_in(Some(&domain), &hash, std::slice::from_ref(&plain)));
+        assert_eq!(obj[0], ENCRYPTED | CODEC_FRAMED);
+        let decoded = decode_in(Some(&domain), Bytes::from(obj.clone()), &hash.id, plain.len()).unwrap();
+        assert_eq!(decoded, plain);
+        let other = ChunkId::of(b"another chunk");
+        assert!(decode_in(Some(&domain), Bytes::from(obj.clone()), &other, plain.len()).unwrap_err().contains("decrypt"));
+        let wrong_key = EncryptionDomain::new(&[8; 32]);
+        assert!(decode_in(Some(&wrong_key), Bytes::from(obj.clone()), &hash.id, plain.len()).is_err());
+        assert!(decode(Bytes::from(obj.clone()), &hash.id, plain.len()).unwrap_err().contains("no data key"));
+        // Two frames of equal length swapped (with their table entries' stored lengths unchanged)
+        // fail authentication: the associated data names each frame's place.
+        let table = frames::table_len(plain.len(), true);
+        let mut swapped = obj.clone();
+        let first = table..table + 1000;
+        let second = table + 1000..table + 2000;
+        let (a, b) = (obj[first.clone()].to_vec(), obj[second.clone()].to_vec());
+        swapped[first].copy_from_slice(&b);
+        swapped[second].copy_from_slice(&a);
+        assert!(decode_in(Some(&domain), Bytes::from(swapped), &hash.id, plain.len()).is_err());
     }
 
     #[test]

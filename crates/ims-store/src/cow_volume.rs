@@ -46,8 +46,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::chunk::{encode_in, is_all_zero};
-use crate::crypto::chunk_id_in;
+use crate::chunk::{encode_in, hash_chunk, is_all_zero, ChunkHash};
 use crate::journal::{delete_pending, Existing, Journal};
 use crate::{cpu, ChunkId, ChunkStore, Extent, Manifest, RandomAccess, StoreError};
 
@@ -691,7 +690,7 @@ struct Piece {
 /// A run of a window: consecutive pieces that are all zeros, or all data (to become one chunk).
 enum Run {
     Zero { start: u64, end: u64 },
-    Data { start: u64, end: u64, id: ChunkId, segments: Vec<Bytes> },
+    Data { start: u64, end: u64, hash: ChunkHash, segments: Vec<Bytes> },
 }
 
 impl FlushJob {
@@ -711,8 +710,9 @@ impl FlushJob {
                 Run::Zero { start, end } => {
                     out.extents.push(Extent { offset: start, length: (end - start) as u32, chunk: None });
                 }
-                Run::Data { start, end, id, segments } => {
-                    if let Some(stored) = self.store_chunk(id, segments, start).await? {
+                Run::Data { start, end, hash, segments } => {
+                    let id = hash.id;
+                    if let Some(stored) = self.store_chunk(hash, segments, start).await? {
                         out.chunks_new += 1;
                         out.new_chunk_bytes += end - start;
                         out.bytes_stored += stored;
@@ -772,9 +772,10 @@ impl FlushJob {
         Ok(())
     }
 
-    /// Stores chunk `id` unless this flush already did or the store has it (fresh). Returns the
+    /// Stores chunk `hash.id` unless this flush already did or the store has it (fresh). Returns the
     /// physical bytes stored when the chunk object is new.
-    async fn store_chunk(&self, id: ChunkId, segments: Vec<Bytes>, offset: u64) -> Result<Option<u64>, StoreError> {
+    async fn store_chunk(&self, hash: ChunkHash, segments: Vec<Bytes>, offset: u64) -> Result<Option<u64>, StoreError> {
+        let id = hash.id;
         if !self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
             return Ok(None);
         }
@@ -785,7 +786,7 @@ impl FlushJob {
             return Ok(None);
         }
         let domain = self.store.domain().cloned();
-        let payload = cpu::run("chunk compression", move || encode_in(domain.as_ref(), &id, &segments)).await?;
+        let payload = cpu::run("chunk compression", move || encode_in(domain.as_ref(), &hash, &segments)).await?;
         let stored = payload.content_length() as u64;
         self.store
             .objects()
@@ -804,8 +805,8 @@ fn runs(domain: Option<&crate::EncryptionDomain>, pieces: Vec<Piece>) -> Vec<Run
     let mut zero: Option<(u64, u64)> = None;
     let finish_data = |runs: &mut Vec<Run>, current: &mut Option<(u64, u64, Vec<Bytes>)>| {
         if let Some((start, end, segments)) = current.take() {
-            let id = chunk_id_in(domain, &segments);
-            runs.push(Run::Data { start, end, id, segments });
+            let hash = hash_chunk(domain, &segments);
+            runs.push(Run::Data { start, end, hash, segments });
         }
     };
     for piece in pieces {

@@ -84,6 +84,32 @@ impl EncryptionDomain {
         ChunkId(*hasher.finalize().as_bytes())
     }
 
+    /// The key of this domain's keyed chunk hashes (for hashing frames, see [`crate::frames`]).
+    pub(crate) fn id_key(&self) -> &[u8; 32] {
+        &self.keys.id_key
+    }
+
+    /// Encrypts `data` in place under a fresh random nonce, authenticating `aad` with it; returns the
+    /// nonce and the tag.
+    pub(crate) fn seal_detached(&self, aad: &[u8], data: &mut [u8]) -> ([u8; NONCE_LEN], [u8; TAG_LEN]) {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        // Only inputs of gigabytes make AES-GCM refuse, and a frame is 64 KiB.
+        let tag = self.keys.cipher.encrypt_in_place_detached(&nonce, aad, data).expect("AES-GCM encrypts a frame");
+        (nonce.into(), tag.into())
+    }
+
+    /// Authenticates `data` (sealed by [`EncryptionDomain::seal_detached`] with `nonce`, `aad` and `tag`)
+    /// and decrypts it in place.
+    pub(crate) fn open_detached(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], data: &mut [u8], tag: &[u8]) -> Result<(), String> {
+        if tag.len() != TAG_LEN {
+            return Err("has no whole authentication tag".into());
+        }
+        self.keys
+            .cipher
+            .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, data, Tag::from_slice(tag))
+            .map_err(|_| "does not decrypt: damaged, or written under another data key".to_string())
+    }
+
     /// Encrypts `object[1 + NONCE_LEN..]` in place and appends the tag. `object[0]` must already hold the
     /// encrypted codec tag; the nonce is written into `object[1..1 + NONCE_LEN]`.
     pub(crate) fn seal_in_place(&self, id: &ChunkId, object: &mut Vec<u8>) -> Result<(), String> {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 
-use crate::random_access::domain_tag;
+use crate::chunk_cache::{domain_tag, ChunkAt};
 use crate::{CacheResidency, ChunkId, ChunkStore, Manifest, StoreError};
 
 /// Chunks fetched at once by [`ChunkStore::prefetch`].
@@ -41,8 +41,8 @@ impl ChunkStore {
         let count = extents.len() as u64;
         stream::iter(extents)
             .map(|(id, offset, length)| {
-                let (store, cache) = (self.clone(), self.chunk_cache().clone());
-                async move { cache.warm(&store, domain, id, offset, length).await }
+                let store = self.clone();
+                async move { store.chunk_cache().warm(&ChunkAt { store: &store, domain, id, offset, length }).await }
             })
             .buffer_unordered(PREFETCH_CONCURRENCY)
             .try_for_each(|()| async { Ok(()) })
@@ -120,10 +120,10 @@ mod tests {
         let manifest = stored(&store, data(6 << 20)).await;
         store.prefetch(&manifest).await.unwrap();
         let residency = store.cache_residency(&manifest);
-        assert!(!residency.is_whole() && residency.held > 0, "{residency:?}");
+        assert!(!residency.is_whole() && residency.last_used.is_some(), "some frames held: {residency:?}");
         assert!(store.chunk_cache().stats().bytes <= 2 << 20);
-        assert_eq!(store.chunk_cache().clear(), residency.held);
-        assert_eq!(store.chunk_cache().stats().chunks, 0);
+        assert!(store.chunk_cache().clear() >= 1, "the chunks with frames held");
+        assert_eq!(store.chunk_cache().stats().frames, 0);
         assert_eq!(store.cache_residency(&manifest).held, 0);
     }
 }

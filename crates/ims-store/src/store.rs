@@ -37,9 +37,10 @@ struct Inner {
 /// opened by the store's readers (downloads, random access and its read-ahead).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChunkReads {
-    /// Chunk objects fetched.
+    /// Chunk objects read, whole or some of their frames: one per load, whatever number of requests
+    /// it took (see [`crate::frames`]).
     pub chunks: u64,
-    /// Their stored (compressed, encrypted) bytes, as they came from the backend.
+    /// The stored (compressed, encrypted) bytes fetched, as they came from the backend.
     pub bytes: u64,
 }
 
@@ -103,7 +104,7 @@ impl ChunkStore {
         ChunkReads { chunks: counters.chunks.load(Relaxed), bytes: counters.bytes.load(Relaxed) }
     }
 
-    /// Counts one chunk object of `bytes` stored bytes fetched from the backend.
+    /// Counts one chunk object read, of which `bytes` stored bytes were fetched from the backend.
     pub(crate) fn count_chunk_read(&self, bytes: u64) {
         use std::sync::atomic::Ordering::Relaxed;
         self.inner.chunk_reads.chunks.fetch_add(1, Relaxed);

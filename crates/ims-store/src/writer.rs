@@ -19,8 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::cdc::{Chunker, Segments};
-use crate::chunk::{encode_in, segments_are_zero};
-use crate::crypto::chunk_id_in;
+use crate::chunk::{encode_in, hash_chunk, segments_are_zero};
 use crate::journal::{Existing, Journal};
 use crate::{cpu, ChunkId, ChunkStore, Extent, Manifest, StoreError};
 
@@ -316,14 +315,15 @@ async fn process(
     let length: usize = data.iter().map(Bytes::len).sum();
     let length = u32::try_from(length).expect("chunks are at most MAX_CHUNK bytes");
     let domain = store.domain().cloned();
-    let (data, id) = cpu::run("chunk hashing", move || {
-        let id = (!segments_are_zero(&data)).then(|| chunk_id_in(domain.as_ref(), &data));
-        (data, id)
+    let (data, hash) = cpu::run("chunk hashing", move || {
+        let hash = (!segments_are_zero(&data)).then(|| hash_chunk(domain.as_ref(), &data));
+        (data, hash)
     })
     .await?;
-    let Some(id) = id else {
+    let Some(hash) = hash else {
         return Ok(Outcome::Chunk { extent: Extent { offset, length, chunk: None }, kind: Kind::Zero });
     };
+    let id = hash.id;
     let first_in_file = seen.lock().expect("seen set poisoned").insert(id);
     // Recorded in the pending manifest before the store is asked (write-ahead, see `crate::journal`).
     let existing = match first_in_file {
@@ -337,7 +337,7 @@ async fn process(
         Kind::Deduplicated
     } else {
         let domain = store.domain().cloned();
-        let payload = cpu::run("chunk compression", move || encode_in(domain.as_ref(), &id, &data)).await?;
+        let payload = cpu::run("chunk compression", move || encode_in(domain.as_ref(), &hash, &data)).await?;
         let stored = payload.content_length() as u64;
         store
             .objects()

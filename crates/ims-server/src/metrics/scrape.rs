@@ -106,9 +106,9 @@ async fn render_store(state: &AppState, out: &mut Exposition) {
     let admin = &state.services.store_admin;
     let (cache, reads) = admin.node_reads();
     let counters = [
-        ("ims_chunk_cache_hits_total", "Chunk lookups this node's chunk cache answered from memory.", cache.hits),
-        ("ims_chunk_cache_misses_total", "Chunk lookups that had to fetch from the store.", cache.misses),
-        ("ims_chunk_cache_evictions_total", "Chunks dropped from the cache to stay within its budget.", cache.evictions),
+        ("ims_chunk_cache_hits_total", "Chunk frame lookups this node's chunk cache answered from memory.", cache.hits),
+        ("ims_chunk_cache_misses_total", "Chunk frame lookups that had to fetch from the store.", cache.misses),
+        ("ims_chunk_cache_evictions_total", "Chunk frames dropped from the cache to stay within its budget.", cache.evictions),
         ("ims_store_chunk_reads_total", "Chunk objects this node fetched from the store.", reads.chunks),
         ("ims_store_chunk_read_bytes_total", "Stored (compressed, encrypted) bytes of the chunk objects fetched.", reads.bytes),
     ];
@@ -116,7 +116,7 @@ async fn render_store(state: &AppState, out: &mut Exposition) {
         out.family(name, Kind::Counter, help);
         out.sample(name, &[], value as f64);
     }
-    out.family("ims_chunk_cache_bytes", Kind::Gauge, "Bytes of decoded chunks the cache holds now.");
+    out.family("ims_chunk_cache_bytes", Kind::Gauge, "Bytes of decoded chunk frames the cache holds now.");
     out.sample("ims_chunk_cache_bytes", &[], cache.bytes as f64);
     out.family("ims_chunk_cache_budget_bytes", Kind::Gauge, "The cache's byte budget (chunk_cache_bytes).");
     out.sample("ims_chunk_cache_budget_bytes", &[], state.settings.chunk_cache_bytes as f64);
