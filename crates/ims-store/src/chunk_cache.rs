@@ -120,6 +120,19 @@ struct CacheState {
     loading: HashMap<ChunkKey, Arc<tokio::sync::Mutex<()>>>,
 }
 
+impl CacheState {
+    /// Entry `key` if held, marked as just used.
+    fn touch(&mut self, key: CacheKey) -> Option<&mut Entry> {
+        self.tick += 1;
+        let entry = self.entries.get_mut(&key)?;
+        self.order.remove(&entry.tick);
+        entry.tick = self.tick;
+        entry.used_at = SystemTime::now();
+        self.order.insert(self.tick, key);
+        Some(entry)
+    }
+}
+
 /// One cached frame (or table).
 struct Entry {
     data: Bytes,
@@ -295,7 +308,7 @@ impl ChunkCache {
                 let held = |index: &usize| self.peek((at.domain, at.id, *index as u32)).is_some();
                 run.end = (run.end..last).find(held).unwrap_or(last);
             }
-            let table = self.peek((at.domain, at.id, TABLE));
+            let table = self.lookup_one((at.domain, at.id, TABLE));
             let fetched = fetch_frames(at, table, run.clone()).await?;
             if let Some(head) = fetched.head {
                 self.keep((at.domain, at.id, TABLE), head);
@@ -318,23 +331,15 @@ impl ChunkCache {
     /// The held frames among `wanted` of chunk `at` (`None` for the others), marked as used. Counted
     /// when `count` is given: held ones as hits (if `count` is true), the others as misses.
     fn lookup(&self, at: &ChunkAt<'_>, wanted: Range<usize>, count: Option<bool>) -> Vec<Option<Bytes>> {
-        let mut guard = self.lock();
-        let state = &mut *guard;
+        let mut state = self.lock();
         wanted
             .map(|index| {
-                let key = (at.domain, at.id, index as u32);
-                state.tick += 1;
-                let tick = state.tick;
-                let Some(entry) = state.entries.get_mut(&key) else {
+                let Some(entry) = state.touch((at.domain, at.id, index as u32)) else {
                     if count.is_some() {
                         self.misses.fetch_add(1, Ordering::Relaxed);
                     }
                     return None;
                 };
-                state.order.remove(&entry.tick);
-                entry.tick = tick;
-                entry.used_at = SystemTime::now();
-                state.order.insert(tick, key);
                 if count == Some(true) {
                     entry.hits += 1;
                     self.hits.fetch_add(1, Ordering::Relaxed);
@@ -342,6 +347,11 @@ impl ChunkCache {
                 Some(entry.data.clone())
             })
             .collect()
+    }
+
+    /// The entry `key` if held, marked as used (not counted: a table is not what readers ask for).
+    fn lookup_one(&self, key: CacheKey) -> Option<Bytes> {
+        self.lock().touch(key).map(|entry| entry.data.clone())
     }
 
     /// The entry `key` if held, without marking it as used.

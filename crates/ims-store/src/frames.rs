@@ -414,15 +414,16 @@ impl<'a> FrameTable<'a> {
         frames: std::ops::Range<usize>,
         stored: &[u8],
     ) -> Result<Vec<Bytes>, String> {
-        let base = self.stored_range(frames.start..frames.start).start;
         let expected = self.stored_range(frames.clone());
         if stored.len() as u64 != expected.end - expected.start {
-            return Err(format!("frames {frames:?} are {} bytes, the table says {}", stored.len(), expected.end - base));
+            let want = expected.end - expected.start;
+            return Err(format!("frames {frames:?} are {} bytes, the table says {want}", stored.len()));
         }
+        let mut at = 0;
         frames
             .map(|index| {
-                let range = self.stored_range(index..index + 1);
-                let bytes = &stored[(range.start - base) as usize..(range.end - base) as usize];
+                let bytes = &stored[at..at + self.entry(index).stored];
+                at += bytes.len();
                 let mut out = vec![0u8; frame_range(self.length, index).len()];
                 self.decode_frame_into(domain, id, index, bytes, &mut out)?;
                 Ok(Bytes::from(out))

@@ -168,8 +168,8 @@ pub(crate) struct Fetched {
 /// Requests: a chunk of one frame, or every frame of a chunk whose head is unknown, is one request for
 /// the whole object. Otherwise the frame table is asked for first (it is verified against the chunk
 /// id), then only the stored bytes of the frames in `run`. An object stored unframed (written before
-/// frames existed) is fetched whole and cut into frames, all of which are returned. Each call counts as one chunk read of the
-/// bytes it fetched.
+/// frames existed) is fetched whole and cut into frames, all of which are returned. Each call counts
+/// as one chunk read of the bytes it fetched.
 pub(crate) async fn fetch_frames(at: &ChunkAt<'_>, head: Option<Bytes>, run: Range<usize>) -> Result<Fetched, StoreError> {
     let (store, id, offset, length) = (at.store, at.id, at.offset, at.length);
     if !is_framed(length) {
@@ -178,9 +178,8 @@ pub(crate) async fn fetch_frames(at: &ChunkAt<'_>, head: Option<Bytes>, run: Ran
     }
     let corrupt = move |e: String| StoreError::Corrupt(format!("chunk {id} at file offset {offset}: {e}"));
     let every = run == (0..frame_count(length));
-    let run_start = run.start;
     let mut fetched = 0;
-    let (head, mut object) = match head {
+    let (head, object) = match head {
         Some(head) => (head, None),
         None => {
             let table = 0..table_len(length, store.domain().is_some()) as u64;
@@ -191,8 +190,9 @@ pub(crate) async fn fetch_frames(at: &ChunkAt<'_>, head: Option<Bytes>, run: Ran
             (head, whole.then_some(first))
         }
     };
-    let frames = if head.len() == 1 {
-        let object = match object.take() {
+    if head.len() == 1 {
+        // Stored unframed: decoded whole, then cut into frames.
+        let object = match object {
             Some(object) => object,
             None => {
                 let object = get(store, id, offset, None).await?;
@@ -204,38 +204,36 @@ pub(crate) async fn fetch_frames(at: &ChunkAt<'_>, head: Option<Bytes>, run: Ran
         let plain = decode_whole(store, id, offset, length, object).await?;
         let frames = (0..frame_count(length)).map(|index| Bytes::copy_from_slice(&plain[frame_range(length, index)]));
         return Ok(Fetched { head: Some(head), first: 0, frames: frames.collect() });
-    } else {
-        let (stored, whole) = match object {
-            Some(object) => (object, true),
-            None => {
-                let range = FrameTable::parse(&head, length).map_err(corrupt)?.stored_range(run.clone());
-                let stored = get(store, id, offset, Some(range)).await?;
-                fetched += stored.len() as u64;
-                (stored, false)
-            }
-        };
-        store.count_chunk_read(fetched);
-        let domain = store.domain().cloned();
-        let head = head.clone();
-        cpu::run("chunk decoding", move || {
-            let table = FrameTable::parse(&head, length)?;
-            let stored = match whole {
-                true => {
-                    let end = table.stored_range(0..table.frames()).end;
-                    if stored.len() as u64 != end {
-                        return Err(format!("object is {} bytes, its frame table describes {end}", stored.len()));
-                    }
-                    let range = table.stored_range(run.clone());
-                    stored.slice(range.start as usize..range.end as usize)
-                }
-                false => stored,
-            };
-            table.decode_frames(domain.as_ref(), &id, run, &stored)
-        })
-        .await?
-        .map_err(corrupt)?
+    }
+    let (stored, whole) = match object {
+        Some(object) => (object, true),
+        None => {
+            let range = FrameTable::parse(&head, length).map_err(corrupt)?.stored_range(run.clone());
+            let stored = get(store, id, offset, Some(range)).await?;
+            fetched += stored.len() as u64;
+            (stored, false)
+        }
     };
-    Ok(Fetched { head: Some(head), first: run_start, frames })
+    store.count_chunk_read(fetched);
+    let (domain, table_bytes, first) = (store.domain().cloned(), head.clone(), run.start);
+    let frames = cpu::run("chunk decoding", move || {
+        let table = FrameTable::parse(&table_bytes, length)?;
+        let stored = match whole {
+            true => {
+                let end = table.stored_range(0..table.frames()).end;
+                if stored.len() as u64 != end {
+                    return Err(format!("object is {} bytes, its frame table describes {end}", stored.len()));
+                }
+                let range = table.stored_range(run.clone());
+                stored.slice(range.start as usize..range.end as usize)
+            }
+            false => stored,
+        };
+        table.decode_frames(domain.as_ref(), &id, run, &stored)
+    })
+    .await?
+    .map_err(corrupt)?;
+    Ok(Fetched { head: Some(head), first, frames })
 }
 
 /// The head the cache keeps of a chunk object whose first bytes are `first`: its frame table, verified
