@@ -6,7 +6,8 @@
 - sdk_authorization: requests signed by huaweicloudsdkcore's own signer
   (scripts/sdk-signer-vectors.py, run with the Python that has the SDK), as the target's lines;
 - json_patch: the patch bodies the openstack and glance clients send;
-- list_query: the query strings the openstack and glance clients and openstacksdk send.
+- list_query: the query strings the openstack and glance clients and openstacksdk send;
+- chunk_object: chunk objects, as stored and as the store's encoder writes them, damaged.
 
 Usage: protocol_seeds.py CORPUS_DIR [SDK_PYTHON]
 Without qemu-nbd, or without a Python that has the SDK, those seeds are skipped (and said so).
@@ -209,6 +210,22 @@ QUERIES = [
 ]
 
 
+def chunk_seeds(corpus):
+    """chunk_object: plaintexts the target encodes itself (framed and not), with and without damage, and
+    objects given as stored (the tags of every codec, a frame table cut short)."""
+    seeds = []
+    for length in (100, 60_000, 65_537, 200_000, 300_000):
+        head = bytes([1]) + length.to_bytes(3, "little")
+        seeds.append(head + b"a chunk of text, " * 8)
+        seeds.append(head + bytes([0x10, 0x00, 0xff, 0x80, 0x00, 0x01]) + bytes(range(256)))
+    for tag in (0, 1, 2, 0x80, 0x81, 0x82):
+        for mode in (0, 2):
+            seeds.append(bytes([mode]) + (150_000).to_bytes(3, "little") + bytes([tag]) + bytes(range(64)) * 4)
+    for seed in seeds:
+        write_seed(corpus, "chunk_object", seed)
+    return len(seeds)
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
@@ -220,8 +237,9 @@ def main():
         write_seed(corpus, "json_patch", bytes([selector]) + json.dumps(ops).encode())
     for query in QUERIES:
         write_seed(corpus, "list_query", query.encode())
+    n_chunk = chunk_seeds(corpus)
     print(f"protocol seeds: nbd_session {n_nbd}, sdk_authorization {n_sdk}, "
-          f"json_patch {len(PATCHES)}, list_query {len(QUERIES)}")
+          f"json_patch {len(PATCHES)}, list_query {len(QUERIES)}, chunk_object {n_chunk}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 //! The code behind the fuzz targets of the service's request parsers: the NBD protocol, the AK/SK
-//! `Authorization` header, JSON-patch bodies and image-list query strings.
+//! `Authorization` header, JSON-patch bodies and image-list query strings; and of the chunk object
+//! decoder, which reads what the store and replication peers give.
 //!
 //! This file is shared with the regression test `crates/ims-server/tests/fuzz_regressions.rs`,
 //! which includes it with `#[path]`, so a saved input goes through exactly the code its target ran.
@@ -22,11 +23,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Every target, by name (the names of the `fuzz_targets/*.rs` binaries and the prefixes of the
 /// regression files).
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, fn(&[u8])); 5] = [
     ("nbd_session", nbd_session),
     ("sdk_authorization", sdk_authorization),
     ("json_patch", json_patch),
     ("list_query", list_query),
+    ("chunk_object", chunk_object),
 ];
 
 /// Runs target `name` on `data`; false when there is no such target.
@@ -287,5 +289,55 @@ pub fn list_query(data: &[u8]) {
     assert!(query.limit <= max, "page limit {} above the maximum {max}", query.limit);
     for (_, value) in &pairs {
         let _ = ims_server::glance_list_query::parse_time(value);
+    }
+}
+
+/// Largest chunk length the `chunk_object` target claims (8 frames; real chunks reach 4 MiB, but the
+/// decoder treats every frame alike and smaller inputs keep the fuzzer fast).
+const FUZZ_CHUNK_MAX: usize = 512 << 10;
+
+/// The input drives a chunk object through `ims_store::chunk::decode_in`, the decoder a node runs on
+/// every object it fetches from its store or receives from a replication peer. Byte 0 picks the mode,
+/// bytes 1-3 (little endian) the chunk length the manifest claims (at most [`FUZZ_CHUNK_MAX`]).
+///
+/// - Mode bit 0 clear: the rest is the object as stored, decoded in no domain or (bit 1) in one, under
+///   an id of the input's choosing. It must be refused, or decode to exactly the claimed length and id.
+/// - Mode bit 0 set: the rest, repeated to the claimed length, is a plaintext; the store's own encoder
+///   writes its object (framed above 64 KiB), which must decode back to it. Then the object is damaged
+///   at the places the input names (up to 4 triples: 2 bytes of position, 1 byte XORed in): it must
+///   be refused or still decode to the very same plaintext. No damage may yield other bytes.
+pub fn chunk_object(data: &[u8]) {
+    use bytes::Bytes;
+    use ims_store::chunk::{decode, decode_in, encode, ChunkId};
+    use ims_store::EncryptionDomain;
+
+    let [mode, a, b, c, rest @ ..] = data else { return };
+    let length = u32::from_le_bytes([*a, *b, *c, 0]) as usize % (FUZZ_CHUNK_MAX + 1);
+    if mode & 1 == 0 {
+        let domain = (mode & 2 != 0).then(|| EncryptionDomain::new(&[7; 32]));
+        let id = ChunkId(std::array::from_fn(|i| rest.get(i).copied().unwrap_or(0)));
+        if let Ok(plain) = decode_in(domain.as_ref(), Bytes::copy_from_slice(rest), &id, length) {
+            assert_eq!(plain.len(), length, "decoded to another length than claimed");
+        }
+        return;
+    }
+    if rest.is_empty() {
+        return;
+    }
+    let plain: Bytes = rest.iter().cycle().take(length).copied().collect::<Vec<u8>>().into();
+    let id = ChunkId::of(&plain);
+    let object: Vec<u8> = encode(std::slice::from_ref(&plain)).iter().flat_map(|b| b.iter().copied()).collect();
+    let decoded = decode(Bytes::from(object.clone()), &id, length).expect("the encoder's object decodes");
+    assert_eq!(decoded, plain, "round trip");
+    if object.is_empty() {
+        return;
+    }
+    let mut damaged = object.clone();
+    for damage in rest.chunks_exact(3).take(4) {
+        let at = usize::from(u16::from_le_bytes([damage[0], damage[1]])) * object.len() / 65_536;
+        damaged[at] ^= damage[2];
+    }
+    if let Ok(decoded) = decode(Bytes::from(damaged), &id, length) {
+        assert_eq!(decoded, plain, "a damaged object decoded to other bytes");
     }
 }

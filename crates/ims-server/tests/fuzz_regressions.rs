@@ -94,6 +94,10 @@ fn targets_take_degenerate_and_typical_inputs() {
         b"SDK-HMAC-SHA256 Access=AK, SignedHeaders=host;x-sdk-date, Signature=00\nGET\n/v2/images\nlimit=1\n20240102T030405Z\nhost:localhost\nx-sdk-date:20240102T030405Z".to_vec(),
         b"\x00[{\"op\":\"replace\",\"path\":\"/name\",\"value\":\"x\"},{\"op\":\"add\",\"path\":\"/k~1v\",\"value\":\"1\"}]".to_vec(),
         b"limit=5&sort=name:asc,created_at&status=in:active,queued&created_at=gt:2024-01-01T00:00:00Z".to_vec(),
+        // chunk_object: a 128 KiB + 1 plaintext encoded framed, damaged at 2 places; a stored object
+        // that claims to be framed.
+        [&[1, 0x01, 0x00, 0x02, 0x20, 0x00, 0x04, 0x00, 0xf0, 0x80][..], &b"framed text ".repeat(40)].concat(),
+        [&[0, 0x40, 0x0d, 0x03, 0x02][..], &[0x01; 200]].concat(),
     ];
     for (name, _) in harness::TARGETS {
         for input in &inputs {
