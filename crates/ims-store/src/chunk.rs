@@ -126,6 +126,19 @@ thread_local! {
     static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
 }
 
+/// Runs `job` with this thread's zstd decompressor (made on first use, then reused).
+pub(crate) fn with_decompressor<R>(
+    job: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> Result<R, String>,
+) -> Result<R, String> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| format!("zstd init: {e}"))?);
+        }
+        job(slot.as_mut().expect("initialized above"))
+    })
+}
+
 /// A zstd context and a scratch buffer to gather a segmented chunk into, reused across chunks.
 struct Encoder {
     cctx: CCtx<'static>,
@@ -358,12 +371,7 @@ pub fn decode_in(
     };
     let plain = match codec {
         CODEC_RAW => payload,
-        CODEC_ZSTD => DECOMPRESSOR.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| format!("zstd init: {e}"))?);
-            }
-            let decompressor = slot.as_mut().expect("initialized above");
+        CODEC_ZSTD => with_decompressor(|decompressor| {
             decompressor
                 .decompress(&payload, expected_len)
                 .map(Bytes::from)
@@ -385,14 +393,15 @@ pub fn decode_in(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn payload_bytes(p: PutPayload) -> Vec<u8> {
         p.iter().flat_map(|b| b.iter().copied()).collect()
     }
 
-    fn random(len: usize, seed: u64) -> Vec<u8> {
+    /// `len` pseudo-random bytes (xorshift from `seed`): data that does not compress.
+    pub(crate) fn random(len: usize, seed: u64) -> Vec<u8> {
         let mut state = seed | 1;
         (0..len)
             .map(|_| {

@@ -36,15 +36,13 @@
 //! values are keyed by the domain's id key, so without the data key they tell nothing of the
 //! plaintext; like chunk ids, they do show which frames of the domain are equal at equal offsets.
 
-use std::cell::RefCell;
-
 use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode};
 use bytes::Bytes;
 use object_store::PutPayload;
 
 use zstd::zstd_safe::CCtx;
 
-use crate::chunk::{compress_into, ChunkId, CODEC_RAW, CODEC_ZSTD};
+use crate::chunk::{compress_into, with_decompressor, ChunkId, CODEC_RAW, CODEC_ZSTD};
 use crate::crypto::{EncryptionDomain, ENCRYPTED, NONCE_LEN, TAG_LEN};
 
 /// Plaintext bytes per frame (the last frame of a chunk may be shorter).
@@ -432,18 +430,9 @@ impl<'a> FrameTable<'a> {
     }
 }
 
-thread_local! {
-    static FRAME_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
-}
-
 /// Decompresses one zstd frame into `out`; returns the bytes written.
 fn decompress_into(src: &[u8], out: &mut [u8]) -> Result<usize, String> {
-    FRAME_DECOMPRESSOR.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = Some(zstd::bulk::Decompressor::new().map_err(|e| format!("zstd init: {e}"))?);
-        }
-        let decompressor = slot.as_mut().expect("initialized above");
+    with_decompressor(|decompressor| {
         decompressor.decompress_to_buffer(src, out).map_err(|e| format!("zstd payload does not decode: {e}"))
     })
 }
@@ -451,18 +440,7 @@ fn decompress_into(src: &[u8], out: &mut [u8]) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-        let mut state = seed | 1;
-        (0..len)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect()
-    }
+    use crate::chunk::tests::random as pseudo_random;
 
     #[test]
     fn joined_frame_hashes_are_blake3_hashes() {
