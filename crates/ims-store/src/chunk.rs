@@ -15,7 +15,7 @@
 //! encrypted); objects written before frames existed keep their tag and are read whole.
 //!
 //! Every other tag is reserved; unknown tags are rejected as corrupt rather than misread. Plaintext objects
-//! (tags 0 and 1) are only accepted outside an encryption domain, encrypted ones only inside one.
+//! (tags 0, 1 and 2) are only accepted outside an encryption domain, encrypted ones only inside one.
 
 use std::cell::RefCell;
 use std::fmt;

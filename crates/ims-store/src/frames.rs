@@ -39,7 +39,6 @@
 use blake3::hazmat::{merge_subtrees_non_root, merge_subtrees_root, ChainingValue, HasherExt, Mode};
 use bytes::Bytes;
 use object_store::PutPayload;
-
 use zstd::zstd_safe::CCtx;
 
 use crate::chunk::{compress_into, with_decompressor, ChunkId, CODEC_RAW, CODEC_ZSTD};

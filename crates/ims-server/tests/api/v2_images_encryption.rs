@@ -68,7 +68,7 @@ async fn encrypted_chunks_hold_no_plaintext_and_read_back() {
         assert!(!contains(&content, &data[(5 << 20) / 2 + 100..(5 << 20) / 2 + 164]), "{} holds plaintext", file.display());
     }
 
-    // The same bytes as a plaintext image: other objects, stored as before (codec tags 0 and 1).
+    // The same bytes as a plaintext image: other objects, stored as before (codec tags 0 to 2, no encryption bit).
     let plain = t.client.create_image(&raw_image("plain")).await.unwrap();
     t.client.upload_bytes(&plain.id, data.clone()).await.unwrap();
     let after = chunk_files(&s.data_dir);
