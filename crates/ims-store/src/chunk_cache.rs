@@ -402,9 +402,12 @@ struct Gate<'a> {
 impl Drop for Gate<'_> {
     fn drop(&mut self) {
         let mut state = self.cache.lock();
-        // The map's reference and ours are the last two: nobody else waits at this gate.
-        if state.loading.get(&self.key).is_some_and(|g| Arc::ptr_eq(g, &self.gate)) && Arc::strong_count(&self.gate) == 2
-        {
+        // Every reference to a gate is made and dropped under the cache's lock, so the count is exact:
+        // when the map's and ours are the last two, nobody else waits at this gate.
+        let ours = std::mem::take(&mut self.gate);
+        let last = Arc::strong_count(&ours) == 2 && state.loading.get(&self.key).is_some_and(|g| Arc::ptr_eq(g, &ours));
+        drop(ours);
+        if last {
             state.loading.remove(&self.key);
         }
     }
@@ -473,5 +476,38 @@ pub(crate) fn domain_tag(store: &ChunkStore) -> ChunkId {
     match store.domain() {
         Some(domain) => domain.chunk_id(&[]),
         None => ChunkId::of(&[]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+
+    use crate::ChunkStore;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn gates_are_forgotten_once_concurrent_loads_end() {
+        let store = ChunkStore::open("memory://").unwrap();
+        let data: Vec<u8> = (0..3u32 << 20).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let mut writer = store.writer();
+        writer.write(Bytes::from(data.clone())).await.unwrap();
+        let manifest = Arc::new(writer.finish().await.unwrap().manifest);
+        // Readers of their own, each reading 4 KiB somewhere: several wait at the same chunk's gate.
+        let reads = (0..32u64).map(|i| {
+            let access = store.random_access(manifest.clone());
+            tokio::spawn(async move {
+                let at = i * 97_531 % ((3 << 20) - 4096);
+                let mut buf = vec![0u8; 4096];
+                access.read_at(&mut buf, at).await.unwrap();
+                (at, buf)
+            })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            let (at, buf) = read.await.unwrap();
+            assert_eq!(&buf[..], &data[at as usize..at as usize + 4096]);
+        }
+        assert!(store.chunk_cache().lock().loading.is_empty(), "no gate outlives its loads");
     }
 }
