@@ -14,7 +14,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart};
+use object_store::{
+    GetOptions, GetRange, GetResult, GetResultPayload, ObjectStore, PutMode, PutOptions, PutPayload, WriteMultipart,
+};
 
 use crate::{CoreError, Policy, RequestContext, Result};
 
@@ -22,6 +24,9 @@ use crate::{CoreError, Policy, RequestContext, Result};
 const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Parts of one upload in flight at once.
 const PARTS_IN_FLIGHT: usize = 4;
+/// Bytes read at once when an object of a local (`file://`) bucket store is streamed: one blocking read each
+/// (`object_store`'s own stream of a local file makes one of 8 KiB).
+const FILE_READ_BLOCK: u64 = 1024 * 1024;
 /// Where bucket owners are recorded (`_` is not allowed in bucket names).
 const OWNERS: &str = "_owners";
 
@@ -304,9 +309,7 @@ impl BucketStore {
         let what = format!("object {bucket}:{key}");
         let options = GetOptions { if_match: e_tag.map(str::to_string), ..GetOptions::default() };
         let got = self.objects.get_opts(&Path::from(format!("{bucket}/{key}")), options).await.map_err(backend(&what))?;
-        let size = got.meta.size;
-        let stream = got.into_stream().map_err(move |e| CoreError::Unavailable(format!("{what}: {e}"))).boxed();
-        Ok((size, stream))
+        Ok((got.meta.size, object_stream(got, what)))
     }
 
     /// Bytes `range` of `bucket:key` (for format readers over a bucket object). With `e_tag`, only of that
@@ -329,5 +332,86 @@ impl BucketStore {
         self.head_unchecked(bucket, key).await?;
         let what = format!("object {bucket}:{key}");
         self.objects.delete(&Path::from(format!("{bucket}/{key}"))).await.map_err(backend(&what))
+    }
+}
+
+/// The data of a fetched object as a stream; errors are `Unavailable`.
+fn object_stream(got: GetResult, what: String) -> BoxStream<'static, Result<Bytes>> {
+    match got.payload {
+        GetResultPayload::File(file, _) => file_stream(file, got.range, what),
+        GetResultPayload::Stream(stream) => stream.map_err(move |e| CoreError::Unavailable(format!("{what}: {e}"))).boxed(),
+    }
+}
+
+/// Bytes `range` of a local file in blocks of [`FILE_READ_BLOCK`], read in order, one blocking read each. A
+/// file that ends before `range` does fails the stream (`Unavailable`).
+fn file_stream(file: std::fs::File, range: Range<u64>, what: String) -> BoxStream<'static, Result<Bytes>> {
+    use std::io::{Read, Seek, SeekFrom};
+    futures::stream::try_unfold((file, range), move |(mut file, range)| {
+        let what = what.clone();
+        async move {
+            if range.is_empty() {
+                return Ok(None);
+            }
+            let len = (range.end - range.start).min(FILE_READ_BLOCK);
+            let read = tokio::task::spawn_blocking(move || {
+                let mut block = Vec::with_capacity(len as usize);
+                file.seek(SeekFrom::Start(range.start))?;
+                (&mut file).take(len).read_to_end(&mut block)?;
+                Ok::<_, std::io::Error>((file, block))
+            });
+            let (file, block) = match read.await {
+                Ok(Ok(read)) => read,
+                Ok(Err(e)) => return Err(CoreError::Unavailable(format!("{what}: {e}"))),
+                Err(e) => return Err(CoreError::Unavailable(format!("{what}: reading: {e}"))),
+            };
+            if block.len() as u64 != len {
+                let missing = range.end - range.start - block.len() as u64;
+                return Err(CoreError::Unavailable(format!("{what}: the file ended {missing} bytes early")));
+            }
+            Ok(Some((Bytes::from(block), (file, range.start + len..range.end))))
+        }
+    })
+    .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(len: usize) -> Vec<u8> {
+        (0..len as u32).map(|i| (i * 31 + i / 4093) as u8).collect()
+    }
+
+    /// An object of a local bucket store streams in blocks of `FILE_READ_BLOCK` with exactly its bytes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn local_objects_stream_in_large_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let local = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+        let buckets = BucketStore::new(Arc::new(local), BucketGrants::default());
+        let want = data(2 * FILE_READ_BLOCK as usize + 12_345);
+        let body = futures::stream::iter([Ok(Bytes::from(want.clone()))]).boxed();
+        buckets.put_unchecked("b", "k", body).await.unwrap();
+        let (size, stream) = buckets.open_unchecked("b", "k", None).await.unwrap();
+        assert_eq!(size, want.len() as u64);
+        let pieces: Vec<Bytes> = stream.try_collect().await.unwrap();
+        let lengths: Vec<usize> = pieces.iter().map(Bytes::len).collect();
+        assert_eq!(lengths, [FILE_READ_BLOCK as usize, FILE_READ_BLOCK as usize, 12_345]);
+        assert!(pieces.concat() == want);
+    }
+
+    /// A file shorter than the range asked for fails the stream instead of ending it early.
+    #[tokio::test]
+    async fn a_file_shorter_than_its_range_fails_the_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, data(1000)).unwrap();
+        let file = std::fs::File::open(&path).unwrap();
+        let read: Result<Vec<Bytes>> = file_stream(file, 100..1500, "object b:f".into()).try_collect().await;
+        let err = read.unwrap_err().to_string();
+        assert!(err.contains("ended 500 bytes early"), "{err}");
+        let file = std::fs::File::open(&path).unwrap();
+        let read: Vec<Bytes> = file_stream(file, 100..1000, "object b:f".into()).try_collect().await.unwrap();
+        assert!(read.concat() == data(1000)[100..]);
     }
 }
