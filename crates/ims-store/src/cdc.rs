@@ -25,6 +25,8 @@ pub const MAX_CHUNK: usize = 4 * 1024 * 1024;
 const SMALL_PIECE: usize = 16 * 1024;
 /// The coalescing buffer becomes a rope segment once it holds this much.
 const SMALL_FLUSH: usize = 128 * 1024;
+/// Bytes hashed between two checks for a run of zeros that can be skipped (even, see [`Chunker::scan`]).
+const ZERO_BLOCK: usize = 1024;
 
 /// The bytes of one chunk: consecutive slices (never empty ones) whose concatenation is the chunk.
 pub type Segments = Vec<Bytes>;
@@ -39,6 +41,8 @@ pub struct Chunker {
     mask_l: u64,
     gear: Box<[u64; 256]>,
     gear_ls: Box<[u64; 256]>,
+    /// The hash that a run of zeros holds at pair boundaries once it is 64 bytes long, whatever came before.
+    zero_hash: u64,
 }
 
 impl Default for Chunker {
@@ -53,6 +57,8 @@ impl Chunker {
         // Same masks and tables as v2020::FastCDC::new (normalization level 1, no seed).
         let bits = v2020::logarithm2(AVG_CHUNK as u32);
         let (gear, gear_ls) = v2020::get_gear_with_seed(0);
+        // A pair shifts the hash by two bits, so after 32 pairs of zeros nothing of the earlier hash is left.
+        let zero_hash = (0..32).fold(0u64, |h, _| (h << 2).wrapping_add(gear_ls[0]).wrapping_add(gear[0]));
         Chunker {
             rope: VecDeque::new(),
             len: 0,
@@ -61,6 +67,7 @@ impl Chunker {
             mask_l: v2020::MASKS[(bits - 1) as usize],
             gear,
             gear_ls,
+            zero_hash,
         }
     }
 
@@ -174,22 +181,54 @@ impl Chunker {
         remaining
     }
 
-    /// Runs the gear hash over `bytes` (which start at chunk position `at`), pairwise as v2020::cut does:
-    /// a byte at an even position shifts by two and adds the left-shifted table, one at an odd position adds
-    /// the plain table. Returns the position of the first byte whose hash matches `mask`.
+    /// Runs the gear hash over `bytes` (which start at chunk position `at`), as v2020::cut does; returns the
+    /// position of the first byte whose hash matches `mask`.
+    ///
+    /// Runs of zeros are skipped where that changes nothing: once the hash holds `zero_hash` at a pair
+    /// boundary, a further pair of zeros takes it through one value and back to `zero_hash`; if neither
+    /// value matches `mask`, no zero of the run can cut, so an even-length block of zeros leaves the hash
+    /// as it was and is not hashed at all.
     #[inline]
     fn scan(&self, bytes: &[u8], at: usize, hash: &mut u64, mask: u64) -> Option<usize> {
-        let (gear, gear_ls, mask_ls) = (&*self.gear, &*self.gear_ls, mask << 1);
         let mut h = *hash;
         let mut i = 0;
         if at % 2 == 1 {
-            h = h.wrapping_add(gear[bytes[0] as usize]);
+            h = h.wrapping_add(self.gear[bytes[0] as usize]);
             if h & mask == 0 {
                 return Some(at);
             }
             i = 1;
         }
-        let mut pairs = bytes[i..].chunks_exact(2);
+        let zeros_cut = self.zeros_cut(mask);
+        while i < bytes.len() {
+            let block = &bytes[i..(i + ZERO_BLOCK).min(bytes.len())];
+            let skip = !zeros_cut && h == self.zero_hash && block.len() % 2 == 0 && crate::chunk::is_all_zero(block);
+            if !skip {
+                if let Some(p) = self.scan_pairs(block, at + i, &mut h, mask) {
+                    return Some(p);
+                }
+            }
+            i += block.len();
+        }
+        *hash = h;
+        None
+    }
+
+    /// Whether a long run of zeros has a cut point under `mask` (then runs of zeros are hashed like any bytes).
+    fn zeros_cut(&self, mask: u64) -> bool {
+        let between = (self.zero_hash << 2).wrapping_add(self.gear_ls[0]);
+        between & (mask << 1) == 0 || self.zero_hash & mask == 0
+    }
+
+    /// [`scan`](Self::scan) without the zero-run shortcut, for `bytes` starting at an even position `at`: a
+    /// byte at an even position shifts the hash by two and adds the left-shifted table, one at an odd
+    /// position adds the plain table.
+    #[inline]
+    fn scan_pairs(&self, bytes: &[u8], at: usize, hash: &mut u64, mask: u64) -> Option<usize> {
+        let (gear, gear_ls, mask_ls) = (&*self.gear, &*self.gear_ls, mask << 1);
+        let mut h = *hash;
+        let mut i = 0;
+        let mut pairs = bytes.chunks_exact(2);
         for pair in &mut pairs {
             h = (h << 2).wrapping_add(gear_ls[pair[0] as usize]);
             if h & mask_ls == 0 {
@@ -285,5 +324,26 @@ mod tests {
         assert_eq!(chunk_lengths(&zeros, &[100_000]), reference(&zeros));
         let text: Vec<u8> = (0..11 * 1024 * 1024).map(|i| b"abcab"[i % 5] ^ (i >> 19) as u8).collect();
         assert_eq!(chunk_lengths(&text, &[33_333, 5]), reference(&text));
+    }
+
+    /// Data with runs of zeros of every kind of length, at odd and even positions, cuts as fastcdc cuts it
+    /// (runs of zeros are skipped rather than hashed: see `Chunker::scan`).
+    #[test]
+    fn runs_of_zeros_cut_as_fastcdc_cuts_them() {
+        let c = Chunker::new();
+        assert!(!c.zeros_cut(c.mask_s) && !c.zeros_cut(c.mask_l), "the zero-run shortcut applies to both masks");
+        let runs = [1, 2, 63, 64, 65, 127, 1000, 1024, 1025, 4097, 70_001, 300_000, 1_048_577, 2_500_000, 5_000_000];
+        let mut data = Vec::new();
+        for (n, &run) in runs.iter().enumerate() {
+            data.extend(pseudo_random(n * 100_003 % 700_000 + n % 2, n as u64 + 11));
+            data.resize(data.len() + run, 0);
+        }
+        let expected = reference(&data);
+        assert_eq!(chunk_lengths(&data, &[data.len()]), expected);
+        assert_eq!(chunk_lengths(&data, &[1_048_576]), expected);
+        assert_eq!(chunk_lengths(&data, &[1, 4097, 3, 20_000, 1_000_001, 7]), expected);
+        let mut zeros_first = vec![0u8; 9_000_001];
+        zeros_first.extend(pseudo_random(3_000_000, 5));
+        assert_eq!(chunk_lengths(&zeros_first, &[65_535, 2]), reference(&zeros_first));
     }
 }
