@@ -319,7 +319,7 @@ impl BucketStore {
         let options =
             GetOptions { range: Some(GetRange::Bounded(range)), if_match: e_tag.map(str::to_string), ..GetOptions::default() };
         let got = self.objects.get_opts(&Path::from(format!("{bucket}/{key}")), options).await.map_err(backend(&what))?;
-        got.bytes().await.map_err(backend(&what))
+        ims_store::file_read::result_bytes(got).await.map_err(backend(&what))
     }
 
     /// Deletes `bucket:key`; `NotFound` if it does not exist.
@@ -343,33 +343,24 @@ fn object_stream(got: GetResult, what: String) -> BoxStream<'static, Result<Byte
     }
 }
 
-/// Bytes `range` of a local file in blocks of [`FILE_READ_BLOCK`], read in order, one blocking read each. A
-/// file that ends before `range` does fails the stream (`Unavailable`).
+/// Bytes `range` of a local file in blocks of [`FILE_READ_BLOCK`], read in order, one blocking read each (into
+/// buffers the kernel fills at full speed: see `ims_store::file_read`). A file that ends before `range` does
+/// fails the stream (`Unavailable`).
 fn file_stream(file: std::fs::File, range: Range<u64>, what: String) -> BoxStream<'static, Result<Bytes>> {
-    use std::io::{Read, Seek, SeekFrom};
-    futures::stream::try_unfold((file, range), move |(mut file, range)| {
-        let what = what.clone();
+    let file = Arc::new(file);
+    futures::stream::try_unfold(range, move |range| {
+        let (file, what) = (file.clone(), what.clone());
         async move {
             if range.is_empty() {
                 return Ok(None);
             }
             let len = (range.end - range.start).min(FILE_READ_BLOCK);
-            let read = tokio::task::spawn_blocking(move || {
-                let mut block = Vec::with_capacity(len as usize);
-                file.seek(SeekFrom::Start(range.start))?;
-                (&mut file).take(len).read_to_end(&mut block)?;
-                Ok::<_, std::io::Error>((file, block))
-            });
-            let (file, block) = match read.await {
-                Ok(Ok(read)) => read,
-                Ok(Err(e)) => return Err(CoreError::Unavailable(format!("{what}: {e}"))),
-                Err(e) => return Err(CoreError::Unavailable(format!("{what}: reading: {e}"))),
-            };
-            if block.len() as u64 != len {
-                let missing = range.end - range.start - block.len() as u64;
-                return Err(CoreError::Unavailable(format!("{what}: the file ended {missing} bytes early")));
+            let read = tokio::task::spawn_blocking(move || ims_store::file_read::read_at_aligned(&file, range.start, len as usize));
+            match read.await {
+                Ok(Ok(block)) => Ok(Some((block, range.start + len..range.end))),
+                Ok(Err(e)) => Err(CoreError::Unavailable(format!("{what}: {e}"))),
+                Err(e) => Err(CoreError::Unavailable(format!("{what}: reading: {e}"))),
             }
-            Ok(Some((Bytes::from(block), (file, range.start + len..range.end))))
         }
     })
     .boxed()
@@ -409,7 +400,7 @@ mod tests {
         let file = std::fs::File::open(&path).unwrap();
         let read: Result<Vec<Bytes>> = file_stream(file, 100..1500, "object b:f".into()).try_collect().await;
         let err = read.unwrap_err().to_string();
-        assert!(err.contains("ended 500 bytes early"), "{err}");
+        assert!(err.contains("ended 500 bytes before"), "{err}");
         let file = std::fs::File::open(&path).unwrap();
         let read: Vec<Bytes> = file_stream(file, 100..1000, "object b:f".into()).try_collect().await.unwrap();
         assert!(read.concat() == data(1000)[100..]);

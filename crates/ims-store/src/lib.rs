@@ -14,6 +14,7 @@ pub mod cow_volume;
 mod cpu;
 pub mod crypto;
 mod error;
+pub mod file_read;
 pub mod frames;
 mod gc;
 mod journal;

@@ -138,7 +138,7 @@ async fn decode_whole(store: &ChunkStore, id: ChunkId, offset: u64, length: usiz
 async fn get(store: &ChunkStore, id: ChunkId, offset: u64, range: Option<Range<u64>>) -> Result<Bytes, StoreError> {
     let options = GetOptions { range: range.map(GetRange::Bounded), ..GetOptions::default() };
     let object = match store.objects().get_opts(&id.object_path(), options).await {
-        Ok(result) => result.bytes().await,
+        Ok(result) => crate::file_read::result_bytes(result).await,
         Err(e) => Err(e),
     };
     match object {

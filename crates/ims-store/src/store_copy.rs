@@ -93,7 +93,7 @@ impl ChunkStore {
                     journal.record(id).await?;
                     if journal.existing(&id).await? != Existing::Fresh {
                         let object = match source.objects().get(&id.object_path()).await {
-                            Ok(result) => result.bytes().await?,
+                            Ok(result) => crate::file_read::result_bytes(result).await?,
                             Err(object_store::Error::NotFound { .. }) => {
                                 return Err(StoreError::Corrupt(format!("chunk {id} is missing from the source store")))
                             }

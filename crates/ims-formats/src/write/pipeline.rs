@@ -235,7 +235,7 @@ struct DoneUnit {
 
 /// A processed job: its buffer and the non-zero units in it.
 struct Done {
-    buf: Vec<u8>,
+    buf: JobBuf,
     units: Vec<DoneUnit>,
     /// Guest offset just past the job.
     end: u64,
@@ -398,24 +398,61 @@ fn bad_status(offset: u64) -> FormatError {
 /// The pool holds at most as many buffers as were in flight at once.
 #[derive(Default)]
 struct BufferPool {
-    free: Mutex<Vec<Vec<u8>>>,
+    free: Mutex<Vec<JobBuf>>,
 }
 
 impl BufferPool {
     /// A buffer of exactly `len` bytes with unspecified contents.
-    fn take(&self, len: usize) -> Vec<u8> {
+    fn take(&self, len: usize) -> JobBuf {
         let reused = self.free.lock().ok().and_then(|mut free| free.pop());
         let mut buf = reused.unwrap_or_default();
-        // Only growth zeroes (new bytes); shrinking keeps the allocation for later jobs.
-        buf.resize(len, 0);
+        buf.resize(len);
         buf
     }
 
     /// Returns `buf` for reuse.
-    fn put(&self, buf: Vec<u8>) {
+    fn put(&self, buf: JobBuf) {
         if let Ok(mut free) = self.free.lock() {
             free.push(buf);
         }
+    }
+}
+
+/// Where job buffers start: a cache line. The kernel copies file data into a buffer that does not start on
+/// a multiple of 32 bytes about 3.5 times slower on the machines measured (AMD EPYC under a hypervisor),
+/// and a large `Vec` starts 16 bytes past a page boundary.
+const BUF_ALIGN: usize = 64;
+
+/// A job buffer: bytes that start on a [`BUF_ALIGN`] boundary.
+#[derive(Default)]
+struct JobBuf {
+    vec: Vec<u8>,
+    /// Where the buffer's bytes start in `vec`.
+    start: usize,
+}
+
+impl JobBuf {
+    /// Makes the buffer `len` bytes long. Only growth zeroes (new bytes); shrinking keeps the allocation for
+    /// later jobs, and growth past it allocates anew (the old contents are not kept).
+    fn resize(&mut self, len: usize) {
+        if self.vec.capacity() < self.start + len {
+            self.vec = Vec::with_capacity(len + BUF_ALIGN);
+            self.start = self.vec.as_ptr().align_offset(BUF_ALIGN).min(BUF_ALIGN);
+        }
+        self.vec.resize(self.start + len, 0);
+    }
+}
+
+impl std::ops::Deref for JobBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.vec[self.start..]
+    }
+}
+
+impl std::ops::DerefMut for JobBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.vec[self.start..]
     }
 }
 
@@ -437,7 +474,11 @@ mod tests {
         pool.put(b);
         let c = pool.take(2000);
         assert_eq!(c.len(), 2000);
-        // Growth adds zeros after the kept bytes.
-        assert!(c[10..].iter().all(|&x| x == 0));
+        // Growth past the allocation starts on zeros.
+        assert!(c.iter().all(|&x| x == 0));
+        let d = pool.take(1 << 20);
+        for buf in [&c, &d] {
+            assert_eq!(buf.as_ptr() as usize % BUF_ALIGN, 0, "buffers start on a cache line");
+        }
     }
 }
