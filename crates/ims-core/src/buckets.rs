@@ -339,7 +339,9 @@ impl BucketStore {
 fn object_stream(got: GetResult, what: String) -> BoxStream<'static, Result<Bytes>> {
     match got.payload {
         GetResultPayload::File(file, _) => file_stream(file, got.range, what),
-        GetResultPayload::Stream(stream) => stream.map_err(move |e| CoreError::Unavailable(format!("{what}: {e}"))).boxed(),
+        GetResultPayload::Stream(stream) => {
+            stream.map_err(move |e| CoreError::Unavailable(format!("{what}: {e}"))).boxed()
+        }
     }
 }
 
@@ -355,8 +357,8 @@ fn file_stream(file: std::fs::File, range: Range<u64>, what: String) -> BoxStrea
                 return Ok(None);
             }
             let len = (range.end - range.start).min(FILE_READ_BLOCK);
-            let read = tokio::task::spawn_blocking(move || ims_store::file_read::read_at_aligned(&file, range.start, len as usize));
-            match read.await {
+            let read = move || ims_store::file_read::read_at_aligned(&file, range.start, len as usize);
+            match tokio::task::spawn_blocking(read).await {
                 Ok(Ok(block)) => Ok(Some((block, range.start + len..range.end))),
                 Ok(Err(e)) => Err(CoreError::Unavailable(format!("{what}: {e}"))),
                 Err(e) => Err(CoreError::Unavailable(format!("{what}: reading: {e}"))),

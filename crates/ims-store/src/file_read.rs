@@ -42,8 +42,8 @@ pub async fn result_bytes(result: GetResult) -> object_store::Result<Bytes> {
     match payload {
         GetResultPayload::File(file, path) => {
             let len = usize::try_from(range.end - range.start).map_err(|e| generic(&path, e))?;
-            let read = tokio::task::spawn_blocking(move || read_at_aligned(&file, range.start, len).map_err(|e| generic(&path, e)));
-            read.await.map_err(|e| generic(&meta.location.to_string(), e))?
+            let read = move || read_at_aligned(&file, range.start, len).map_err(|e| generic(&path, e));
+            tokio::task::spawn_blocking(read).await.map_err(|e| generic(&meta.location.to_string(), e))?
         }
         payload => GetResult { payload, meta, range, attributes }.bytes().await,
     }
