@@ -44,10 +44,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
 
 use crate::chunk::{encode_in, hash_chunk, is_all_zero, ChunkHash};
 use crate::journal::{delete_pending, Existing, Journal};
+use crate::settle::try_collect_settled;
 use crate::{cpu, ChunkId, ChunkStore, Extent, Manifest, RandomAccess, StoreError};
 
 /// Granularity of copy-on-write: writes replace whole aligned blocks of this size.
@@ -482,14 +482,12 @@ impl CowVolume {
             .enumerate()
             .flat_map(|(r, &(start, end))| windows(start, end).map(move |(s, e)| (r, s, e)))
             .collect();
-        let stored: Result<Vec<(usize, WindowOutput)>, StoreError> = futures::stream::iter(windows)
-            .map(|(r, start, end)| {
-                let job = job.clone();
-                async move { job.store_window(start, end).await.map(|out| (r, out)) }
-            })
-            .buffered(WINDOWS_IN_FLIGHT)
-            .try_collect()
-            .await;
+        // Settled: on failure the pending manifest is deleted below, which no window may still be writing to.
+        let stores = windows.into_iter().map(|(r, start, end)| {
+            let job = job.clone();
+            async move { job.store_window(start, end).await.map(|out| (r, out)) }
+        });
+        let stored = try_collect_settled(stores, WINDOWS_IN_FLIGHT).await;
         let stored = match stored {
             Ok(stored) => journal.confirm_reused().await.map(|()| stored),
             Err(e) => Err(e),

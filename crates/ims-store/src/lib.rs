@@ -23,6 +23,7 @@ mod migration;
 mod prefetch;
 mod random_access;
 mod reader;
+mod settle;
 mod store;
 mod store_copy;
 mod writer;

@@ -10,9 +10,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use futures::{StreamExt, TryStreamExt};
 
 use crate::journal::{delete_pending, Existing, Journal};
+use crate::settle::try_collect_settled;
 use crate::{ChunkId, ChunkStore, Manifest, StoreError};
 
 /// Chunks copied at once.
@@ -85,31 +85,29 @@ impl ChunkStore {
         let done = AtomicU64::new(0);
         let chunks_written = AtomicU64::new(0);
         let bytes_written = AtomicU64::new(0);
-        futures::stream::iter(ids)
-            .map(|id| {
-                let (done, chunks_written, bytes_written) = (&done, &chunks_written, &bytes_written);
-                async move {
-                    // Recorded in the pending manifest before the store is asked (write-ahead).
-                    journal.record(id).await?;
-                    if journal.existing(&id).await? != Existing::Fresh {
-                        let object = match source.objects().get(&id.object_path()).await {
-                            Ok(result) => crate::file_read::result_bytes(result).await?,
-                            Err(object_store::Error::NotFound { .. }) => {
-                                return Err(StoreError::Corrupt(format!("chunk {id} is missing from the source store")))
-                            }
-                            Err(e) => return Err(e.into()),
-                        };
-                        bytes_written.fetch_add(object.len() as u64, Ordering::Relaxed);
-                        self.objects().put(&id.object_path(), object.into()).await?;
-                        chunks_written.fetch_add(1, Ordering::Relaxed);
-                    }
-                    progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-                    Ok::<(), StoreError>(())
+        let copies = ids.into_iter().map(|id| {
+            let (done, chunks_written, bytes_written) = (&done, &chunks_written, &bytes_written);
+            async move {
+                // Recorded in the pending manifest before the store is asked (write-ahead).
+                journal.record(id).await?;
+                if journal.existing(&id).await? != Existing::Fresh {
+                    let object = match source.objects().get(&id.object_path()).await {
+                        Ok(result) => crate::file_read::result_bytes(result).await?,
+                        Err(object_store::Error::NotFound { .. }) => {
+                            return Err(StoreError::Corrupt(format!("chunk {id} is missing from the source store")))
+                        }
+                        Err(e) => return Err(e.into()),
+                    };
+                    bytes_written.fetch_add(object.len() as u64, Ordering::Relaxed);
+                    self.objects().put(&id.object_path(), object.into()).await?;
+                    chunks_written.fetch_add(1, Ordering::Relaxed);
                 }
-            })
-            .buffer_unordered(COPY_IN_FLIGHT)
-            .try_collect::<()>()
-            .await?;
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
+                Ok::<(), StoreError>(())
+            }
+        });
+        // Settled: on failure the caller deletes the pending manifest, which no copy may still be writing to.
+        try_collect_settled(copies, COPY_IN_FLIGHT).await?;
         journal.confirm_reused().await?;
         Ok(CopySummary {
             chunks_written: chunks_written.into_inner(),

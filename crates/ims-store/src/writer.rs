@@ -11,6 +11,7 @@
 //! The store task yields chunk results in file order and assembles the manifest.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -61,9 +62,10 @@ pub struct WriteSummary {
 /// dropped, and at most a few tens of MiB of chunk data however large the file.
 ///
 /// Feed the file with [`write`](Self::write), then call [`finish`](Self::finish). Dropping the writer without
-/// `finish` abandons the write: its background tasks stop, no manifest is produced, its pending manifest is
-/// discarded (see the `journal` module) and chunks already stored stay for garbage collection. After any error
-/// the writer is failed (its pending manifest discarded too): every later call returns an error.
+/// `finish` abandons the write: its background tasks take no new chunk, the chunks they are storing finish, no
+/// manifest is produced, then its pending manifest is discarded (see the `journal` module) and chunks already
+/// stored stay for garbage collection. After any error the writer is failed (its pending manifest discarded
+/// too, once nothing of the write is in flight): every later call returns an error.
 pub struct ManifestWriter {
     store: ChunkStore,
     pending: Vec<Bytes>,
@@ -74,8 +76,11 @@ pub struct ManifestWriter {
 
 struct Pipeline {
     input: mpsc::Sender<Input>,
+    /// Ends only once no operation of the write is in flight (see [`run_store`]).
     task: JoinHandle<Result<WriteSummary, StoreError>>,
     journal: Arc<Journal>,
+    /// Set when the writer is dropped (or by the store task when a chunk fails): no new chunk is taken.
+    abandoned: Arc<AtomicBool>,
 }
 
 enum Input {
@@ -184,11 +189,13 @@ impl ManifestWriter {
 
 impl Drop for ManifestWriter {
     fn drop(&mut self) {
-        // Abandoned: stop storing. The chunker thread exits when it sees its input channel closed.
-        // Its pending manifest goes once the task has stopped (so no segment is written after the delete).
-        if let Some(Pipeline { input, task, journal }) = self.pipeline.take() {
+        // Abandoned: stop storing. The chunker thread exits when it sees its input channel closed, the store
+        // task once the chunks it is storing are stored. The task is not aborted: a put or a pending manifest
+        // segment already handed to the backend (a blocking thread of a local store, say) would still land,
+        // maybe after the delete. Its pending manifest goes once the task has ended.
+        if let Some(Pipeline { input, task, journal, abandoned }) = self.pipeline.take() {
+            abandoned.store(true, Ordering::Release);
             drop(input);
-            task.abort();
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 let store = self.store.clone();
                 runtime.spawn(async move {
@@ -222,15 +229,17 @@ impl Pipeline {
         let chunker = tokio::task::spawn_blocking(move || run_chunker(input_rx, cut_tx));
         let journal = Arc::new(Journal::new(store.clone()));
         let task_journal = journal.clone();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let task_abandoned = abandoned.clone();
         let task = tokio::spawn(async move {
-            let result = run_store(store, task_journal, cut_rx).await;
+            let result = run_store(store, task_journal, cut_rx, task_abandoned).await;
             if result.is_ok() {
                 // The chunker has already finished (it sent End); surface a panic if it had one.
                 chunker.await.map_err(|e| StoreError::from_join("chunker", e))?;
             }
             result
         });
-        Pipeline { input, task, journal }
+        Pipeline { input, task, journal, abandoned }
     }
 }
 
@@ -267,13 +276,39 @@ fn run_chunker(mut input: mpsc::Receiver<Input>, cuts: mpsc::Sender<Cut>) {
 }
 
 /// The store task: processes chunks concurrently, in order, and assembles the manifest.
-async fn run_store(store: ChunkStore, journal: Arc<Journal>, cuts: mpsc::Receiver<Cut>) -> Result<WriteSummary, StoreError> {
+///
+/// Returns only once no chunk of the write is being processed: after an error, or once `abandoned` is set, it
+/// takes no new chunk and lets those in flight finish (their results thrown away). Whoever discards the
+/// pending manifest after this returns is then sure that no segment of it is still being written.
+async fn run_store(
+    store: ChunkStore,
+    journal: Arc<Journal>,
+    cuts: mpsc::Receiver<Cut>,
+    abandoned: Arc<AtomicBool>,
+) -> Result<WriteSummary, StoreError> {
     let seen = Arc::new(Mutex::new(HashSet::new()));
-    let cuts = futures::stream::unfold(cuts, |mut rx| async move { rx.recv().await.map(|cut| (cut, rx)) });
+    let taking = abandoned.clone();
+    let cuts = futures::stream::unfold(cuts, move |mut rx| {
+        let stop = taking.load(Ordering::Acquire);
+        async move {
+            match stop {
+                true => None,
+                false => rx.recv().await.map(|cut| (cut, rx)),
+            }
+        }
+    });
     let mut outcomes = std::pin::pin!(cuts.map(|cut| process(store.clone(), journal.clone(), seen.clone(), cut)).buffered(CHUNKS_IN_FLIGHT));
     let mut summary = WriteSummary::default();
     while let Some(outcome) = outcomes.next().await {
-        match outcome? {
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                abandoned.store(true, Ordering::Release);
+                while outcomes.next().await.is_some() {}
+                return Err(e);
+            }
+        };
+        match outcome {
             Outcome::Chunk { extent, kind } => {
                 match kind {
                     Kind::Zero => summary.zero_bytes += u64::from(extent.length),

@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use common::*;
 use futures::stream::BoxStream;
+use futures::TryStreamExt;
 use ims_store::{ChunkStore, StoreError};
 use object_store::memory::InMemory;
 use object_store::path::Path;
@@ -19,27 +20,51 @@ use object_store::{
     PutPayload, PutResult,
 };
 
-/// An in-memory store whose puts fail after `allowed` successes.
+/// An in-memory store whose puts fail after `allowed` successes, or land `late`: in a task of their own that
+/// goes on if the caller stops waiting (as a local store's blocking write does).
 #[derive(Debug)]
-struct FailingPuts {
-    inner: InMemory,
+struct FaultyPuts {
+    inner: Arc<InMemory>,
     allowed: usize,
+    late: Option<Duration>,
+    /// Puts asked for, and puts that reached the inner store.
     puts: AtomicUsize,
+    landed: Arc<AtomicUsize>,
 }
 
-impl fmt::Display for FailingPuts {
+impl FaultyPuts {
+    fn failing_after(allowed: usize) -> Arc<FaultyPuts> {
+        Arc::new(FaultyPuts { inner: Arc::default(), allowed, late: None, puts: AtomicUsize::new(0), landed: Arc::default() })
+    }
+
+    fn landing_late(delay: Duration) -> Arc<FaultyPuts> {
+        Arc::new(FaultyPuts { inner: Arc::default(), allowed: usize::MAX, late: Some(delay), puts: AtomicUsize::new(0), landed: Arc::default() })
+    }
+}
+
+impl fmt::Display for FaultyPuts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FailingPuts")
+        write!(f, "FaultyPuts")
     }
 }
 
 #[async_trait]
-impl ObjectStore for FailingPuts {
+impl ObjectStore for FaultyPuts {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
         if self.puts.fetch_add(1, Ordering::SeqCst) >= self.allowed {
-            return Err(object_store::Error::Generic { store: "FailingPuts", source: "disk full".into() });
+            return Err(object_store::Error::Generic { store: "FaultyPuts", source: "disk full".into() });
         }
-        self.inner.put_opts(location, payload, opts).await
+        let Some(delay) = self.late else {
+            return self.inner.put_opts(location, payload, opts).await;
+        };
+        let (inner, landed, location) = (self.inner.clone(), self.landed.clone(), location.clone());
+        let landing = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let result = inner.put_opts(&location, payload, opts).await;
+            landed.fetch_add(1, Ordering::SeqCst);
+            result
+        });
+        landing.await.expect("the put task panicked")
     }
     async fn put_multipart_opts(
         &self,
@@ -70,8 +95,7 @@ impl ObjectStore for FailingPuts {
 
 #[tokio::test]
 async fn a_failing_put_fails_the_write() {
-    let objects = Arc::new(FailingPuts { inner: InMemory::new(), allowed: 2, puts: AtomicUsize::new(0) });
-    let store = ChunkStore::new(objects);
+    let store = ChunkStore::new(FaultyPuts::failing_after(2));
     let data = Bytes::from(random_bytes(40 * MIB, 41));
     let mut writer = store.writer();
     let mut error = None;
@@ -95,8 +119,7 @@ async fn a_failing_put_fails_the_write() {
 
 #[tokio::test]
 async fn a_short_write_failing_at_finish() {
-    let objects = Arc::new(FailingPuts { inner: InMemory::new(), allowed: 0, puts: AtomicUsize::new(0) });
-    let store = ChunkStore::new(objects);
+    let store = ChunkStore::new(FaultyPuts::failing_after(0));
     let mut writer = store.writer();
     writer.write(Bytes::from(random_bytes(1000, 1))).await.unwrap();
     let error = writer.finish().await.unwrap_err();
@@ -115,6 +138,34 @@ async fn dropping_a_writer_abandons_it() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(chunk_objects(&t.store).await, settled);
     assert!(t.store.objects().list(Some(&Path::from("manifests"))).next_item().await.is_none());
+}
+
+#[tokio::test]
+async fn an_abandoned_write_discards_its_pending_manifest_after_its_last_segment_lands() {
+    let objects = FaultyPuts::landing_late(Duration::from_millis(150));
+    let store = ChunkStore::new(objects.clone());
+    let mut writer = store.writer();
+    writer.write(Bytes::from(random_bytes(12 * MIB, 43))).await.unwrap();
+    // Dropped while segments and chunks are still on their way to the store.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while objects.puts.load(Ordering::SeqCst) < 2 {
+        assert!(std::time::Instant::now() < deadline, "the write never stored anything");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(writer);
+    // Every put asked for has landed, and no new one was asked for in a while.
+    let mut quiet_since = std::time::Instant::now();
+    let mut asked = objects.puts.load(Ordering::SeqCst);
+    while asked != objects.landed.load(Ordering::SeqCst) || quiet_since.elapsed() < Duration::from_millis(400) {
+        assert!(std::time::Instant::now() < deadline, "the abandoned write never settled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let now = objects.puts.load(Ordering::SeqCst);
+        if now != asked {
+            (asked, quiet_since) = (now, std::time::Instant::now());
+        }
+    }
+    let pending: Vec<_> = objects.inner.list(Some(&Path::from("manifests/pending"))).try_collect().await.unwrap();
+    assert_eq!(pending, vec![], "a segment landed after the pending manifest was discarded");
 }
 
 #[tokio::test]
