@@ -12,19 +12,43 @@
 //! second than 2 (497 against 414; 16% more filtering by tag, 19% by property), 8 arenas 38%. Two arenas
 //! per core is the balance kept.
 
-/// Limits malloc to two arenas per core (at least four), unless `MALLOC_ARENA_MAX` already sets the
-/// limit. Call before starting any thread: arenas that exist stay.
-pub fn limit_arenas() {
+//!
+//! glibc also returns freed memory to the system as soon as more than a few MiB of it sit at the top of a
+//! heap, and serves blocks above a threshold that moves with use straight from `mmap`; either way the next
+//! buffer of a stream comes back as fresh pages, each zeroed by the kernel on first touch (2% of the CPU
+//! time of an import with conversion, profiled). Importing a 1 GiB QCOW2 bucket object with conversion to
+//! RAW took 0.3 to 0.7 CPU seconds less (of about 16.5; five runs each way, alternating) with blocks up to
+//! 32 MiB served from the heaps and up to 64 MiB of free memory kept at a heap's top. The price: a server
+//! downloading the same 1 GiB image four times peaked at 100 to 103 MiB instead of 78 to 83.
+
+/// Largest block served from malloc's heaps (larger ones are mapped and unmapped on their own).
+const MMAP_THRESHOLD: libc::c_int = 32 << 20;
+/// Free memory kept at the top of a heap before it is given back to the system.
+const TRIM_THRESHOLD: libc::c_int = 64 << 20;
+
+/// Sets malloc's tunables: two arenas per core (at least four), blocks up to [`MMAP_THRESHOLD`] from the
+/// heaps, free memory up to [`TRIM_THRESHOLD`] kept. Each is left alone when its environment variable
+/// (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_`) or `GLIBC_TUNABLES` sets it.
+/// Call before starting any thread: arenas that exist stay.
+pub fn tune_malloc() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
-            return;
-        }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let arenas = libc::c_int::try_from(cores.saturating_mul(2).max(4)).unwrap_or(libc::c_int::MAX);
-        // SAFETY: mallopt only sets a tunable of the allocator; M_ARENA_MAX takes any positive value.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+        for (option, value, variable, tunable) in [
+            (libc::M_ARENA_MAX, arenas, "MALLOC_ARENA_MAX", "glibc.malloc.arena_max"),
+            (libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", "glibc.malloc.mmap_threshold"),
+            (libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", "glibc.malloc.trim_threshold"),
+        ] {
+            if std::env::var_os(variable).is_some() || tunables.contains(tunable) {
+                continue;
+            }
+            // SAFETY: mallopt only sets a tunable of the allocator; these take any positive value (a
+            // threshold above glibc's maximum is refused and changes nothing).
+            unsafe {
+                libc::mallopt(option, value);
+            }
         }
     }
 }

@@ -231,7 +231,7 @@ enum AdminCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before the runtime starts any thread.
-    allocator::limit_arenas();
+    allocator::tune_malloc();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
