@@ -6,6 +6,7 @@
 //! segments of), such a late write would outlive the clean-up. [`try_collect_settled`] waits for them.
 
 use std::future::Future;
+
 use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 

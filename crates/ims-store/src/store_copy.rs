@@ -10,7 +10,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-
 use crate::journal::{delete_pending, Existing, Journal};
 use crate::settle::try_collect_settled;
 use crate::{ChunkId, ChunkStore, Manifest, StoreError};
