@@ -11,7 +11,6 @@
 //! to 69 with 2; listing 100 of 10,000 images with 16 clients, 4 arenas served 20% more requests per
 //! second than 2 (497 against 414; 16% more filtering by tag, 19% by property), 8 arenas 38%. Two arenas
 //! per core is the balance kept.
-
 //!
 //! glibc also returns freed memory to the system as soon as more than a few MiB of it sit at the top of a
 //! heap, and serves blocks above a threshold that moves with use straight from `mmap`; either way the next
