@@ -26,7 +26,7 @@
 //!   (1 MiB, the store's average chunk size), so rewriting the same range again yields the same chunk
 //!   boundaries and deduplicates. Inside a window, block-aligned runs of zeros become zero extents
 //!   (`chunk: None`, nothing stored) and the runs between them become one chunk each, stored like any
-//!   chunk of the store (zstd, encrypted in the volume's domain, recorded write-ahead in a pending
+//!   chunk of the store (zstd, encrypted in the volume's domain, recorded in a pending
 //!   manifest so that garbage collection spares it, see [`crate::journal`]). Adjacent new zero extents are
 //!   merged up to [`MAX_ZERO_EXTENT`].
 //! - **Pending manifests.** Each flush that stores chunks keeps its pending manifest until the volume is
@@ -487,9 +487,9 @@ impl CowVolume {
             let job = job.clone();
             async move { job.store_window(start, end).await.map(|out| (r, out)) }
         });
-        let stored = try_collect_settled(stores, WINDOWS_IN_FLIGHT).await;
+        let stored = journal.drive(try_collect_settled(stores, WINDOWS_IN_FLIGHT)).await;
         let stored = match stored {
-            Ok(stored) => journal.confirm_reused().await.map(|()| stored),
+            Ok(stored) => journal.finish().await.map(|()| stored),
             Err(e) => Err(e),
         };
         let manifest = stored.and_then(|stored| {
@@ -777,7 +777,7 @@ impl FlushJob {
         if !self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(id) {
             return Ok(None);
         }
-        // Recorded in the pending manifest before the store is asked (write-ahead, see `crate::journal`).
+        // Recorded in the pending manifest before the store is asked (see `crate::journal`).
         self.journal.record(id).await?;
         let existing = self.journal.existing(&id).await?;
         if existing == Existing::Fresh {

@@ -12,19 +12,21 @@
 //!    catalog; it deletes only chunks that none of those name **and** whose modification time, re-read
 //!    right before the delete ([`ChunkStore::delete_chunk_if_older`]), is older than `G`; and it stops
 //!    deleting at `t_c + G/4`.
-//! 2. A writer records a chunk in its pending manifest before it stores or reuses it (write-ahead,
+//! 2. A writer records each chunk it stores or reuses in its pending manifest, durably at most `G/16` after
+//!    it stores the chunk or looks at it (records are buffered for up to two lags of `min(0.5 s, G/32)`,
 //!    [`crate::journal`]), keeps that pending manifest until the catalog references the saved manifest,
 //!    and stores again any chunk it reuses whose age is at least `G/2`.
 //!
-//! Take a chunk a writer uses at time `t_u` after recording it at `t_j ≤ t_u`. If the sweep read the
-//! pending manifests after `t_j`, it found the record, or the pending manifest had been released, which
-//! happens only after the catalog references the manifest, which the sweep reads later still. Otherwise
-//! `t_c < t_r ≤ t_j ≤ t_u`. A chunk stored (or stored again) at `t_u` is younger than `G` until
-//! `t_u + G > t_c + G/4`, past the sweep's deadline. A chunk reused as is was younger than `G/2` at
-//! `t_u`, so it stays younger than `G` until after `t_u + G/2 > t_c + G/4`. Either way the sweep cannot
-//! delete it. The `G/4` between the deadline and the bounds absorbs clock skew between the writers and the
-//! store (they compare the store's modification times with their own clocks) and request latency. As a last
-//! line of defence the writer checks, when it finishes, that every chunk it reused as is still exists.
+//! Take a chunk a writer uses at time `t_u` and whose record is durable at `t_j ≤ t_u + G/16`. If the sweep
+//! read the pending manifests (at `t_r`) after `t_j`, it found the record, or the pending manifest had been
+//! released, which happens only after the catalog references the manifest, which the sweep reads later
+//! still. Otherwise `t_c < t_r ≤ t_j ≤ t_u + G/16`. A chunk stored (or stored again) at `t_u` is younger
+//! than `G` until `t_u + G > t_c + 15G/16`, past the sweep's deadline of `t_c + G/4`. A chunk reused as is
+//! was younger than `G/2` at `t_u`, so it stays younger than `G` until after `t_u + G/2 > t_c + 7G/16`.
+//! Either way the sweep cannot delete it. The `3G/16` between the deadline and the bounds absorbs clock
+//! skew between the writers and the store (they compare the store's modification times with their own
+//! clocks) and request latency. As a last line of defence the writer checks, when it finishes, that every
+//! chunk it reused as is still exists.
 //!
 //! A grace of zero gives up this argument (nothing would be young enough to protect): it is for stores
 //! that nobody writes to while the sweep runs.

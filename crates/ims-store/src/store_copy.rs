@@ -1,8 +1,8 @@
 //! Copying a stored file from one chunk store to another (Glance `copy-image` to an extra store), as
 //! safe against the target's garbage collection as a write is.
 //!
-//! The copy is a write into the target: it records every chunk in a pending manifest of the target before
-//! it stores or reuses it (write-ahead, see [`crate::journal`]), stores again any chunk the target holds
+//! The copy is a write into the target: it records every chunk in a pending manifest of the target as it
+//! stores or reuses it (see [`crate::journal`]), stores again any chunk the target holds
 //! that is at least half the grace period old, checks when it finishes that every chunk it reused as is
 //! still exists, and saves the manifest last, keeping its pending manifest until the caller has made the
 //! catalog reference the copy. So the argument of the `gc` module holds for it unchanged: a sweep of the
@@ -87,7 +87,7 @@ impl ChunkStore {
         let copies = ids.into_iter().map(|id| {
             let (done, chunks_written, bytes_written) = (&done, &chunks_written, &bytes_written);
             async move {
-                // Recorded in the pending manifest before the store is asked (write-ahead).
+                // Recorded in the pending manifest before the store is asked (see `crate::journal`).
                 journal.record(id).await?;
                 if journal.existing(&id).await? != Existing::Fresh {
                     let object = match source.objects().get(&id.object_path()).await {
@@ -106,8 +106,8 @@ impl ChunkStore {
             }
         });
         // Settled: on failure the caller deletes the pending manifest, which no copy may still be writing to.
-        try_collect_settled(copies, COPY_IN_FLIGHT).await?;
-        journal.confirm_reused().await?;
+        journal.drive(try_collect_settled(copies, COPY_IN_FLIGHT)).await?;
+        journal.finish().await?;
         Ok(CopySummary {
             chunks_written: chunks_written.into_inner(),
             bytes_written: bytes_written.into_inner(),

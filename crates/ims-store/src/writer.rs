@@ -232,7 +232,7 @@ impl Pipeline {
         let abandoned = Arc::new(AtomicBool::new(false));
         let task_abandoned = abandoned.clone();
         let task = tokio::spawn(async move {
-            let result = run_store(store, task_journal, cut_rx, task_abandoned).await;
+            let result = task_journal.drive(run_store(store, task_journal.clone(), cut_rx, task_abandoned)).await;
             if result.is_ok() {
                 // The chunker has already finished (it sent End); surface a panic if it had one.
                 chunker.await.map_err(|e| StoreError::from_join("chunker", e))?;
@@ -327,7 +327,7 @@ async fn run_store(
             Outcome::End { size } => {
                 summary.manifest.size = size;
                 summary.chunks_total = summary.chunks_new + summary.chunks_deduplicated;
-                journal.confirm_reused().await?;
+                journal.finish().await?;
                 summary.pending_id = journal.is_used().await.then(|| journal.id().to_string());
                 debug_assert!(summary.manifest.validate().is_ok());
                 return Ok(summary);
@@ -360,7 +360,7 @@ async fn process(
     };
     let id = hash.id;
     let first_in_file = seen.lock().expect("seen set poisoned").insert(id);
-    // Recorded in the pending manifest before the store is asked (write-ahead, see `crate::journal`).
+    // Recorded in the pending manifest before the store is asked (see `crate::journal`).
     let existing = match first_in_file {
         false => Existing::Fresh,
         true => {

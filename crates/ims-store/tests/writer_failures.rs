@@ -27,18 +27,19 @@ struct FaultyPuts {
     inner: Arc<InMemory>,
     allowed: usize,
     late: Option<Duration>,
-    /// Puts asked for, and puts that reached the inner store.
+    /// Puts asked for (of pending manifest segments among them), and puts that reached the inner store.
     puts: AtomicUsize,
+    segment_puts: AtomicUsize,
     landed: Arc<AtomicUsize>,
 }
 
 impl FaultyPuts {
     fn failing_after(allowed: usize) -> Arc<FaultyPuts> {
-        Arc::new(FaultyPuts { inner: Arc::default(), allowed, late: None, puts: AtomicUsize::new(0), landed: Arc::default() })
+        Arc::new(FaultyPuts { inner: Arc::default(), allowed, late: None, puts: AtomicUsize::new(0), segment_puts: AtomicUsize::new(0), landed: Arc::default() })
     }
 
     fn landing_late(delay: Duration) -> Arc<FaultyPuts> {
-        Arc::new(FaultyPuts { inner: Arc::default(), allowed: usize::MAX, late: Some(delay), puts: AtomicUsize::new(0), landed: Arc::default() })
+        Arc::new(FaultyPuts { late: Some(delay), ..Arc::into_inner(FaultyPuts::failing_after(usize::MAX)).unwrap() })
     }
 }
 
@@ -51,6 +52,9 @@ impl fmt::Display for FaultyPuts {
 #[async_trait]
 impl ObjectStore for FaultyPuts {
     async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+        if location.as_ref().starts_with("manifests/pending/") {
+            self.segment_puts.fetch_add(1, Ordering::SeqCst);
+        }
         if self.puts.fetch_add(1, Ordering::SeqCst) >= self.allowed {
             return Err(object_store::Error::Generic { store: "FaultyPuts", source: "disk full".into() });
         }
@@ -142,13 +146,23 @@ async fn dropping_a_writer_abandons_it() {
 
 #[tokio::test]
 async fn an_abandoned_write_discards_its_pending_manifest_after_its_last_segment_lands() {
+    // Records buffered (the default grace), and each written before its chunk (a grace of zero).
+    for grace in [None, Some(Duration::ZERO)] {
+        abandoned_while_a_segment_is_on_its_way(grace).await;
+    }
+}
+
+async fn abandoned_while_a_segment_is_on_its_way(grace: Option<Duration>) {
     let objects = FaultyPuts::landing_late(Duration::from_millis(150));
     let store = ChunkStore::new(objects.clone());
+    if let Some(grace) = grace {
+        store.set_gc_grace(grace);
+    }
     let mut writer = store.writer();
     writer.write(Bytes::from(random_bytes(12 * MIB, 43))).await.unwrap();
-    // Dropped while segments and chunks are still on their way to the store.
+    // Dropped while a segment is on its way to the store.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while objects.puts.load(Ordering::SeqCst) < 2 {
+    while objects.segment_puts.load(Ordering::SeqCst) < 1 {
         assert!(std::time::Instant::now() < deadline, "the write never stored anything");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -165,7 +179,7 @@ async fn an_abandoned_write_discards_its_pending_manifest_after_its_last_segment
         }
     }
     let pending: Vec<_> = objects.inner.list(Some(&Path::from("manifests/pending"))).try_collect().await.unwrap();
-    assert_eq!(pending, vec![], "a segment landed after the pending manifest was discarded");
+    assert_eq!(pending, vec![], "a segment landed after the pending manifest was discarded (grace {grace:?})");
 }
 
 #[tokio::test]
