@@ -5,75 +5,36 @@
 
 mod common;
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use bytes::Bytes;
+use common::watched::{Watch, Watched};
 use common::*;
-use futures::stream::BoxStream;
 use futures::TryStreamExt;
 use ims_store::{frames, CacheUse, ChunkStore, CowVolume, EncryptionDomain, Manifest, StoreError};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{
-    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
-    PutPayload, PutResult,
-};
+use object_store::GetOptions;
 
-/// A local file system store that counts the chunk objects fetched from it (bodies, not `HEAD`s).
-#[derive(Debug)]
+/// Counts the chunk objects fetched from a store (bodies, not `HEAD`s).
+#[derive(Debug, Default)]
 struct CountingChunkGets {
-    inner: LocalFileSystem,
     chunk_gets: AtomicU64,
 }
 
-impl fmt::Display for CountingChunkGets {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CountingChunkGets({})", self.inner)
-    }
-}
-
-#[async_trait]
-impl ObjectStore for CountingChunkGets {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
-        self.inner.put_opts(location, payload, opts).await
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
+impl Watch for CountingChunkGets {
+    fn get(&self, location: &Path, options: &GetOptions) {
         if !options.head && location.as_ref().starts_with("chunks/") {
             self.chunk_gets.fetch_add(1, Ordering::SeqCst);
         }
-        self.inner.get_opts(location, options).await
-    }
-    async fn delete(&self, location: &Path) -> object_store::Result<()> {
-        self.inner.delete(location).await
-    }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
-        self.inner.copy(from, to).await
-    }
-    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
-        self.inner.copy_if_not_exists(from, to).await
     }
 }
 
 /// A `file` store whose chunk fetches are counted; `gets()` tells how many so far.
 struct Counted {
     store: ChunkStore,
-    objects: Arc<CountingChunkGets>,
+    objects: Arc<Watched<CountingChunkGets>>,
     _dir: tempfile::TempDir,
 }
 
@@ -81,14 +42,14 @@ impl Counted {
     fn new(cache_bytes: u64) -> Counted {
         let dir = tempfile::tempdir().unwrap();
         let inner = LocalFileSystem::new_with_prefix(dir.path()).unwrap();
-        let objects = Arc::new(CountingChunkGets { inner, chunk_gets: AtomicU64::new(0) });
+        let objects = Watched::new(inner, CountingChunkGets::default());
         let store = ChunkStore::new(objects.clone());
         assert!(store.set_chunk_cache_bytes(cache_bytes));
         Counted { store, objects, _dir: dir }
     }
 
     fn gets(&self) -> u64 {
-        self.objects.chunk_gets.load(Ordering::SeqCst)
+        self.objects.watch.chunk_gets.load(Ordering::SeqCst)
     }
 }
 

@@ -5,31 +5,26 @@
 mod common;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use common::watched::{Watch, Watched};
 use common::*;
-use futures::stream::BoxStream;
 use ims_store::{ChunkId, ChunkStore};
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
-    PutPayload, PutResult,
-};
+use object_store::{ObjectStore, PutOptions, PutPayload, PutResult};
 
 /// The longest a record may wait with the default grace period (one day): two lags of 0.5 s.
 const DEFAULT_BOUND: Duration = Duration::from_secs(1);
 /// Scheduling and the puts themselves.
 const SLACK: Duration = Duration::from_millis(300);
 
-/// An in-memory store that remembers when each chunk was put and when each pending manifest segment landed.
+/// Remembers when each chunk's put was asked for and when each pending manifest segment landed.
 #[derive(Debug, Default)]
 struct Timeline {
-    inner: InMemory,
     events: Mutex<Vec<Event>>,
 }
 
@@ -79,55 +74,33 @@ impl Timeline {
     }
 }
 
-impl fmt::Display for Timeline {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Timeline")
-    }
-}
-
 #[async_trait]
-impl ObjectStore for Timeline {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+impl Watch for Timeline {
+    async fn put(
+        &self,
+        inner: &Arc<dyn ObjectStore>,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
         let name = location.as_ref().to_string();
-        // A chunk counts from when its put is asked for, a segment from when it has landed.
         if name.starts_with("chunks/") {
             let id = name.rsplit('/').next().unwrap_or_default().to_string();
             self.events.lock().unwrap().push(Event::Chunk(id, Instant::now()));
         }
         let body: Bytes = payload.clone().into();
-        let result = self.inner.put_opts(location, payload, opts).await;
+        let result = inner.put_opts(location, payload, opts).await;
         if name.starts_with("manifests/pending/") && result.is_ok() {
             let ids = body.chunks_exact(32).map(|id| ChunkId(id.try_into().unwrap()).to_string()).collect();
             self.events.lock().unwrap().push(Event::Segment(ids, Instant::now()));
         }
         result
     }
-    async fn put_multipart_opts(&self, location: &Path, opts: PutMultipartOptions) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-    async fn delete(&self, location: &Path) -> object_store::Result<()> {
-        self.inner.delete(location).await
-    }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
-        self.inner.copy(from, to).await
-    }
-    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
-        self.inner.copy_if_not_exists(from, to).await
-    }
 }
 
-fn timeline_store() -> (Arc<Timeline>, ChunkStore) {
-    let timeline = Arc::new(Timeline::default());
-    (timeline.clone(), ChunkStore::new(timeline))
+fn timeline_store() -> (Arc<Watched<Timeline>>, ChunkStore) {
+    let objects = Watched::new(InMemory::new(), Timeline::default());
+    (objects.clone(), ChunkStore::new(objects))
 }
 
 #[tokio::test]
@@ -136,7 +109,7 @@ async fn with_a_grace_of_zero_each_record_is_durable_before_its_chunk_is_stored(
     store.set_gc_grace(Duration::ZERO);
     let summary = write_in_pieces(&store, &random_bytes(24 * MIB, 1), 1).await.unwrap();
     assert!(summary.chunks_new > 8, "{summary:?}");
-    assert!(timeline.recorded_before_stored(), "{:?}", timeline.events());
+    assert!(timeline.watch.recorded_before_stored(), "{:?}", timeline.watch.events());
 }
 
 #[tokio::test]
@@ -146,7 +119,7 @@ async fn records_go_out_in_few_segments_each_within_two_lags_of_its_chunk() {
     let summary = write_in_pieces(&store, &random_bytes(48 * MIB, 2), 2).await.unwrap();
     let took = started.elapsed();
     assert!(summary.chunks_new > 16, "{summary:?}");
-    let delays = timeline.record_delays();
+    let delays = timeline.watch.record_delays();
     assert_eq!(delays.len() as u64, summary.chunks_new);
     for (chunk, delay) in delays {
         let delay = delay.unwrap_or_else(|| panic!("chunk {chunk} was never recorded"));
@@ -154,7 +127,7 @@ async fn records_go_out_in_few_segments_each_within_two_lags_of_its_chunk() {
     }
     // One per lag while the write ran, one at its end, and a record call that found a full buffer.
     let most = 2 + took.as_millis() as usize / 500;
-    assert!(timeline.segments() <= most, "{} segments for {} chunks in {took:?}", timeline.segments(), summary.chunks_new);
+    assert!(timeline.watch.segments() <= most, "{} segments for {} chunks in {took:?}", timeline.watch.segments(), summary.chunks_new);
     let id = summary.pending_id.unwrap();
     assert_eq!(store.pending_chunks(&id).await.unwrap().len() as u64, summary.chunks_new);
 }
@@ -167,7 +140,7 @@ async fn a_write_waiting_for_data_still_records_its_chunks_within_two_lags() {
     // No more data and no finish: the chunks stored so far must be recorded all the same.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let delays = timeline.record_delays();
+        let delays = timeline.watch.record_delays();
         if !delays.is_empty() && delays.iter().all(|(_, d)| d.is_some()) {
             for (chunk, delay) in delays {
                 assert!(delay.unwrap() <= DEFAULT_BOUND + SLACK, "chunk {chunk} recorded {delay:?} after it was stored");
@@ -175,7 +148,7 @@ async fn a_write_waiting_for_data_still_records_its_chunks_within_two_lags() {
             break;
         }
         if let Some((chunk, _)) = delays.iter().find(|(_, d)| d.is_none()) {
-            let stored_at = timeline.events().iter().find_map(|e| match e {
+            let stored_at = timeline.watch.events().iter().find_map(|e| match e {
                 Event::Chunk(id, at) if id == chunk => Some(*at),
                 _ => None,
             });

@@ -2,56 +2,57 @@
 
 mod common;
 
-use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use common::watched::{Watch, Watched};
 use common::*;
 use futures::stream::BoxStream;
 use futures::TryStreamExt;
 use ims_store::{ChunkStore, StoreError};
 use object_store::memory::InMemory;
 use object_store::path::Path;
-use object_store::{
-    GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore, PutMultipartOptions, PutOptions,
-    PutPayload, PutResult,
-};
+use object_store::{ObjectMeta, ObjectStore, PutOptions, PutPayload, PutResult};
 
-/// An in-memory store whose puts fail after `allowed` successes, or land `late`: in a task of their own that
-/// goes on if the caller stops waiting (as a local store's blocking write does).
+/// Puts that fail after `allowed` successes, or land `late`: in a task of their own that goes on if the
+/// caller stops waiting (as a local store's blocking write does).
 #[derive(Debug)]
 struct FaultyPuts {
-    inner: Arc<InMemory>,
     allowed: usize,
     late: Option<Duration>,
-    /// Puts asked for (of pending manifest segments among them), and puts that reached the inner store.
+    /// Puts asked for (of pending manifest segments among them), and puts that reached the store.
     puts: AtomicUsize,
     segment_puts: AtomicUsize,
     landed: Arc<AtomicUsize>,
 }
 
 impl FaultyPuts {
-    fn failing_after(allowed: usize) -> Arc<FaultyPuts> {
-        Arc::new(FaultyPuts { inner: Arc::default(), allowed, late: None, puts: AtomicUsize::new(0), segment_puts: AtomicUsize::new(0), landed: Arc::default() })
+    fn failing_after(allowed: usize) -> Arc<Watched<FaultyPuts>> {
+        FaultyPuts::in_memory(allowed, None)
     }
 
-    fn landing_late(delay: Duration) -> Arc<FaultyPuts> {
-        Arc::new(FaultyPuts { late: Some(delay), ..Arc::into_inner(FaultyPuts::failing_after(usize::MAX)).unwrap() })
+    fn landing_late(delay: Duration) -> Arc<Watched<FaultyPuts>> {
+        FaultyPuts::in_memory(usize::MAX, Some(delay))
     }
-}
 
-impl fmt::Display for FaultyPuts {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FaultyPuts")
+    fn in_memory(allowed: usize, late: Option<Duration>) -> Arc<Watched<FaultyPuts>> {
+        let puts = FaultyPuts { allowed, late, puts: AtomicUsize::new(0), segment_puts: AtomicUsize::new(0), landed: Arc::default() };
+        Watched::new(InMemory::new(), puts)
     }
 }
 
 #[async_trait]
-impl ObjectStore for FaultyPuts {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+impl Watch for FaultyPuts {
+    async fn put(
+        &self,
+        inner: &Arc<dyn ObjectStore>,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
         if location.as_ref().starts_with("manifests/pending/") {
             self.segment_puts.fetch_add(1, Ordering::SeqCst);
         }
@@ -59,9 +60,9 @@ impl ObjectStore for FaultyPuts {
             return Err(object_store::Error::Generic { store: "FaultyPuts", source: "disk full".into() });
         }
         let Some(delay) = self.late else {
-            return self.inner.put_opts(location, payload, opts).await;
+            return inner.put_opts(location, payload, opts).await;
         };
-        let (inner, landed, location) = (self.inner.clone(), self.landed.clone(), location.clone());
+        let (inner, landed, location) = (inner.clone(), self.landed.clone(), location.clone());
         let landing = tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let result = inner.put_opts(&location, payload, opts).await;
@@ -69,31 +70,6 @@ impl ObjectStore for FaultyPuts {
             result
         });
         landing.await.expect("the put task panicked")
-    }
-    async fn put_multipart_opts(
-        &self,
-        location: &Path,
-        opts: PutMultipartOptions,
-    ) -> object_store::Result<Box<dyn MultipartUpload>> {
-        self.inner.put_multipart_opts(location, opts).await
-    }
-    async fn get_opts(&self, location: &Path, options: GetOptions) -> object_store::Result<GetResult> {
-        self.inner.get_opts(location, options).await
-    }
-    async fn delete(&self, location: &Path) -> object_store::Result<()> {
-        self.inner.delete(location).await
-    }
-    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
-        self.inner.list(prefix)
-    }
-    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
-        self.inner.list_with_delimiter(prefix).await
-    }
-    async fn copy(&self, from: &Path, to: &Path) -> object_store::Result<()> {
-        self.inner.copy(from, to).await
-    }
-    async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> object_store::Result<()> {
-        self.inner.copy_if_not_exists(from, to).await
     }
 }
 
@@ -162,18 +138,18 @@ async fn abandoned_while_a_segment_is_on_its_way(grace: Option<Duration>) {
     writer.write(Bytes::from(random_bytes(12 * MIB, 43))).await.unwrap();
     // Dropped while a segment is on its way to the store.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while objects.segment_puts.load(Ordering::SeqCst) < 1 {
+    while objects.watch.segment_puts.load(Ordering::SeqCst) < 1 {
         assert!(std::time::Instant::now() < deadline, "the write never stored anything");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     drop(writer);
     // Every put asked for has landed, and no new one was asked for in a while.
     let mut quiet_since = std::time::Instant::now();
-    let mut asked = objects.puts.load(Ordering::SeqCst);
-    while asked != objects.landed.load(Ordering::SeqCst) || quiet_since.elapsed() < Duration::from_millis(400) {
+    let mut asked = objects.watch.puts.load(Ordering::SeqCst);
+    while asked != objects.watch.landed.load(Ordering::SeqCst) || quiet_since.elapsed() < Duration::from_millis(400) {
         assert!(std::time::Instant::now() < deadline, "the abandoned write never settled");
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let now = objects.puts.load(Ordering::SeqCst);
+        let now = objects.watch.puts.load(Ordering::SeqCst);
         if now != asked {
             (asked, quiet_since) = (now, std::time::Instant::now());
         }

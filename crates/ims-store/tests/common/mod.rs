@@ -9,6 +9,8 @@ use ims_store::{ChunkStore, Manifest, StoreError, WriteSummary};
 use object_store::path::Path;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
+pub mod watched;
+
 pub const MIB: usize = 1024 * 1024;
 
 /// A store under test plus whatever keeps it alive (the temp dir of a `file://` store).
