@@ -19,8 +19,8 @@ use object_store::{ObjectStore, PutOptions, PutPayload, PutResult};
 
 /// The longest a record may wait with the default grace period (one day): two lags of 0.5 s.
 const DEFAULT_BOUND: Duration = Duration::from_secs(1);
-/// Scheduling and the puts themselves.
-const SLACK: Duration = Duration::from_millis(300);
+/// The puts themselves, and timers late on a machine busy with other tests.
+const SLACK: Duration = Duration::from_secs(1);
 
 /// Remembers when each chunk's put was asked for and when each pending manifest segment landed.
 #[derive(Debug, Default)]
